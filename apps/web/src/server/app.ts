@@ -1,0 +1,183 @@
+/**
+ * Builds the whole server from its configuration: database, services, MQTT
+ * (embedded broker or MQTT_URL), HTTP routes, the Next.js UI and socket.io, all on
+ * one port. server.ts calls this; so can anything that needs a real server in-process.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import http, { type IncomingMessage } from "node:http";
+import next from "next";
+import { openDatabase } from "./db/client.ts";
+import type { Env } from "./env.ts";
+import { createLogger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import { startEmbeddedBroker, type EmbeddedBroker } from "./mqtt/broker.ts";
+import { createIngestor } from "./mqtt/ingest.ts";
+import { connectServerLink } from "./mqtt/link.ts";
+import { attachRealtime } from "./realtime/socket.ts";
+import { createRoutes } from "./http/routes.ts";
+import { ADMIN_USERNAME, AuthService } from "./services/auth.ts";
+import { DeviceService } from "./services/devices.ts";
+import { EnrollmentService } from "./services/enrollment.ts";
+import { FleetService } from "./services/fleet.ts";
+import { SystemService, type Services } from "./services/index.ts";
+
+export interface OrchardServer {
+  url: string;
+  mqttUrl: string;
+  services: Services;
+  close(): Promise<void>;
+}
+
+export async function startOrchard(env: Env): Promise<OrchardServer> {
+  const log = createLogger(env.ORCHARD_LOG_LEVEL);
+  await mkdir(env.dataDir, { recursive: true });
+
+  const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.dataDir });
+  if (db.migration.applied.length > 0) log.info("database migrated", { db: db.kind, applied: db.migration.applied });
+  const cleanup: (() => Promise<unknown>)[] = [() => db.close()];
+  const closeAll = async () => {
+    for (const fn of cleanup.reverse()) await fn().catch((err: Error) => log.error("shutdown step failed", { error: err.message }));
+  };
+
+  try {
+    const auth = new AuthService(db.prisma, { sessionHours: env.ORCHARD_SESSION_HOURS, bootstrapApiKey: env.ORCHARD_API_KEY }, log.child("auth"));
+    const admin = await auth.ensureAdmin(env.ORCHARD_ADMIN_PASSWORD);
+
+    const fleet = new FleetService(db.prisma, { staleMs: env.ORCHARD_DEVICE_STALE_SECONDS * 1000 }, log.child("fleet"));
+    await fleet.load();
+    const metrics = new Metrics(fleet);
+
+    // MQTT: the embedded broker unless MQTT_URL names an external one.
+    let broker: EmbeddedBroker | null = null;
+    let brokerUrl: string;
+    let serverCreds: { username?: string; password?: string };
+    if (env.MQTT_URL) {
+      brokerUrl = env.MQTT_URL;
+      serverCreds = { username: env.MQTT_USERNAME, password: env.MQTT_PASSWORD };
+    } else {
+      serverCreds = { username: "orchard-server", password: randomBytes(24).toString("base64url") };
+      broker = await startEmbeddedBroker({
+        host: env.HOST,
+        port: env.MQTT_PORT,
+        auth: {
+          serverUsername: serverCreds.username!,
+          serverPassword: serverCreds.password!,
+          verifyDevice: (id, pw) => fleet.verifyDeviceCredentials(id, pw),
+        },
+        log: log.child("broker"),
+      });
+      cleanup.push(() => broker!.close());
+      brokerUrl = `mqtt://127.0.0.1:${broker.port}`;
+    }
+    const ingest = createIngestor({ fleet, metrics, log: log.child("ingest") });
+    const link = await connectServerLink({
+      url: brokerUrl,
+      ...serverCreds,
+      clientId: `orchard-server-${randomBytes(4).toString("hex")}`,
+      onMessage: ingest,
+      log: log.child("mqtt"),
+    });
+    cleanup.push(() => link.close());
+
+    const services: Services = {
+      auth,
+      fleet,
+      metrics,
+      link,
+      enrollment: new EnrollmentService(db.prisma, fleet),
+      devices: new DeviceService(db.prisma, fleet, {
+        onRemoved: (id) => {
+          broker?.disconnect(id);
+          void link.clearRetained(id).catch(() => undefined);
+        },
+      }),
+      system: new SystemService(db, link, { embedded: broker !== null, url: redactUrl(brokerUrl) }),
+    };
+
+    const mqttUrlFor = (req: IncomingMessage): string => {
+      if (env.ORCHARD_PUBLIC_MQTT_URL) return env.ORCHARD_PUBLIC_MQTT_URL;
+      if (env.MQTT_URL) return redactUrl(env.MQTT_URL, true);
+      const host = new URL(`http://${req.headers.host ?? "localhost"}`).hostname;
+      return `mqtt://${host.includes(":") ? `[${host}]` : host}:${broker!.port}`;
+    };
+    const routes = createRoutes({ services, log: log.child("http"), mqttUrlFor });
+
+    // The UI: Next.js on the same HTTP server, after our routes and the session gate.
+    const httpServer = http.createServer();
+    const ui = next({ dev: env.ORCHARD_DEV === "1", dir: env.webDir, hostname: env.HOST, port: env.PORT, httpServer });
+    await ui.prepare().catch((err: Error) => {
+      throw new Error(
+        `the dashboard could not start (${err.message}); run \`npm run build\` (or start with \`npm start\`, which builds what is missing)`,
+      );
+    });
+    cleanup.push(() => ui.close());
+    const uiHandler = ui.getRequestHandler();
+    httpServer.on("request", (req, res) => {
+      routes(req, res).then(
+        (handled) => (handled ? undefined : uiHandler(req, res)),
+        (err: Error) => {
+          log.error("request failed", { error: err.message });
+          if (!res.headersSent) res.writeHead(500);
+          res.end();
+        },
+      );
+    });
+    const realtime = attachRealtime({ httpServer, auth, fleet, log: log.child("socket") });
+
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once("error", (err: NodeJS.ErrnoException) =>
+        reject(err.code === "EADDRINUSE" ? new Error(`port ${env.PORT} is in use: set PORT to a free port`) : err),
+      );
+      httpServer.listen(env.PORT, env.HOST, () => resolve());
+    });
+    const address = httpServer.address();
+    const port = typeof address === "object" && address ? address.port : env.PORT;
+    cleanup.push(async () => {
+      httpServer.closeAllConnections();
+      await realtime.close(); // also closes httpServer
+    });
+
+    const timers = [
+      setInterval(() => void fleet.flush(), env.ORCHARD_FLUSH_MS),
+      setInterval(() => fleet.expireStale(), 5_000),
+      setInterval(() => void auth.purgeExpiredSessions().catch(() => undefined), 3600_000),
+    ];
+    cleanup.push(async () => {
+      for (const t of timers) clearInterval(t);
+      await fleet.flush();
+    });
+
+    const url = `http://localhost:${port}`;
+    log.info(`Orchard ${db.kind === "pglite" ? "(embedded database)" : "(PostgreSQL)"} listening on ${url}`, {
+      mqtt: broker ? `embedded broker on port ${broker.port}` : redactUrl(brokerUrl),
+      dataDir: env.dataDir,
+    });
+    if (admin.generatedPassword) {
+      // Printed once, on the start that created the account.
+      process.stdout.write(
+        `\n  Sign in at ${url}/login as "${ADMIN_USERNAME}" with password: ${admin.generatedPassword}\n` +
+          `  (shown only now; set ORCHARD_ADMIN_PASSWORD to choose your own)\n\n`,
+      );
+    } else {
+      log.info(`sign in at ${url}/login as "${ADMIN_USERNAME}"`);
+    }
+
+    return { url, mqttUrl: broker ? `mqtt://127.0.0.1:${broker.port}` : brokerUrl, services, close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** A broker URL without its password (or without any credentials, to hand to devices). */
+function redactUrl(url: string, stripUser = false): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = stripUser ? "" : "***";
+    if (stripUser) u.username = "";
+    return u.toString().replace(/\/$/, "");
+  } catch {
+    return url;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The server's configuration, read from the environment once at start and
+ * validated. Nothing else in the server reads process.env.
+ */
+import path from "node:path";
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("production"),
+  PORT: port.default(3000),
+  /** Interface to listen on; 0.0.0.0 so Pis on the LAN can reach the dashboard, enrollment and the broker. */
+  HOST: z.string().default("0.0.0.0"),
+  MQTT_PORT: port.default(1883),
+  /** An external broker (Mosquitto, EMQX); disables the embedded one. */
+  MQTT_URL: z.string().url().optional(),
+  MQTT_USERNAME: z.string().optional(),
+  MQTT_PASSWORD: z.string().optional(),
+  /** What agents are told to connect to at enrollment; derived from the enrollment request when unset. */
+  ORCHARD_PUBLIC_MQTT_URL: z.string().url().optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgresql:// URL (unset it to use the embedded database)")
+    .optional(),
+  ORCHARD_DATA: z.string().default("./data"),
+  ORCHARD_ADMIN_PASSWORD: z.string().min(8, "ORCHARD_ADMIN_PASSWORD must be at least 8 characters").optional(),
+  ORCHARD_API_KEY: z.string().min(16, "ORCHARD_API_KEY must be at least 16 characters").optional(),
+  /** Set to "1" to serve the UI with `next dev` (hot reload) instead of the production build. */
+  ORCHARD_DEV: z.enum(["0", "1"]).default("0"),
+  /** How long browser sessions last, in hours. */
+  ORCHARD_SESSION_HOURS: z.coerce.number().positive().default(24 * 7),
+  /** A device that sent nothing for this long is shown offline even without a last will. */
+  ORCHARD_DEVICE_STALE_SECONDS: z.coerce.number().positive().default(60),
+  /** How often buffered telemetry and device state are written to the database. */
+  ORCHARD_FLUSH_MS: z.coerce.number().int().positive().default(1000),
+  ORCHARD_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type Env = z.infer<typeof EnvSchema> & {
+  /** Absolute data directory. */
+  dataDir: string;
+  /** The web app's directory (where .next lives). */
+  webDir: string;
+};
+
+export function loadEnv(source: NodeJS.ProcessEnv, webDir: string): Env {
+  // Empty strings in the environment mean "unset" (as in `MQTT_URL= npm start`).
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ""));
+  const result = EnvSchema.safeParse(cleaned);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return { ...result.data, dataDir: path.resolve(result.data.ORCHARD_DATA), webDir };
+}

@@ -1,0 +1,99 @@
+/**
+ * The embedded MQTT broker (Aedes, MQTT 3.1.1) for a laptop or a small lab.
+ * Every client authenticates: the server with a secret generated at start, each
+ * device with the credentials it got at enrollment (username = client id = device
+ * id). A device may publish and subscribe only inside its own subtree; a denied
+ * publish closes its connection, a denied subscription is answered with 0x80.
+ */
+import net from "node:net";
+import { Aedes, type AuthenticateError } from "aedes";
+import { deviceMayPublish, deviceMaySubscribe } from "@orchard/contracts";
+import type { Logger } from "../log.ts";
+
+export interface EmbeddedBroker {
+  port: number;
+  /** Disconnects a device (after it was deleted or its credentials changed). */
+  disconnect(clientId: string): void;
+  connectedClients(): number;
+  close(): Promise<void>;
+}
+
+export interface BrokerAuth {
+  serverUsername: string;
+  serverPassword: string;
+  verifyDevice(deviceId: string, password: string): boolean;
+}
+
+const authError = (message: string): AuthenticateError => Object.assign(new Error(message), { returnCode: 4 as const });
+
+export async function startEmbeddedBroker(opts: { host: string; port: number; auth: BrokerAuth; log: Logger }): Promise<EmbeddedBroker> {
+  const { auth, log } = opts;
+  const serverClients = new Set<string>();
+
+  const broker = await Aedes.createBroker({
+    authenticate(client, username, password, done) {
+      const pw = password?.toString("utf8") ?? "";
+      if (username === auth.serverUsername && pw === auth.serverPassword) {
+        serverClients.add(client.id);
+        return done(null, true);
+      }
+      if (username !== undefined && username === client.id && auth.verifyDevice(username, pw)) {
+        return done(null, true);
+      }
+      log.warn("refused an MQTT client: bad credentials", { clientId: client.id, username });
+      return done(authError("bad username or password"), false);
+    },
+    authorizePublish(client, packet, callback) {
+      if (!client) return callback(null); // the broker's own messages (last wills are checked below)
+      if (serverClients.has(client.id) || deviceMayPublish(client.id, packet.topic)) return callback(null);
+      log.warn("refused a publish outside the device's subtree", { device: client.id, topic: packet.topic });
+      return callback(new Error("publish outside the device's own subtree"));
+    },
+    authorizeSubscribe(client, subscription, callback) {
+      if (serverClients.has(client.id) || deviceMaySubscribe(client.id, subscription.topic)) return callback(null, subscription);
+      log.warn("refused a subscription outside the device's subtree", { device: client.id, topic: subscription.topic });
+      return callback(new Error("subscription outside the device's own subtree"));
+    },
+  });
+
+  // A last will is published by the broker on the client's behalf, so it skips authorizePublish:
+  // drop wills that point outside the device's subtree when the client connects.
+  broker.on("client", (client) => {
+    const will = (client as unknown as { will?: { topic: string } | null }).will;
+    if (will && !serverClients.has(client.id) && !deviceMayPublish(client.id, will.topic)) {
+      log.warn("dropped a last will outside the device's subtree", { device: client.id, topic: will.topic });
+      (client as unknown as { will: null }).will = null;
+    }
+  });
+  broker.on("clientDisconnect", (client) => serverClients.delete(client.id));
+
+  const server = net.createServer(broker.handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === "EADDRINUSE"
+          ? new Error(`MQTT port ${opts.port} is in use: set MQTT_PORT to a free port, or MQTT_URL to use an external broker`)
+          : err,
+      ),
+    );
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : opts.port;
+
+  return {
+    port,
+    disconnect(clientId) {
+      const clients = (broker as unknown as { clients: Record<string, { close(): void }> }).clients;
+      clients[clientId]?.close();
+    },
+    connectedClients: () => broker.connectedClients,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Close client sockets first so server.close() does not wait for idle devices.
+        const clients = (broker as unknown as { clients: Record<string, { close(): void }> }).clients;
+        for (const c of Object.values(clients)) c.close();
+        broker.close(() => server.close(() => resolve()));
+      }),
+  };
+}

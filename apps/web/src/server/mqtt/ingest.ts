@@ -1,0 +1,74 @@
+/**
+ * Turns raw MQTT messages from devices into fleet updates. Every message is
+ * size-checked, parsed and validated against the contracts before it can touch
+ * state; anything else is dropped and counted by reason, never thrown.
+ */
+import { DeviceEvent, DeviceStatus, MAX_DEVICE_PAYLOAD_BYTES, TelemetryMessage, parseTopic } from "@orchard/contracts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { FleetService } from "../services/fleet.ts";
+
+export type RejectReason = "oversized" | "malformed" | "invalid" | "unknown_topic" | "unknown_device";
+
+/** Extra handlers for topics other subsystems own (chat streams come in a later issue). */
+export type IngestResult = { ok: true } | { ok: false; reason: RejectReason; detail: string };
+
+export function createIngestor(deps: { fleet: FleetService; metrics: Metrics; log: Logger }) {
+  const { fleet, metrics, log } = deps;
+  // One warning per device and reason per minute, so a misbehaving device cannot flood the log.
+  const lastWarned = new Map<string, number>();
+
+  const reject = (deviceId: string | null, reason: RejectReason, detail: string): IngestResult => {
+    metrics.mqttRejected.inc({ reason });
+    const key = `${deviceId}:${reason}`;
+    const now = Date.now();
+    if ((lastWarned.get(key) ?? 0) < now - 60_000) {
+      lastWarned.set(key, now);
+      log.warn("dropped an MQTT message", { device: deviceId, reason, detail: detail.slice(0, 300) });
+    }
+    return { ok: false, reason, detail };
+  };
+
+  return function ingest(topic: string, payload: Buffer): IngestResult {
+    const parsed = parseTopic(topic);
+    if (!parsed || parsed.kind === "cmd") return reject(null, "unknown_topic", topic);
+    const { deviceId } = parsed;
+    if (!fleet.has(deviceId)) return reject(deviceId, "unknown_device", topic);
+    if (payload.length > MAX_DEVICE_PAYLOAD_BYTES) {
+      return reject(deviceId, "oversized", `${payload.length} bytes on ${topic}`);
+    }
+    // An empty retained payload clears a retained status (e.g. after deletion): nothing to apply.
+    if (payload.length === 0) return { ok: true };
+    let json: unknown;
+    try {
+      json = JSON.parse(payload.toString("utf8"));
+    } catch {
+      return reject(deviceId, "malformed", `not JSON on ${topic}`);
+    }
+    switch (parsed.kind) {
+      case "status": {
+        const r = DeviceStatus.safeParse(json);
+        if (!r.success) return reject(deviceId, "invalid", `${topic}: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
+        fleet.applyStatus(deviceId, r.data);
+        break;
+      }
+      case "telemetry": {
+        const r = TelemetryMessage.safeParse(json);
+        if (!r.success) return reject(deviceId, "invalid", `${topic}: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
+        fleet.applyTelemetry(deviceId, r.data.samples);
+        break;
+      }
+      case "events": {
+        const r = DeviceEvent.safeParse(json);
+        if (!r.success) return reject(deviceId, "invalid", `${topic}: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
+        fleet.applyEvent(deviceId, r.data);
+        break;
+      }
+      case "chat":
+        // Chat streams are handled by the chat service (a later issue); until then they are not expected.
+        return reject(deviceId, "unknown_topic", topic);
+    }
+    metrics.mqttMessages.inc({ kind: parsed.kind });
+    return { ok: true };
+  };
+}

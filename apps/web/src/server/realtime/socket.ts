@@ -1,0 +1,73 @@
+/**
+ * socket.io for the dashboard: every signed-in browser gets fleet row changes
+ * (coalesced per device, at most one per COALESCE_MS), and telemetry for the
+ * devices it watches. The handshake needs a session cookie or an API key.
+ */
+import type { Server as HttpServer } from "node:http";
+import { Server } from "socket.io";
+import { SOCKET_PATH, isValidDeviceId, type ClientToServerEvents, type DeviceSummary, type ServerToClientEvents } from "@orchard/contracts";
+import type { Logger } from "../log.ts";
+import type { AuthService } from "../services/auth.ts";
+import type { FleetService } from "../services/fleet.ts";
+import { credentialsOf } from "../http/request.ts";
+
+const COALESCE_MS = 250;
+const FLEET_ROOM = "fleet";
+const deviceRoom = (id: string) => `device:${id}`;
+
+export function attachRealtime(deps: { httpServer: HttpServer; auth: AuthService; fleet: FleetService; log: Logger }) {
+  const { fleet, log } = deps;
+  const io = new Server<ClientToServerEvents, ServerToClientEvents>(deps.httpServer, { path: SOCKET_PATH, serveClient: false });
+
+  io.use((socket, next) => {
+    deps.auth.resolve(credentialsOf(socket.request)).then(
+      (principal) => (principal ? next() : next(new Error("unauthorized: sign in first"))),
+      (err: Error) => next(err),
+    );
+  });
+
+  io.on("connection", (socket) => {
+    void socket.join(FLEET_ROOM);
+    socket.on("device:watch", (id) => {
+      if (typeof id === "string" && isValidDeviceId(id)) void socket.join(deviceRoom(id));
+    });
+    socket.on("device:unwatch", (id) => {
+      if (typeof id === "string") void socket.leave(deviceRoom(id));
+    });
+  });
+
+  // Fleet rows: a device that sends telemetry and status in the same instant is emitted once.
+  const pending = new Map<string, DeviceSummary>();
+  let timer: NodeJS.Timeout | null = null;
+  const flushRows = () => {
+    timer = null;
+    for (const summary of pending.values()) io.to(FLEET_ROOM).emit("fleet:device", summary);
+    pending.clear();
+  };
+  const onDevice = (summary: DeviceSummary) => {
+    pending.set(summary.id, summary);
+    timer ??= setTimeout(flushRows, COALESCE_MS);
+  };
+  const onRemoved = (deviceId: string) => {
+    pending.delete(deviceId);
+    io.to(FLEET_ROOM).emit("fleet:removed", { deviceId });
+  };
+  const onTelemetry = (deviceId: string, samples: Parameters<ServerToClientEvents["device:telemetry"]>[0]["samples"]) => {
+    io.to(deviceRoom(deviceId)).emit("device:telemetry", { deviceId, samples });
+  };
+  fleet.on("device", onDevice);
+  fleet.on("removed", onRemoved);
+  fleet.on("telemetry", onTelemetry);
+  log.debug("socket.io attached", { path: SOCKET_PATH });
+
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        fleet.off("device", onDevice);
+        fleet.off("removed", onRemoved);
+        fleet.off("telemetry", onTelemetry);
+        if (timer) clearTimeout(timer);
+        void io.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,73 @@
+/**
+ * Device management and history: rename, delete, telemetry and event history for
+ * charts. Live state comes from FleetService; this module owns the queries.
+ */
+import type { DeviceEvent, TelemetrySample } from "@orchard/contracts";
+import { DeviceEvent as DeviceEventSchema, decodeThrottle } from "@orchard/contracts";
+import type { Prisma } from "../db/client.ts";
+import { AppError } from "../errors.ts";
+import type { FleetService } from "./fleet.ts";
+
+/** Most samples returned for one chart; longer ranges are thinned evenly. */
+const MAX_CHART_POINTS = 2000;
+
+export class DeviceService {
+  constructor(
+    private readonly prisma: Prisma,
+    private readonly fleet: FleetService,
+    private readonly hooks: { onRemoved: (deviceId: string) => void },
+  ) {}
+
+  async rename(id: string, name: string): Promise<void> {
+    const { count } = await this.prisma.device.updateMany({ where: { id }, data: { name } });
+    if (count === 0) throw new AppError("not_found", `No device ${id}.`);
+    this.fleet.renamed(id, name);
+  }
+
+  /** Deletes the device, its history and its broker credentials, and disconnects it. */
+  async remove(id: string): Promise<void> {
+    const { count } = await this.prisma.device.deleteMany({ where: { id } });
+    if (count === 0) throw new AppError("not_found", `No device ${id}.`);
+    this.fleet.removed(id);
+    this.hooks.onRemoved(id);
+  }
+
+  async telemetry(id: string, sinceMs: number): Promise<TelemetrySample[]> {
+    if (!this.fleet.has(id)) throw new AppError("not_found", `No device ${id}.`);
+    await this.fleet.flush(); // include samples still waiting in memory
+    const rows = await this.prisma.telemetrySample.findMany({
+      where: { deviceId: id, ts: { gte: new Date(sinceMs) } },
+      orderBy: { ts: "asc" },
+    });
+    const step = Math.max(1, Math.ceil(rows.length / MAX_CHART_POINTS));
+    return rows
+      .filter((_, i) => i % step === 0 || i === rows.length - 1)
+      .map((r) => ({
+        ts: r.ts.getTime(),
+        cpuPercent: r.cpuPercent,
+        load1: r.load1,
+        load5: r.load5,
+        load15: r.load15,
+        memTotalBytes: Number(r.memTotalBytes),
+        memAvailableBytes: Number(r.memAvailableBytes),
+        swapTotalBytes: Number(r.swapTotalBytes),
+        swapUsedBytes: Number(r.swapUsedBytes),
+        diskTotalBytes: r.diskTotalBytes === null ? null : Number(r.diskTotalBytes),
+        diskFreeBytes: r.diskFreeBytes === null ? null : Number(r.diskFreeBytes),
+        socTempC: r.socTempC,
+        throttle: r.throttleRaw === null ? null : decodeThrottle(r.throttleRaw),
+        runnerRssBytes: r.runnerRssBytes === null ? null : Number(r.runnerRssBytes),
+        tokensPerSecond: r.tokensPerSecond,
+      }));
+  }
+
+  async events(id: string, limit: number): Promise<{ deviceId: string; event: DeviceEvent }[]> {
+    if (!this.fleet.has(id)) throw new AppError("not_found", `No device ${id}.`);
+    await this.fleet.flush();
+    const rows = await this.prisma.deviceEvent.findMany({ where: { deviceId: id }, orderBy: { ts: "desc" }, take: limit });
+    return rows.flatMap((r) => {
+      const parsed = DeviceEventSchema.safeParse(r.payload);
+      return parsed.success ? [{ deviceId: r.deviceId, event: parsed.data }] : [];
+    });
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * The live fleet: every enrolled device, its status, runner and newest telemetry,
+ * kept in memory so the fleet table and the broker's credential checks never wait
+ * on the database. MQTT ingestion applies messages here; a flush loop writes the
+ * changes and the telemetry samples to the database in batches, so the per-message
+ * path never touches it. Listeners (socket.io, metrics) get change notifications.
+ */
+import { EventEmitter } from "node:events";
+import {
+  ActiveModel,
+  DeviceEvent,
+  RunnerStatus,
+  TelemetrySample,
+  type DeviceStatus,
+  type DeviceSummary,
+} from "@orchard/contracts";
+import type { Prisma } from "../db/client.ts";
+import type { Logger } from "../log.ts";
+import { secretMatches } from "../auth/secrets.ts";
+
+interface DeviceRecord {
+  summary: DeviceSummary;
+  mqttPasswordHash: string;
+  /** The device row differs from the database in fields other than lastSeen/telemetry. */
+  dirty: boolean;
+  /** When lastSeen/lastTelemetry were last written; they are written at most every DEVICE_TOUCH_MS. */
+  touchedAt: number;
+  touchPending: boolean;
+}
+
+export interface FleetEvents {
+  device: [DeviceSummary];
+  removed: [string];
+  telemetry: [string, TelemetrySample[]];
+  event: [string, DeviceEvent];
+}
+
+/** lastSeen and the newest sample are persisted at most this often per device (they are also in memory). */
+const DEVICE_TOUCH_MS = 30_000;
+/** Telemetry rows written per INSERT. */
+const TELEMETRY_BATCH = 1000;
+/** Samples held in memory while the database is unreachable. */
+const MAX_PENDING_SAMPLES = 200_000;
+
+export class FleetService extends EventEmitter<FleetEvents> {
+  private readonly devices = new Map<string, DeviceRecord>();
+  private pendingSamples: { deviceId: string; sample: TelemetrySample }[] = [];
+  private pendingEvents: { deviceId: string; event: DeviceEvent }[] = [];
+  private flushing: Promise<void> | null = null;
+
+  constructor(
+    private readonly prisma: Prisma,
+    private readonly opts: { staleMs: number },
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    super();
+  }
+
+  /** Loads every device. Devices start offline: their retained status (or their next message) says otherwise. */
+  async load(): Promise<void> {
+    const rows = await this.prisma.device.findMany();
+    for (const row of rows) {
+      this.devices.set(row.id, {
+        summary: {
+          id: row.id,
+          name: row.name,
+          hostname: row.hostname,
+          arch: row.arch,
+          online: false,
+          lastSeenAt: row.lastSeenAt?.getTime() ?? null,
+          agentVersion: row.agentVersion,
+          runner: parseJson(RunnerStatus, row.runner),
+          activeModel: parseJson(ActiveModel, row.activeModel),
+          telemetry: parseJson(TelemetrySample, row.lastTelemetry),
+          enrolledAt: row.enrolledAt.getTime(),
+        },
+        mqttPasswordHash: row.mqttPasswordHash,
+        dirty: row.online, // the database said online; correct it
+        touchedAt: this.now(),
+        touchPending: false,
+      });
+    }
+  }
+
+  list(): DeviceSummary[] {
+    return [...this.devices.values()].map((d) => d.summary).sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  }
+
+  get(id: string): DeviceSummary | null {
+    return this.devices.get(id)?.summary ?? null;
+  }
+
+  counts(): { total: number; online: number } {
+    let online = 0;
+    for (const d of this.devices.values()) if (d.summary.online) online++;
+    return { total: this.devices.size, online };
+  }
+
+  /** The broker's credential check for a device (username = device id). */
+  verifyDeviceCredentials(deviceId: string, password: string): boolean {
+    const d = this.devices.get(deviceId);
+    return d !== undefined && secretMatches(password, d.mqttPasswordHash);
+  }
+
+  /** A device was just enrolled (the row is already in the database). */
+  added(row: { id: string; name: string; hostname: string | null; arch: string | null; mqttPasswordHash: string; enrolledAt: Date }): void {
+    const summary: DeviceSummary = {
+      id: row.id,
+      name: row.name,
+      hostname: row.hostname,
+      arch: row.arch,
+      online: false,
+      lastSeenAt: null,
+      agentVersion: null,
+      runner: null,
+      activeModel: null,
+      telemetry: null,
+      enrolledAt: row.enrolledAt.getTime(),
+    };
+    this.devices.set(row.id, { summary, mqttPasswordHash: row.mqttPasswordHash, dirty: false, touchedAt: this.now(), touchPending: false });
+    this.emit("device", summary);
+  }
+
+  renamed(id: string, name: string): void {
+    const d = this.devices.get(id);
+    if (!d) return;
+    d.summary = { ...d.summary, name };
+    this.emit("device", d.summary);
+  }
+
+  removed(id: string): void {
+    if (this.devices.delete(id)) {
+      this.pendingSamples = this.pendingSamples.filter((s) => s.deviceId !== id);
+      this.pendingEvents = this.pendingEvents.filter((e) => e.deviceId !== id);
+      this.emit("removed", id);
+    }
+  }
+
+  has(id: string): boolean {
+    return this.devices.has(id);
+  }
+
+  // ------------------------------------------------------------ ingestion
+
+  applyStatus(deviceId: string, status: DeviceStatus): void {
+    const d = this.devices.get(deviceId);
+    if (!d) return;
+    const now = this.now();
+    if (status.state === "online") {
+      d.summary = {
+        ...d.summary,
+        online: true,
+        lastSeenAt: now,
+        agentVersion: status.agentVersion,
+        hostname: status.hostname,
+        arch: status.arch,
+        runner: status.runner,
+        activeModel: status.activeModel,
+      };
+    } else {
+      d.summary = { ...d.summary, online: false };
+    }
+    d.dirty = true;
+    this.emit("device", d.summary);
+  }
+
+  applyTelemetry(deviceId: string, samples: TelemetrySample[]): void {
+    const d = this.devices.get(deviceId);
+    if (!d) return;
+    const newest = samples.reduce((a, b) => (b.ts > a.ts ? b : a));
+    const now = this.now();
+    const wasOnline = d.summary.online;
+    d.summary = {
+      ...d.summary,
+      // Telemetry proves the device is up even if its retained status was lost.
+      online: true,
+      lastSeenAt: now,
+      telemetry: d.summary.telemetry && d.summary.telemetry.ts > newest.ts ? d.summary.telemetry : newest,
+      runner: d.summary.runner && newest.runnerRssBytes !== null ? { ...d.summary.runner, rssBytes: newest.runnerRssBytes } : d.summary.runner,
+    };
+    if (!wasOnline) d.dirty = true;
+    d.touchPending = true;
+    for (const sample of samples) this.pendingSamples.push({ deviceId, sample });
+    this.emit("device", d.summary);
+    this.emit("telemetry", deviceId, samples);
+  }
+
+  applyEvent(deviceId: string, event: DeviceEvent): void {
+    const d = this.devices.get(deviceId);
+    if (!d) return;
+    d.summary = { ...d.summary, online: true, lastSeenAt: this.now() };
+    if (event.kind === "runner.state") {
+      d.summary = { ...d.summary, runner: event.runner };
+      d.dirty = true;
+      this.emit("device", d.summary);
+    }
+    d.touchPending = true;
+    this.pendingEvents.push({ deviceId, event });
+    this.emit("event", deviceId, event);
+  }
+
+  /** Marks devices offline that went silent without a last will reaching us (e.g. the broker restarted). */
+  expireStale(): void {
+    const cutoff = this.now() - this.opts.staleMs;
+    for (const d of this.devices.values()) {
+      if (d.summary.online && (d.summary.lastSeenAt ?? 0) < cutoff) {
+        d.summary = { ...d.summary, online: false };
+        d.dirty = true;
+        this.emit("device", d.summary);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ persistence
+
+  /** Writes pending changes; concurrent calls share one flush. */
+  flush(): Promise<void> {
+    this.flushing ??= this.doFlush().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async doFlush(): Promise<void> {
+    const samples = this.pendingSamples;
+    const events = this.pendingEvents;
+    this.pendingSamples = [];
+    this.pendingEvents = [];
+    const now = this.now();
+    const updates: { id: string; data: Record<string, unknown> }[] = [];
+    for (const [id, d] of this.devices) {
+      const touchDue = d.touchPending && now - d.touchedAt >= DEVICE_TOUCH_MS;
+      if (!d.dirty && !touchDue) continue;
+      const s = d.summary;
+      const data: Record<string, unknown> = {
+        lastSeenAt: s.lastSeenAt === null ? null : new Date(s.lastSeenAt),
+        lastTelemetry: s.telemetry ?? undefined,
+      };
+      if (d.dirty) {
+        Object.assign(data, {
+          online: s.online,
+          hostname: s.hostname,
+          arch: s.arch,
+          agentVersion: s.agentVersion,
+          runner: s.runner ?? undefined,
+          activeModel: s.activeModel ?? undefined,
+        });
+      }
+      d.dirty = false;
+      d.touchPending = false;
+      d.touchedAt = now;
+      updates.push({ id, data });
+    }
+    try {
+      for (let i = 0; i < samples.length; i += TELEMETRY_BATCH) {
+        await this.prisma.telemetrySample.createMany({
+          data: samples.slice(i, i + TELEMETRY_BATCH).map(({ deviceId, sample: t }) => ({
+            deviceId,
+            ts: new Date(t.ts),
+            cpuPercent: t.cpuPercent,
+            load1: t.load1,
+            load5: t.load5,
+            load15: t.load15,
+            memTotalBytes: BigInt(t.memTotalBytes),
+            memAvailableBytes: BigInt(t.memAvailableBytes),
+            swapTotalBytes: BigInt(t.swapTotalBytes),
+            swapUsedBytes: BigInt(t.swapUsedBytes),
+            diskTotalBytes: t.diskTotalBytes === null ? null : BigInt(t.diskTotalBytes),
+            diskFreeBytes: t.diskFreeBytes === null ? null : BigInt(t.diskFreeBytes),
+            socTempC: t.socTempC,
+            throttleRaw: t.throttle?.raw ?? null,
+            runnerRssBytes: t.runnerRssBytes === null ? null : BigInt(t.runnerRssBytes),
+            tokensPerSecond: t.tokensPerSecond,
+          })),
+        });
+      }
+      if (events.length > 0) {
+        await this.prisma.deviceEvent.createMany({
+          data: events.map(({ deviceId, event }) => ({ deviceId, ts: new Date(event.ts), kind: event.kind, payload: event })),
+        });
+      }
+      if (updates.length > 0) {
+        await this.prisma.$transaction(updates.map(({ id, data }) => this.prisma.device.updateMany({ where: { id }, data })));
+      }
+    } catch (err) {
+      // Keep what failed for the next attempt (devices deleted meanwhile are filtered out on the retry).
+      this.log.error("writing fleet state to the database failed; will retry", { error: (err as Error).message });
+      this.pendingSamples = samples.filter((s) => this.devices.has(s.deviceId)).concat(this.pendingSamples);
+      if (this.pendingSamples.length > MAX_PENDING_SAMPLES) {
+        // The database has been down for a long time: keep the newest samples rather than run out of memory.
+        this.pendingSamples = this.pendingSamples.slice(-MAX_PENDING_SAMPLES);
+      }
+      this.pendingEvents = events.filter((e) => this.devices.has(e.deviceId)).concat(this.pendingEvents);
+      for (const { id } of updates) {
+        const d = this.devices.get(id);
+        if (d) d.dirty = true;
+      }
+    }
+  }
+}
+
+function parseJson<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }, value: unknown): T | null {
+  if (value === null || value === undefined) return null;
+  const r = schema.safeParse(value);
+  return r.success ? r.data : null;
+}

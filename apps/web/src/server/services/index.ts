@@ -1,0 +1,43 @@
+/** Everything request handlers may call, built once in app.ts and passed into tRPC, REST and socket.io. */
+import type { AuthService } from "./auth.ts";
+import type { DeviceService } from "./devices.ts";
+import type { EnrollmentService } from "./enrollment.ts";
+import type { FleetService } from "./fleet.ts";
+import type { ServerLink } from "../mqtt/link.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Database } from "../db/client.ts";
+import { ORCHARD_VERSION } from "../version.ts";
+
+export interface SystemInfo {
+  version: string;
+  db: "pglite" | "postgresql";
+  broker: { embedded: boolean; url: string; connected: boolean };
+}
+
+export class SystemService {
+  constructor(
+    private readonly db: Database,
+    private readonly link: ServerLink,
+    private readonly broker: { embedded: boolean; url: string },
+  ) {}
+
+  info(): SystemInfo {
+    return { version: ORCHARD_VERSION, db: this.db.kind, broker: { ...this.broker, connected: this.link.connected() } };
+  }
+
+  async health(): Promise<{ status: "ok" | "degraded"; db: "ok" | "down"; broker: "ok" | "down"; version: string }> {
+    const db = (await this.db.ping()) ? "ok" : "down";
+    const broker = this.link.connected() ? "ok" : "down";
+    return { status: db === "ok" && broker === "ok" ? "ok" : "degraded", db, broker, version: ORCHARD_VERSION };
+  }
+}
+
+export interface Services {
+  auth: AuthService;
+  fleet: FleetService;
+  devices: DeviceService;
+  enrollment: EnrollmentService;
+  link: ServerLink;
+  metrics: Metrics;
+  system: SystemService;
+}

@@ -1,0 +1,15 @@
+/** The whole tRPC API: one router per domain. The browser and the `orchard` CLI use its type. */
+import { router } from "./init.ts";
+import { authRouter } from "./routers/auth.ts";
+import { devicesRouter } from "./routers/devices.ts";
+import { enrollmentRouter } from "./routers/enrollment.ts";
+import { systemRouter } from "./routers/system.ts";
+
+export const appRouter = router({
+  auth: authRouter,
+  devices: devicesRouter,
+  enrollment: enrollmentRouter,
+  system: systemRouter,
+});
+
+export type AppRouter = typeof appRouter;

@@ -1,0 +1,48 @@
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { DeviceEvent, DeviceSummary, TelemetrySample } from "@orchard/contracts";
+import { AppError } from "../../errors.ts";
+import { protectedProcedure, router } from "../init.ts";
+
+const deviceId = z.object({ id: z.string().min(1).max(64) });
+
+export const devicesRouter = router({
+  list: protectedProcedure.output(z.array(DeviceSummary)).query(({ ctx }) => ctx.services.fleet.list()),
+
+  get: protectedProcedure
+    .input(deviceId)
+    .output(DeviceSummary)
+    .query(({ ctx, input }) => {
+      const device = ctx.services.fleet.get(input.id);
+      if (!device) throw new AppError("not_found", `No device ${input.id}.`);
+      return device;
+    }),
+
+  telemetry: protectedProcedure
+    .input(deviceId.extend({ sinceMs: z.number().int().nonnegative() }))
+    .output(z.array(TelemetrySample))
+    .query(({ ctx, input }) => ctx.services.devices.telemetry(input.id, input.sinceMs)),
+
+  events: protectedProcedure
+    .input(deviceId.extend({ limit: z.number().int().min(1).max(500).default(50) }))
+    .output(z.array(z.object({ deviceId: z.string(), event: DeviceEvent })))
+    .query(({ ctx, input }) => ctx.services.devices.events(input.id, input.limit)),
+
+  rename: protectedProcedure
+    .input(deviceId.extend({ name: z.string().trim().min(1).max(64) }))
+    .mutation(({ ctx, input }) => ctx.services.devices.rename(input.id, input.name)),
+
+  remove: protectedProcedure.input(deviceId).mutation(({ ctx, input }) => ctx.services.devices.remove(input.id)),
+
+  restartRunner: protectedProcedure
+    .input(deviceId)
+    .output(z.object({ commandId: z.string() }))
+    .mutation(async ({ ctx, input }) => {
+      const device = ctx.services.fleet.get(input.id);
+      if (!device) throw new AppError("not_found", `No device ${input.id}.`);
+      if (!device.online) throw new AppError("unavailable", `${device.name} is offline; the command would not reach it.`);
+      const commandId = randomUUID();
+      await ctx.services.link.publishCommand(input.id, { type: "runner.restart", id: commandId, ts: Date.now() });
+      return { commandId };
+    }),
+});

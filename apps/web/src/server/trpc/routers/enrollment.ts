@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { protectedProcedure, router } from "../init.ts";
+
+export const enrollmentRouter = router({
+  /** Creates a single-use token and the exact commands to run on the Pi. */
+  create: protectedProcedure
+    .input(
+      z.object({
+        deviceName: z.string().trim().max(64).optional(),
+        ttlMinutes: z.number().int().min(5).max(7 * 24 * 60).default(60),
+      }),
+    )
+    .output(z.object({ id: z.string(), token: z.string(), expiresAt: z.number(), serverUrl: z.string(), commands: z.array(z.string()) }))
+    .mutation(async ({ ctx, input }) => {
+      const { id, token, expiresAt } = await ctx.services.enrollment.createToken({
+        deviceName: input.deviceName,
+        ttlMinutes: input.ttlMinutes,
+        createdById: ctx.principal.userId,
+      });
+      const serverUrl = ctx.origin;
+      return {
+        id,
+        token,
+        expiresAt,
+        serverUrl,
+        commands: [
+          `sudo -u orchard orchard-agent enroll --server ${serverUrl} --token ${token} --data-dir /var/lib/orchard-agent`,
+          "sudo systemctl enable --now orchard-agent",
+        ],
+      };
+    }),
+
+  listPending: protectedProcedure
+    .output(z.array(z.object({ id: z.string(), deviceName: z.string().nullable(), createdAt: z.number(), expiresAt: z.number() })))
+    .query(({ ctx }) => ctx.services.enrollment.listPending()),
+
+  revoke: protectedProcedure.input(z.object({ id: z.string() })).mutation(({ ctx, input }) => ctx.services.enrollment.revoke(input.id)),
+});

@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// Builds what `npm start`, `npm run demo` and `npm test` need, skipping what is
+// already up to date: the Prisma client, the native runner (CMake) and the
+// dashboard's production build (Next.js). Runs after `npm install` too.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => path.join(root, "node_modules", ".bin", name);
+const log = (msg) => process.stdout.write(`[build] ${msg}\n`);
+
+function newestMtime(target, skip = () => false) {
+  if (!existsSync(target)) return 0;
+  const st = statSync(target);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs;
+  for (const entry of readdirSync(target)) {
+    const p = path.join(target, entry);
+    if (skip(p)) continue;
+    newest = Math.max(newest, newestMtime(p, skip));
+  }
+  return newest;
+}
+
+function run(cmd, args, what) {
+  const started = Date.now();
+  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit" });
+  if (r.error?.code === "ENOENT") fail(`${what}: \`${cmd}\` was not found`);
+  if (r.status !== 0) fail(`${what} failed (exit ${r.status})`);
+  log(`${what} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+function fail(msg) {
+  process.stderr.write(`[build] ${msg}\n`);
+  process.exit(1);
+}
+
+// 1. Prisma client (its own postinstall is disabled: see allowScripts in package.json).
+const generated = path.join(root, "apps/web/src/server/db/generated/client.ts");
+if (newestMtime(path.join(root, "prisma/schema.prisma")) > newestMtime(generated)) {
+  run(bin("prisma"), ["generate"], "prisma generate");
+}
+
+// 2. The native runner. Needs cmake and a C++17 compiler (README: "What you need").
+for (const tool of ["cmake", "c++"]) {
+  try {
+    execFileSync(tool, ["--version"], { stdio: "ignore" });
+  } catch {
+    fail(`building the native runner needs \`${tool}\`: on Debian/Ubuntu/Raspberry Pi OS run \`sudo apt-get install cmake g++\``);
+  }
+}
+const nativeBuild = path.join(root, "native/build");
+if (!existsSync(path.join(nativeBuild, "CMakeCache.txt"))) {
+  run("cmake", ["-S", "native", "-B", "native/build", "-DCMAKE_BUILD_TYPE=Release"], "configure native runner");
+}
+run("cmake", ["--build", "native/build", "-j", "2"], "build native runner");
+
+// 3. The dashboard. Rebuilt when anything it compiles changed since the last build.
+const webDir = path.join(root, "apps/web");
+const buildId = path.join(webDir, ".next/BUILD_ID");
+const sources = [
+  path.join(webDir, "src"),
+  path.join(webDir, "next.config.ts"),
+  path.join(webDir, "postcss.config.mjs"),
+  path.join(webDir, "public"),
+  path.join(root, "packages/contracts/src"),
+];
+const newestSource = Math.max(...sources.map((s) => newestMtime(s, (p) => p.includes(`${path.sep}generated`))));
+if (process.env.ORCHARD_SKIP_UI_BUILD === "1") {
+  log("dashboard build skipped (ORCHARD_SKIP_UI_BUILD=1)");
+} else if (newestSource > newestMtime(buildId)) {
+  run(bin("next"), ["build", "apps/web"], "build dashboard");
+} else {
+  log("dashboard is up to date");
+}
