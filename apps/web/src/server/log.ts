@@ -25,3 +25,18 @@ export function createLogger(level: LogLevel, scope = "orchard"): Logger {
     child: (s) => createLogger(level, `${scope}:${s}`),
   };
 }
+
+/**
+ * Wraps a log call so the same key logs at most once per interval: a misbehaving
+ * device must not be able to flood the server's log.
+ */
+export function throttled(intervalMs: number, now: () => number = Date.now) {
+  const last = new Map<string, number>();
+  return (key: string, log: () => void): void => {
+    const t = now();
+    if ((last.get(key) ?? -Infinity) > t - intervalMs) return;
+    if (last.size > 10_000) last.clear();
+    last.set(key, t);
+    log();
+  };
+}

@@ -26,7 +26,8 @@ export interface Database {
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../../prisma/migrations");
 
-export async function openDatabase(opts: { databaseUrl?: string; dataDir: string }): Promise<Database> {
+/** dataDir null opens a throwaway in-memory PGlite (tests). */
+export async function openDatabase(opts: { databaseUrl?: string; dataDir: string | null }): Promise<Database> {
   const migrations = await readMigrations(MIGRATIONS_DIR);
   if (opts.databaseUrl) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10 });
@@ -53,9 +54,9 @@ export async function openDatabase(opts: { databaseUrl?: string; dataDir: string
   }
 
   // PGlite neither creates parent folders nor allows a second process on the same folder.
-  const dir = path.join(opts.dataDir, "db");
-  await mkdir(dir, { recursive: true });
-  const pglite = new PGlite(dir);
+  const dir = opts.dataDir === null ? null : path.join(opts.dataDir, "db");
+  if (dir) await mkdir(dir, { recursive: true });
+  const pglite = dir ? new PGlite(dir) : new PGlite();
   await pglite.waitReady.catch((err: Error) => {
     throw new Error(`cannot open the embedded database in ${dir} (is another Orchard server using it?): ${err.message}`);
   });

@@ -8,7 +8,7 @@
 import net from "node:net";
 import { Aedes, type AuthenticateError } from "aedes";
 import { deviceMayPublish, deviceMaySubscribe } from "@orchard/contracts";
-import type { Logger } from "../log.ts";
+import { throttled, type Logger } from "../log.ts";
 
 export interface EmbeddedBroker {
   port: number;
@@ -29,6 +29,7 @@ const authError = (message: string): AuthenticateError => Object.assign(new Erro
 export async function startEmbeddedBroker(opts: { host: string; port: number; auth: BrokerAuth; log: Logger }): Promise<EmbeddedBroker> {
   const { auth, log } = opts;
   const serverClients = new Set<string>();
+  const warnOnce = throttled(60_000);
 
   const broker = await Aedes.createBroker({
     authenticate(client, username, password, done) {
@@ -40,18 +41,18 @@ export async function startEmbeddedBroker(opts: { host: string; port: number; au
       if (username !== undefined && username === client.id && auth.verifyDevice(username, pw)) {
         return done(null, true);
       }
-      log.warn("refused an MQTT client: bad credentials", { clientId: client.id, username });
+      warnOnce(`auth:${client.id}`, () => log.warn("refused an MQTT client: bad credentials", { clientId: client.id, username }));
       return done(authError("bad username or password"), false);
     },
     authorizePublish(client, packet, callback) {
       if (!client) return callback(null); // the broker's own messages (last wills are checked below)
       if (serverClients.has(client.id) || deviceMayPublish(client.id, packet.topic)) return callback(null);
-      log.warn("refused a publish outside the device's subtree", { device: client.id, topic: packet.topic });
+      warnOnce(`pub:${client.id}`, () => log.warn("refused a publish outside the device's subtree", { device: client.id, topic: packet.topic }));
       return callback(new Error("publish outside the device's own subtree"));
     },
     authorizeSubscribe(client, subscription, callback) {
       if (serverClients.has(client.id) || deviceMaySubscribe(client.id, subscription.topic)) return callback(null, subscription);
-      log.warn("refused a subscription outside the device's subtree", { device: client.id, topic: subscription.topic });
+      warnOnce(`sub:${client.id}`, () => log.warn("refused a subscription outside the device's subtree", { device: client.id, topic: subscription.topic }));
       return callback(new Error("subscription outside the device's own subtree"));
     },
   });

@@ -4,7 +4,7 @@
  * state; anything else is dropped and counted by reason, never thrown.
  */
 import { DeviceEvent, DeviceStatus, MAX_DEVICE_PAYLOAD_BYTES, TelemetryMessage, parseTopic } from "@orchard/contracts";
-import type { Logger } from "../log.ts";
+import { throttled, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { FleetService } from "../services/fleet.ts";
 
@@ -15,17 +15,11 @@ export type IngestResult = { ok: true } | { ok: false; reason: RejectReason; det
 
 export function createIngestor(deps: { fleet: FleetService; metrics: Metrics; log: Logger }) {
   const { fleet, metrics, log } = deps;
-  // One warning per device and reason per minute, so a misbehaving device cannot flood the log.
-  const lastWarned = new Map<string, number>();
+  const warnOnce = throttled(60_000);
 
   const reject = (deviceId: string | null, reason: RejectReason, detail: string): IngestResult => {
     metrics.mqttRejected.inc({ reason });
-    const key = `${deviceId}:${reason}`;
-    const now = Date.now();
-    if ((lastWarned.get(key) ?? 0) < now - 60_000) {
-      lastWarned.set(key, now);
-      log.warn("dropped an MQTT message", { device: deviceId, reason, detail: detail.slice(0, 300) });
-    }
+    warnOnce(`${deviceId}:${reason}`, () => log.warn("dropped an MQTT message", { device: deviceId, reason, detail: detail.slice(0, 300) }));
     return { ok: false, reason, detail };
   };
 

@@ -104,7 +104,15 @@ export class FleetService extends EventEmitter<FleetEvents> {
   }
 
   /** A device was just enrolled (the row is already in the database). */
-  added(row: { id: string; name: string; hostname: string | null; arch: string | null; mqttPasswordHash: string; enrolledAt: Date }): void {
+  added(row: {
+    id: string;
+    name: string;
+    hostname: string | null;
+    arch: string | null;
+    agentVersion: string | null;
+    mqttPasswordHash: string;
+    enrolledAt: Date;
+  }): void {
     const summary: DeviceSummary = {
       id: row.id,
       name: row.name,
@@ -112,7 +120,7 @@ export class FleetService extends EventEmitter<FleetEvents> {
       arch: row.arch,
       online: false,
       lastSeenAt: null,
-      agentVersion: null,
+      agentVersion: row.agentVersion,
       runner: null,
       activeModel: null,
       telemetry: null,

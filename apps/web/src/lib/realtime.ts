@@ -1,0 +1,162 @@
+"use client";
+/**
+ * The live link to the server (socket.io, authenticated by the session cookie).
+ * One socket per tab, created on first use. Hooks expose its state, its events,
+ * the fleet rows merged into the react-query cache, and per-device telemetry
+ * watches that survive reconnects.
+ */
+import { useQueryClient } from "@tanstack/react-query";
+import { useEffect, useRef, useSyncExternalStore } from "react";
+import { io, type Socket } from "socket.io-client";
+import { SOCKET_PATH, type ClientToServerEvents, type DeviceSummary, type ServerToClientEvents } from "@orchard/contracts";
+import { useTRPC } from "./trpc";
+
+type OrchardSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/**
+ * connecting: first attempt; live: connected; reconnecting: the link dropped and
+ * socket.io is retrying; signed_out: the server refused the session.
+ */
+export type LinkState = "connecting" | "live" | "reconnecting" | "signed_out";
+
+let socket: OrchardSocket | null = null;
+let linkState: LinkState = "connecting";
+let everConnected = false;
+const stateListeners = new Set<() => void>();
+const reconnectListeners = new Set<() => void>();
+
+function setLinkState(next: LinkState): void {
+  if (next === linkState) return;
+  linkState = next;
+  for (const l of stateListeners) l();
+}
+
+function getSocket(): OrchardSocket {
+  if (socket) return socket;
+  const s: OrchardSocket = io({ path: SOCKET_PATH, withCredentials: true });
+  s.on("connect", () => {
+    setLinkState("live");
+    // Whatever happened while the link was down was not pushed to us: listeners catch up.
+    if (everConnected) for (const l of reconnectListeners) l();
+    everConnected = true;
+  });
+  s.on("disconnect", (reason) => {
+    setLinkState("reconnecting");
+    // The server closed the connection on purpose; socket.io does not retry that by itself.
+    if (reason === "io server disconnect") s.connect();
+  });
+  s.on("connect_error", (err) => {
+    if (err.message.startsWith("unauthorized")) {
+      setLinkState("signed_out");
+      return; // retrying with the same cookie cannot succeed
+    }
+    setLinkState(everConnected ? "reconnecting" : "connecting");
+  });
+  socket = s;
+  return s;
+}
+
+/** Closes the link (on sign-out); the next hook that needs it opens a new one. */
+export function closeRealtime(): void {
+  socket?.disconnect();
+  socket = null;
+  everConnected = false;
+  linkState = "connecting";
+}
+
+function subscribeState(listener: () => void): () => void {
+  getSocket();
+  stateListeners.add(listener);
+  return () => stateListeners.delete(listener);
+}
+
+export function useLinkState(): LinkState {
+  return useSyncExternalStore(
+    subscribeState,
+    () => linkState,
+    () => "connecting",
+  );
+}
+
+/** Calls the handler for every `event` while the component is mounted (always the latest handler). */
+export function useSocketEvent<E extends keyof ServerToClientEvents>(event: E, handler: ServerToClientEvents[E]): void {
+  const ref = useRef(handler);
+  useEffect(() => {
+    ref.current = handler;
+  });
+  useEffect(() => {
+    const s = getSocket();
+    const listener = ((...args: Parameters<ServerToClientEvents[E]>) =>
+      (ref.current as (...a: Parameters<ServerToClientEvents[E]>) => void)(...args)) as ServerToClientEvents[E];
+    // socket.io's typed `on` cannot follow a generic event name; the listener has exactly the event's type.
+    (s.on as (ev: E, l: ServerToClientEvents[E]) => OrchardSocket)(event, listener);
+    return () => {
+      (s.off as (ev: E, l: ServerToClientEvents[E]) => OrchardSocket)(event, listener);
+    };
+  }, [event]);
+}
+
+/** Calls `onReconnect` each time the link comes back after dropping. */
+export function useOnReconnect(onReconnect: () => void): void {
+  const ref = useRef(onReconnect);
+  useEffect(() => {
+    ref.current = onReconnect;
+  });
+  useEffect(() => {
+    const l = () => ref.current();
+    reconnectListeners.add(l);
+    return () => {
+      reconnectListeners.delete(l);
+    };
+  }, []);
+}
+
+/** Joins the device's telemetry room while mounted, and again after every reconnect (rooms do not survive one). */
+export function useDeviceWatch(deviceId: string): void {
+  useEffect(() => {
+    const s = getSocket();
+    const watch = () => s.emit("device:watch", deviceId);
+    if (s.connected) watch();
+    s.on("connect", watch);
+    return () => {
+      s.off("connect", watch);
+      if (s.connected) s.emit("device:unwatch", deviceId);
+    };
+  }, [deviceId]);
+}
+
+const byName = (a: DeviceSummary, b: DeviceSummary) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id);
+
+/**
+ * Keeps the fleet in the react-query cache current: each `fleet:device` row
+ * replaces (or adds) its entry in devices.list and devices.get, `fleet:removed`
+ * drops it, and a reconnect refetches what may have been missed.
+ */
+export function useFleetSync(): void {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+
+  useSocketEvent("fleet:device", (device) => {
+    let isNew = false;
+    queryClient.setQueryData(trpc.devices.list.queryKey(), (rows) => {
+      if (!rows) return rows; // not loaded yet: the fetch will include it
+      const i = rows.findIndex((r) => r.id === device.id);
+      isNew = i < 0;
+      const next = i < 0 ? [...rows, device] : rows.map((r) => (r.id === device.id ? device : r));
+      return next.sort(byName);
+    });
+    const single = trpc.devices.get.queryKey({ id: device.id });
+    if (queryClient.getQueryData(single)) queryClient.setQueryData(single, device);
+    // A new device used up an enrollment token.
+    if (isNew) void queryClient.invalidateQueries({ queryKey: trpc.enrollment.listPending.queryKey() });
+  });
+
+  useSocketEvent("fleet:removed", ({ deviceId }) => {
+    queryClient.setQueryData(trpc.devices.list.queryKey(), (rows) => rows?.filter((r) => r.id !== deviceId));
+  });
+
+  useOnReconnect(() => {
+    void queryClient.invalidateQueries({ queryKey: trpc.devices.pathKey() });
+    void queryClient.invalidateQueries({ queryKey: trpc.system.info.queryKey() });
+  });
+}

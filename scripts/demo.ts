@@ -1,0 +1,123 @@
+/**
+ * `npm run demo`: the Orchard server plus ORCHARD_DEMO_AGENTS (default 3) local
+ * agents, each in its own data dir under $ORCHARD_DATA/demo-agents and each
+ * supervising a native runner with the `sim` backend (simulated inference, no
+ * model). Agents enroll through the real enrollment API on first start and are
+ * reused afterwards. Ctrl-C stops everything.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createOrchardClient } from "../apps/cli/src/client.ts";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const tsx = path.join(root, "node_modules/.bin/tsx");
+const agentBin = path.join(root, "apps/agent/bin/orchard-agent.mjs");
+
+const count = Number(process.env.ORCHARD_DEMO_AGENTS ?? "3");
+if (!Number.isInteger(count) || count < 0 || count > 50) {
+  process.stderr.write("demo: ORCHARD_DEMO_AGENTS must be a whole number from 0 to 50\n");
+  process.exit(2);
+}
+const dataDir = path.resolve(process.env.ORCHARD_DATA ?? "./data");
+const port = Number(process.env.PORT ?? "3000");
+const url = `http://127.0.0.1:${port}`;
+// The demo talks to its own server through the API; a key is made up when none is configured.
+const apiKey = process.env.ORCHARD_API_KEY || `demo-${randomBytes(24).toString("base64url")}`;
+
+const children: ChildProcess[] = [];
+let stopping = false;
+
+function prefixed(child: ChildProcess, label: string): void {
+  for (const stream of [child.stdout, child.stderr]) {
+    let buf = "";
+    stream?.on("data", (chunk: Buffer) => {
+      buf += chunk.toString("utf8");
+      let nl: number;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        process.stdout.write(`[${label}] ${buf.slice(0, nl)}\n`);
+        buf = buf.slice(nl + 1);
+      }
+    });
+  }
+}
+
+function start(label: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  prefixed(child, label);
+  children.push(child);
+  return child;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+async function waitForHealth(server: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error("the server exited during start-up (see its log above)");
+    try {
+      const res = await fetch(`${url}/api/health`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error("the server did not become healthy within 2 minutes");
+}
+
+async function stopAll(code: number): Promise<never> {
+  stopping = true;
+  for (const child of [...children].reverse()) {
+    if (child.exitCode === null) child.kill("SIGTERM");
+  }
+  await Promise.all(children.filter((c) => c.exitCode === null).map(exited));
+  process.exit(code);
+}
+
+process.on("SIGINT", () => void stopAll(0));
+process.on("SIGTERM", () => void stopAll(0));
+
+async function main(): Promise<void> {
+  const server = start("server", [tsx, path.join(root, "apps/web/server.ts")], { ...process.env, ORCHARD_API_KEY: apiKey });
+  server.once("exit", (code) => {
+    if (!stopping) {
+      process.stderr.write(`demo: the server exited (code ${code}); stopping the agents\n`);
+      void stopAll(1);
+    }
+  });
+  await waitForHealth(server);
+
+  const client = createOrchardClient({ url, apiKey });
+  const known = new Set((await client.devices.list.query()).map((d) => d.id));
+  for (let i = 1; i <= count; i++) {
+    const name = `demo-pi-${i}`;
+    const agentDir = path.join(dataDir, "demo-agents", name);
+    const agentFile = path.join(agentDir, "agent.json");
+    const enrolledId = existsSync(agentFile) ? (JSON.parse(readFileSync(agentFile, "utf8")) as { deviceId?: string }).deviceId : undefined;
+    if (!enrolledId || !known.has(enrolledId)) {
+      const { token } = await client.enrollment.create.mutate({ deviceName: name, ttlMinutes: 5 });
+      const enroll = start(name, [agentBin, "enroll", "--server", url, "--token", token, "--data-dir", agentDir]);
+      const code = await exited(enroll);
+      if (code !== 0) throw new Error(`enrolling ${name} failed (exit ${code})`);
+    }
+    const agent = start(name, [agentBin, "run", "--data-dir", agentDir, "--runner", "sim"]);
+    agent.once("exit", (code) => {
+      if (!stopping) process.stderr.write(`demo: agent ${name} exited (code ${code})\n`);
+    });
+  }
+  process.stdout.write(
+    `\nOrchard demo: ${count} local agents with the simulated runner (sim backend, no real model).\n` +
+      `Dashboard: http://localhost:${port}  ·  CLI: ORCHARD_URL=http://localhost:${port} ORCHARD_API_KEY=${apiKey} npx orchard devices\n` +
+      `Ctrl-C stops the server and the agents.\n\n`,
+  );
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`demo: ${err.message}\n`);
+  void stopAll(1);
+});
