@@ -53,7 +53,8 @@ export async function startEmbeddedBroker(opts: { host: string; port: number; au
     authorizeSubscribe(client, subscription, callback) {
       if (serverClients.has(client.id) || deviceMaySubscribe(client.id, subscription.topic)) return callback(null, subscription);
       warnOnce(`sub:${client.id}`, () => log.warn("refused a subscription outside the device's subtree", { device: client.id, topic: subscription.topic }));
-      return callback(new Error("subscription outside the device's own subtree"));
+      // A null subscription is refused with SUBACK 0x80 and the client stays connected (an error would drop it).
+      return callback(null, null);
     },
   });
 

@@ -1,0 +1,166 @@
+/**
+ * Access control across real process boundaries: the embedded broker refuses
+ * wrong credentials and confines each device to its own subtree; the HTTP API,
+ * pages, metrics and socket.io refuse requests without a session or API key.
+ */
+import mqtt, { type MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EnrollResponse, topics } from "@orchard/contracts";
+import { appRouter } from "../../apps/web/src/server/trpc/root.ts";
+import { connectSocket, login, removeDir, startServer, waitFor, type TestServer } from "../support/harness.ts";
+
+let server: TestServer;
+let a: EnrollResponse;
+let b: EnrollResponse;
+
+async function enrollRaw(hostname: string): Promise<EnrollResponse> {
+  const { token } = await server.client.enrollment.create.mutate({ ttlMinutes: 5 });
+  const res = await fetch(`${server.url}/api/enroll`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ token, hostname, arch: "arm64", agentVersion: "test" }),
+  });
+  expect(res.status).toBe(201);
+  return EnrollResponse.parse(await res.json());
+}
+
+function connect(opts: { username: string; password: string; clientId: string }): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(`mqtt://127.0.0.1:${server.mqttPort}`, { ...opts, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });
+    client.once("connect", () => resolve(client));
+    client.once("error", (err) => {
+      client.end(true);
+      reject(err);
+    });
+  });
+}
+
+beforeAll(async () => {
+  server = await startServer();
+  a = await enrollRaw("pi-a");
+  b = await enrollRaw("pi-b");
+});
+
+afterAll(async () => {
+  await server?.stop();
+  if (server) await removeDir(server.dataDir);
+});
+
+describe("broker", () => {
+  it("refuses a wrong password, an unknown device and a borrowed client id", async () => {
+    await expect(connect({ username: a.deviceId, password: "wrong", clientId: a.deviceId })).rejects.toThrow(/Bad username or password/);
+    await expect(connect({ username: "pi-nobody1", password: a.mqttPassword, clientId: "pi-nobody1" })).rejects.toThrow(/Bad username or password/);
+    // b's credentials may not take over a's session (client id).
+    await expect(connect({ username: b.deviceId, password: b.mqttPassword, clientId: a.deviceId })).rejects.toThrow(/Bad username or password/);
+  });
+
+  it("refuses a subscription to another device's subtree (SUBACK 0x80) and grants its own", async () => {
+    const client = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    // mqtt.js reports a SUBACK containing 0x80 as an error that carries the packet.
+    const suback = await client
+      .subscribeAsync([topics.cmd(a.deviceId), topics.cmd(b.deviceId), "orchard/v1/devices/+/status", "#"], { qos: 1 })
+      .then(
+        () => null,
+        (err: { packet?: { granted?: number[] } }) => err.packet,
+      );
+    expect(suback?.granted).toEqual([1, 128, 128, 128]);
+    expect(client.connected).toBe(true);
+    await client.endAsync();
+  });
+
+  it("drops a device that publishes into another device's subtree, and the message never arrives", async () => {
+    const observer = await connect({ username: b.deviceId, password: b.mqttPassword, clientId: b.deviceId });
+    const received: string[] = [];
+    observer.on("message", (topic) => received.push(topic));
+    await observer.subscribeAsync(`orchard/v1/devices/${b.deviceId}/#`, { qos: 1 });
+
+    const intruder = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    const closed = new Promise<void>((resolve) => intruder.once("close", () => resolve()));
+    intruder.publish(topics.status(b.deviceId), JSON.stringify({ state: "offline", reason: "shutdown" }), { qos: 0 });
+    await closed;
+    // A device may not send commands, not even to itself.
+    const self = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    const selfClosed = new Promise<void>((resolve) => self.once("close", () => resolve()));
+    self.publish(topics.cmd(b.deviceId), JSON.stringify({ type: "ping", id: "x", ts: 1 }));
+    await selfClosed;
+    intruder.end(true);
+    self.end(true);
+
+    // Its own subtree still works, and the server sees it.
+    const ok = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    await ok.publishAsync(topics.status(a.deviceId), JSON.stringify({ state: "offline", reason: "shutdown", ts: Date.now() }), { qos: 1 });
+    await ok.endAsync();
+    expect(received).toEqual([]);
+    await observer.endAsync();
+  });
+
+  it("counts malformed payloads from a device and keeps serving", async () => {
+    const client = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    await client.publishAsync(topics.telemetry(a.deviceId), "{not json", { qos: 1 });
+    await client.publishAsync(topics.telemetry(a.deviceId), Buffer.alloc(100 * 1024, 0x41), { qos: 1 });
+    await client.endAsync();
+    const metrics = async () => (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.apiKey}` } })).text();
+    await waitFor("rejections in /metrics", async () => {
+      const text = await metrics();
+      return text.includes('orchard_mqtt_messages_rejected_total{reason="malformed"} 1') && text.includes('orchard_mqtt_messages_rejected_total{reason="oversized"} 1');
+    });
+    expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+  });
+});
+
+describe("HTTP", () => {
+  it("refuses every tRPC procedure but login without credentials", async () => {
+    const procedures = Object.entries(appRouter._def.procedures as Record<string, { _def: { type: string } }>).filter(([p]) => p !== "auth.login");
+    expect(procedures.length).toBeGreaterThan(8);
+    for (const [name, procedure] of procedures) {
+      const res =
+        procedure._def.type === "query"
+          ? await fetch(`${server.url}/api/trpc/${name}`)
+          : await fetch(`${server.url}/api/trpc/${name}`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      expect(res.status, name).toBe(401);
+    }
+    const withBadKey = await fetch(`${server.url}/api/trpc/devices.list`, { headers: { authorization: "Bearer not-a-key" } });
+    expect(withBadKey.status).toBe(401);
+    const withKey = await fetch(`${server.url}/api/trpc/devices.list`, { headers: { authorization: `Bearer ${server.apiKey}` } });
+    expect(withKey.status).toBe(200);
+  });
+
+  it("sends pages to the login page without a session, and serves them with one", async () => {
+    for (const page of ["/", "/enroll", "/devices/pi-abc"]) {
+      const res = await fetch(`${server.url}${page}`, { redirect: "manual" });
+      expect(res.status, page).toBe(302);
+      expect(res.headers.get("location")).toBe(`/login?next=${encodeURIComponent(page)}`);
+    }
+    expect((await fetch(`${server.url}/login`)).status).toBe(200);
+    const cookie = await login(server);
+    expect((await fetch(`${server.url}/`, { headers: { cookie }, redirect: "manual" })).status).toBe(200);
+  });
+
+  it("refuses a wrong password with a plain message", async () => {
+    await expect(login(server, "wrong-password")).rejects.toThrow(/401.*Wrong username or password/);
+  });
+
+  it("needs credentials for /metrics and socket.io, not for /api/health", async () => {
+    expect((await fetch(`${server.url}/metrics`)).status).toBe(401);
+    expect(await (await fetch(`${server.url}/api/health`)).json()).toMatchObject({ status: "ok", db: "ok", broker: "ok" });
+    await expect(connectSocket(server, null)).rejects.toThrow(/unauthorized/);
+    const socket = await connectSocket(server, await login(server));
+    expect(socket.connected).toBe(true);
+    socket.disconnect();
+  });
+
+  it("refuses a reused token and a malformed enrollment with messages an operator understands", async () => {
+    const { token } = await server.client.enrollment.create.mutate({ ttlMinutes: 5 });
+    const body = JSON.stringify({ token, hostname: "pi-c", arch: "arm64", agentVersion: "test" });
+    const enroll = (b: string) => fetch(`${server.url}/api/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: b });
+    expect((await enroll(body)).status).toBe(201);
+    const reused = await enroll(body);
+    expect(reused.status).toBe(410);
+    expect((await reused.json()).error.message).toMatch(/already used .* create a new one/);
+    const unknown = await enroll(JSON.stringify({ token: "oet_not_a_real_token", hostname: "x", arch: "", agentVersion: "" }));
+    expect(unknown.status).toBe(401);
+    const bad = await enroll("{oops");
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error.message).toBe("Request body is not valid JSON.");
+  });
+});

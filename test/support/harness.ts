@@ -1,0 +1,224 @@
+/**
+ * Real processes for tests that cross process boundaries: the Orchard server
+ * (tsx apps/web/server.ts, embedded broker, PGlite or PostgreSQL), agents
+ * (apps/agent's orchard-agent with the real native sim runner), and clients for
+ * its APIs. Everything listens on 127.0.0.1 on ports picked at random.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { io, type Socket } from "socket.io-client";
+import type { ClientToServerEvents, ServerToClientEvents } from "@orchard/contracts";
+import { createOrchardClient, type OrchardClient } from "../../apps/cli/src/client.ts";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const TSX = path.join(ROOT, "node_modules/.bin/tsx");
+const AGENT_BIN = path.join(ROOT, "apps/agent/bin/orchard-agent.mjs");
+export const RUNNER_BIN = path.join(ROOT, "native/build/orchard-runner");
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ""}`);
+}
+
+/** A child process whose output is kept for assertions and failure messages. */
+export class Proc {
+  output = "";
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    const keep = (chunk: Buffer) => {
+      this.output += chunk.toString("utf8");
+      if (this.output.length > 2_000_000) this.output = this.output.slice(-1_000_000);
+      if (process.env.ORCHARD_TEST_VERBOSE) process.stderr.write(`[${name}] ${chunk.toString("utf8")}`);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    this.exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  }
+  get pid(): number {
+    return this.child.pid!;
+  }
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+  async stop(signal: NodeJS.Signals = "SIGTERM", timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.running) this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), timeoutMs);
+    const result = await this.exited;
+    clearTimeout(timer);
+    return result;
+  }
+  waitForOutput(pattern: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
+    return waitFor(`${this.name} to print ${pattern}`, () => this.output.match(pattern), timeoutMs).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- ${this.name} output ---\n${this.output.slice(-4000)}`);
+    });
+  }
+}
+
+export function startProcess(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return new Proc(name, child);
+}
+
+export interface TestServer {
+  url: string;
+  mqttPort: number;
+  apiKey: string;
+  adminPassword: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  proc: Proc;
+  client: OrchardClient;
+  stop(): Promise<void>;
+}
+
+export async function startServer(opts: { databaseUrl?: string; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<TestServer> {
+  const port = await freePort();
+  const mqttPort = await freePort();
+  const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), "orchard-server-")));
+  const apiKey = `test-${randomBytes(16).toString("hex")}`;
+  const adminPassword = `pw-${randomBytes(8).toString("hex")}`;
+  const proc = startProcess("server", [TSX, path.join(ROOT, "apps/web/server.ts")], {
+    PORT: String(port),
+    HOST: "127.0.0.1",
+    MQTT_PORT: String(mqttPort),
+    ORCHARD_DATA: dataDir,
+    ORCHARD_API_KEY: apiKey,
+    ORCHARD_ADMIN_PASSWORD: adminPassword,
+    DATABASE_URL: opts.databaseUrl ?? "",
+    MQTT_URL: "",
+    ORCHARD_FLUSH_MS: "200",
+    ...opts.env,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    "the server's /api/health",
+    async () => {
+      if (!proc.running) throw new Error(`server exited:\n${proc.output.slice(-3000)}`);
+      return (await fetch(`${url}/api/health`)).ok;
+    },
+    90_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\n--- server output ---\n${proc.output.slice(-4000)}`);
+  });
+  return {
+    url,
+    mqttPort,
+    apiKey,
+    adminPassword,
+    dataDir,
+    databaseUrl: opts.databaseUrl,
+    proc,
+    client: createOrchardClient({ url, apiKey }),
+    stop: async () => {
+      await proc.stop();
+    },
+  };
+}
+
+export interface TestAgent {
+  name: string;
+  dataDir: string;
+  deviceId: string;
+  proc: Proc | null;
+  start(extraArgs?: string[]): Proc;
+}
+
+/** Enrolls an agent through the real CLI and enrollment API; `start()` runs it with the sim runner. */
+export async function enrollAgent(server: TestServer, name: string): Promise<TestAgent> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), `orchard-agent-${name}-`));
+  const { token } = await server.client.enrollment.create.mutate({ deviceName: name, ttlMinutes: 5 });
+  const enroll = startProcess(`enroll ${name}`, [AGENT_BIN, "enroll", "--server", server.url, "--token", token, "--data-dir", dataDir]);
+  const { code } = await enroll.exited;
+  if (code !== 0) throw new Error(`orchard-agent enroll failed (exit ${code}):\n${enroll.output}`);
+  const device = (await server.client.devices.list.query()).find((d) => d.name === name);
+  if (!device) throw new Error(`device ${name} is not in the fleet after enrolling`);
+  const agent: TestAgent = {
+    name,
+    dataDir,
+    deviceId: device.id,
+    proc: null,
+    start(extraArgs = []) {
+      agent.proc = startProcess(`agent ${name}`, [
+        AGENT_BIN,
+        "run",
+        "--data-dir",
+        dataDir,
+        "--runner",
+        "sim",
+        "--runner-bin",
+        RUNNER_BIN,
+        "--telemetry-interval",
+        "1",
+        "--runner-arg=--sim-load-ms=50",
+        ...extraArgs,
+      ]);
+      return agent.proc;
+    },
+  };
+  return agent;
+}
+
+/** Signs in through the real login procedure and returns the session cookie. */
+export async function login(server: TestServer, password = server.adminPassword): Promise<string> {
+  const res = await fetch(`${server.url}/api/trpc/auth.login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: "admin", password }),
+  });
+  if (!res.ok) throw new Error(`login failed: ${res.status} ${await res.text()}`);
+  const cookie = res.headers.get("set-cookie");
+  if (!cookie) throw new Error("login set no cookie");
+  return cookie.split(";")[0]!;
+}
+
+export type FleetSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export async function connectSocket(server: TestServer, cookie: string | null): Promise<FleetSocket> {
+  const socket: FleetSocket = io(server.url, {
+    transports: ["websocket"],
+    extraHeaders: cookie ? { cookie } : {},
+    reconnection: false,
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", () => resolve());
+    socket.once("connect_error", (err) => reject(err));
+  });
+  return socket;
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
