@@ -1,0 +1,86 @@
+/**
+ * The dashboard in a real browser (Debian's Chromium driven by playwright-core):
+ * sign in, see two agents' devices online, stop one agent and watch its row turn
+ * offline without reloading the page.
+ */
+import { existsSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { enrollAgent, removeDir, startServer, type TestAgent, type TestServer } from "../support/harness.ts";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+describe("dashboard in Chromium", () => {
+  let server: TestServer;
+  let agents: TestAgent[] = [];
+  let context: BrowserContext;
+  let page: Page;
+  let profileDir: string;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
+    server = await startServer();
+    agents = [await enrollAgent(server, "browser-pi-1"), await enrollAgent(server, "browser-pi-2")];
+    for (const agent of agents) agent.start();
+    profileDir = await mkdtemp(path.join(os.tmpdir(), "orchard-chromium-"));
+    context = await chromium.launchPersistentContext(profileDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+      viewport: { width: 1280, height: 800 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    for (const agent of agents) await agent.proc?.stop();
+    await server?.stop();
+    for (const agent of agents) await removeDir(agent.dataDir);
+    if (server) await removeDir(server.dataDir);
+    if (profileDir) await removeDir(profileDir);
+  });
+
+  const row = (deviceId: string) => page.locator(`[data-testid="device-row"][data-device-id="${deviceId}"]`);
+
+  it("signs in and lands on the fleet page", async () => {
+    await page.goto(`${server.url}/`);
+    await page.waitForURL(/\/login/);
+    await page.getByLabel(/username/i).fill("admin");
+    await page.getByLabel(/password/i).fill("definitely-wrong");
+    await page.getByRole("button", { name: /sign in/i }).click();
+    await page.getByText(/wrong username or password/i).waitFor({ timeout: 10_000 });
+    await page.getByLabel(/password/i).fill(server.adminPassword);
+    await page.getByRole("button", { name: /sign in/i }).click();
+    await page.waitForURL(`${server.url}/`);
+  });
+
+  it("shows both devices online, live", async () => {
+    for (const agent of agents) {
+      await row(agent.deviceId).locator('[data-testid="device-status"]').filter({ hasText: /^online$/ }).waitFor({ timeout: 30_000 });
+      expect(await row(agent.deviceId).locator('[data-testid="device-name"]').textContent()).toBe(agent.name);
+    }
+  });
+
+  it("turns a stopped agent's row offline without a reload", async () => {
+    const navigations: string[] = [];
+    page.on("framenavigated", (frame) => {
+      if (frame === page.mainFrame()) navigations.push(frame.url());
+    });
+    await agents[0]!.proc!.stop("SIGTERM");
+    await row(agents[0]!.deviceId).locator('[data-testid="device-status"]').filter({ hasText: /^offline$/ }).waitFor({ timeout: 20_000 });
+    expect(await row(agents[1]!.deviceId).locator('[data-testid="device-status"]').textContent()).toBe("online");
+    expect(navigations).toEqual([]);
+  });
+});
