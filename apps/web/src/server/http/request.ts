@@ -1,6 +1,6 @@
 /** Small helpers for plain Node HTTP handlers: credentials, origin, JSON bodies and replies. */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { ApiError } from "@orchard/contracts";
+import { type ApiError } from "@orchard/contracts";
 import { AppError, HTTP_STATUS } from "../errors.ts";
 import { SESSION_COOKIE, parseCookies } from "./cookies.ts";
 

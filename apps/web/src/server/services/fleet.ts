@@ -8,7 +8,7 @@
 import { EventEmitter } from "node:events";
 import {
   ActiveModel,
-  DeviceEvent,
+  type DeviceEvent,
   RunnerStatus,
   TelemetrySample,
   type DeviceStatus,
