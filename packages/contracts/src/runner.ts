@@ -4,7 +4,7 @@
  * runner answers on its stdout, which it reserves for protocol lines (it moves its
  * own fd 1 to stderr at start, so nothing an engine prints can corrupt the stream).
  * Logs go to stderr. native/src/protocol.cpp implements the other side of this file;
- * docs/protocol.md describes both.
+ * docs/runner.md describes the protocol in detail.
  */
 import { z } from "zod";
 
@@ -34,7 +34,10 @@ export const GenerateRequest = z
     session: z.string().min(1).max(128).optional(),
     /** A chat, rendered with the model's chat template by the runner… */
     messages: z.array(ChatMessage).min(1).optional(),
-    /** …or raw text fed as-is after BOS (used by reference checks). */
+    /**
+     * …or raw text fed as-is after BOS, without the chat template. Note: the reference
+     * check ("The capital of France is" → [818, …, 106]) is a one-user-message chat, not a raw prompt.
+     */
     prompt: z.string().max(256 * 1024).optional(),
     max_new_tokens: z.number().int().positive().max(100_000).default(256),
     /** 0 = greedy (the default, and what reference checks use). */
@@ -107,6 +110,7 @@ export const RunnerStats = z.object({
   peak_rss_bytes: count,
   busy: z.boolean(),
   session: z.string().nullable(),
+  /** Token ids currently in the KV cache (what the next turn of the session can reuse). */
   resident_tokens: count,
   max_context: z.number().int().positive(),
 });
@@ -119,7 +123,7 @@ export const RunnerResetDone = z.object({
 
 export const RUNNER_ERROR_CODES = [
   "bad_request", // a line that is not valid JSON or not a known request
-  "busy", // a generate arrived while another is running
+  "busy", // a generate or reset arrived while a generation is running
   "context_full", // the request cannot fit in the model's context
   "not_found", // cancel for an id that is not running
   "model_error", // the engine failed while running
