@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeThrottle, DeviceCommand, DeviceStatus, TelemetryMessage, type TelemetrySample } from "./device.js";
+import { decodeThrottle, DeviceCommand, DeviceStatus, TelemetryMessage, type TelemetrySample } from "./device.ts";
 
 const sample: TelemetrySample = {
   ts: 1_700_000_000_000,

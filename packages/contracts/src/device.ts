@@ -7,7 +7,14 @@
 import { z } from "zod";
 
 /** Largest MQTT payload the server accepts from a device; bigger ones are dropped and counted. */
-export const MAX_DEVICE_PAYLOAD_BYTES = 64 * 1024;
+export const MAX_DEVICE_PAYLOAD_BYTES = 256 * 1024;
+
+/**
+ * Most samples in one telemetry message (a catch-up after reconnecting is split into
+ * messages of this size). A sample is under 1 KiB of JSON, so a full message stays
+ * well below MAX_DEVICE_PAYLOAD_BYTES.
+ */
+export const TELEMETRY_MAX_SAMPLES_PER_MESSAGE = 100;
 
 const bytes = z.number().int().nonnegative().max(2 ** 53);
 const timestamp = z.number().int().positive(); // ms since the epoch
@@ -125,7 +132,7 @@ export type TelemetrySample = z.infer<typeof TelemetrySample>;
 
 /** `telemetry` carries one or more samples: samples taken while offline are sent in order after reconnecting. */
 export const TelemetryMessage = z.object({
-  samples: z.array(TelemetrySample).min(1).max(500),
+  samples: z.array(TelemetrySample).min(1).max(TELEMETRY_MAX_SAMPLES_PER_MESSAGE),
 });
 export type TelemetryMessage = z.infer<typeof TelemetryMessage>;
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { encodeRunnerRequest, parseRunnerLine } from "./runner.js";
+import { encodeRunnerRequest, parseRunnerLine } from "./runner.ts";
 
 describe("runner protocol", () => {
   it("encodes requests as one JSON line with defaults filled in", () => {

@@ -3,7 +3,7 @@
  * changes to every signed-in browser and telemetry to browsers watching a device.
  */
 import { z } from "zod";
-import { ActiveModel, RunnerStatus, TelemetrySample } from "./device.js";
+import { ActiveModel, DeviceEvent, RunnerStatus, TelemetrySample } from "./device.ts";
 
 /** One row of the fleet table, as the server keeps it and the browser shows it. */
 export const DeviceSummary = z.object({
@@ -30,6 +30,12 @@ export type DeviceTelemetryEvent = z.infer<typeof DeviceTelemetryEvent>;
 
 export const DeviceRemovedEvent = z.object({ deviceId: z.string() });
 
+export const DeviceEventMessage = z.object({ deviceId: z.string(), event: DeviceEvent });
+export type DeviceEventMessage = z.infer<typeof DeviceEventMessage>;
+
+/** `connect_error` data when the handshake has no valid session or API key. */
+export const SOCKET_UNAUTHORIZED = "unauthorized";
+
 /** Server → browser. */
 export interface ServerToClientEvents {
   /** A device row changed (status, runner, telemetry summary). Coalesced per device. */
@@ -37,6 +43,8 @@ export interface ServerToClientEvents {
   "fleet:removed": (event: z.infer<typeof DeviceRemovedEvent>) => void;
   /** New telemetry samples of a watched device. */
   "device:telemetry": (event: DeviceTelemetryEvent) => void;
+  /** Something happened on a watched device (runner state, exit, command result). */
+  "device:event": (event: DeviceEventMessage) => void;
 }
 
 /** Browser → server. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { deviceMayPublish, deviceMaySubscribe, isInDeviceSubtree, parseTopic, TOPIC_ROOT, topics } from "./topics.js";
+import { deviceMayPublish, deviceMaySubscribe, isInDeviceSubtree, parseTopic, TOPIC_ROOT, topics } from "./topics.ts";
 
 describe("topic builders", () => {
   it("puts every device topic under the versioned root", () => {

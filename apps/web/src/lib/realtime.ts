@@ -8,7 +8,7 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useSyncExternalStore } from "react";
 import { io, type Socket } from "socket.io-client";
-import { SOCKET_PATH, type ClientToServerEvents, type DeviceSummary, type ServerToClientEvents } from "@orchard/contracts";
+import { SOCKET_PATH, SOCKET_UNAUTHORIZED, type ClientToServerEvents, type DeviceSummary, type ServerToClientEvents } from "@orchard/contracts";
 import { useTRPC } from "./trpc";
 
 type OrchardSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -46,7 +46,7 @@ function getSocket(): OrchardSocket {
     if (reason === "io server disconnect") s.connect();
   });
   s.on("connect_error", (err) => {
-    if (err.message.startsWith("unauthorized")) {
+    if ((err as Error & { data?: { code?: string } }).data?.code === SOCKET_UNAUTHORIZED) {
       setLinkState("signed_out");
       return; // retrying with the same cookie cannot succeed
     }
@@ -111,15 +111,29 @@ export function useOnReconnect(onReconnect: () => void): void {
   }, []);
 }
 
-/** Joins the device's telemetry room while mounted, and again after every reconnect (rooms do not survive one). */
+/** How many mounted components watch each device; the room is joined once and left when the last one unmounts. */
+const watchCounts = new Map<string, number>();
+
+/**
+ * Joins the device's room (telemetry and events) while mounted, and again after every
+ * reconnect (rooms do not survive one). Several components may watch the same device.
+ */
 export function useDeviceWatch(deviceId: string): void {
   useEffect(() => {
     const s = getSocket();
+    const count = watchCounts.get(deviceId) ?? 0;
+    watchCounts.set(deviceId, count + 1);
     const watch = () => s.emit("device:watch", deviceId);
-    if (s.connected) watch();
+    if (count === 0 && s.connected) watch();
     s.on("connect", watch);
     return () => {
       s.off("connect", watch);
+      const left = (watchCounts.get(deviceId) ?? 1) - 1;
+      if (left > 0) {
+        watchCounts.set(deviceId, left);
+        return;
+      }
+      watchCounts.delete(deviceId);
       if (s.connected) s.emit("device:unwatch", deviceId);
     };
   }, [deviceId]);

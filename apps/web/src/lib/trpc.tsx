@@ -48,8 +48,15 @@ export function loginUrl(): string {
   return here === "/" ? "/login" : `/login?next=${encodeURIComponent(here)}`;
 }
 
+let signingOut = false;
+
+/** Sign-out is under way: requests refused from now on are expected, not a reason to redirect with `next`. */
+export function markSigningOut(): void {
+  signingOut = true;
+}
+
 function redirectToLoginIfSignedOut(err: unknown): void {
-  if (typeof window === "undefined" || errorCode(err) !== "UNAUTHORIZED") return;
+  if (typeof window === "undefined" || signingOut || errorCode(err) !== "UNAUTHORIZED") return;
   // The login page's own "wrong password" is UNAUTHORIZED too: that one is shown, not redirected.
   if (window.location.pathname.startsWith("/login")) return;
   window.location.assign(loginUrl());

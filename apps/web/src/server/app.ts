@@ -101,7 +101,7 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       const host = new URL(`http://${req.headers.host ?? "localhost"}`).hostname;
       return `mqtt://${host.includes(":") ? `[${host}]` : host}:${broker!.port}`;
     };
-    const routes = createRoutes({ services, log: log.child("http"), mqttUrlFor });
+    const routes = createRoutes({ services, log: log.child("http"), mqttUrlFor, publicUrl: env.ORCHARD_PUBLIC_URL });
 
     // The UI: Next.js on the same HTTP server, after our routes and the session gate.
     const httpServer = http.createServer();

@@ -17,6 +17,11 @@ const EnvSchema = z.object({
   MQTT_URL: z.string().url().optional(),
   MQTT_USERNAME: z.string().optional(),
   MQTT_PASSWORD: z.string().optional(),
+  /**
+   * The URL Pis use to reach this server, for the enrollment commands the dashboard
+   * shows; the address the browser used when unset (wrong when that is localhost).
+   */
+  ORCHARD_PUBLIC_URL: z.string().url().optional(),
   /** What agents are told to connect to at enrollment; derived from the enrollment request when unset. */
   ORCHARD_PUBLIC_MQTT_URL: z.string().url().optional(),
   DATABASE_URL: z

@@ -17,7 +17,10 @@ export function TempValue({ celsius }: { celsius: number | null | undefined }) {
   if (celsius === null || celsius === undefined) return <NotAvailable reason="not available on this device (no thermal zone)" />;
   return (
     <span
-      className={cn("tabular-nums", celsius >= TEMP_HOT_C ? "font-medium text-danger" : celsius >= TEMP_WARN_C ? "text-warning" : undefined)}
+      className={cn(
+        "tabular-nums",
+        celsius >= TEMP_HOT_C ? "font-medium text-danger" : celsius >= TEMP_WARN_C ? "text-warning" : undefined,
+      )}
       title={celsius >= TEMP_HOT_C ? "Hot: the SoC throttles at 80 °C" : undefined}
     >
       {formatTemp(celsius)}
@@ -51,7 +54,11 @@ export function DiskFreeValue({ sample }: { sample: TelemetrySample | null | und
   return (
     <span
       className={cn("tabular-nums whitespace-nowrap", low && "text-warning")}
-      title={sample.diskTotalBytes ? `${formatBytes(sample.diskFreeBytes)} free of ${formatBytes(sample.diskTotalBytes)} (agent data directory)` : undefined}
+      title={
+        sample.diskTotalBytes
+          ? `${formatBytes(sample.diskFreeBytes)} free of ${formatBytes(sample.diskTotalBytes)} (agent data directory)`
+          : undefined
+      }
     >
       {formatBytes(sample.diskFreeBytes)}
     </span>

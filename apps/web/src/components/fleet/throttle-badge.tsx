@@ -36,7 +36,12 @@ export function ThrottleBadge({ flags }: { flags: ThrottleFlags | null | undefin
     const first = now[0]!;
     const severe = now.some((f) => f.severe);
     return (
-      <Badge tone={severe ? "danger" : "warning"} title={`Now: ${now.map((f) => f.label).join(", ")}${pastText}\n${raw}`} data-testid="throttle" data-throttle="now">
+      <Badge
+        tone={severe ? "danger" : "warning"}
+        title={`Now: ${now.map((f) => f.label).join(", ")}${pastText}\n${raw}`}
+        data-testid="throttle"
+        data-throttle="now"
+      >
         <Zap aria-hidden />
         {first.label}
         {now.length > 1 ? ` +${now.length - 1}` : ""}
@@ -45,13 +50,23 @@ export function ThrottleBadge({ flags }: { flags: ThrottleFlags | null | undefin
   }
   if (past.length > 0) {
     return (
-      <Badge tone="outline" title={`Not now, but since boot: ${past.map((p) => p.label).join(", ")}\n${raw}`} data-testid="throttle" data-throttle="occurred">
+      <Badge
+        tone="outline"
+        title={`Not now, but since boot: ${past.map((p) => p.label).join(", ")}\n${raw}`}
+        data-testid="throttle"
+        data-throttle="occurred"
+      >
         {past[0]!.label} earlier
       </Badge>
     );
   }
   return (
-    <span className="text-muted-foreground" title={`No throttling or under-voltage since boot\n${raw}`} data-testid="throttle" data-throttle="none">
+    <span
+      className="text-muted-foreground"
+      title={`No throttling or under-voltage since boot\n${raw}`}
+      data-testid="throttle"
+      data-throttle="none"
+    >
       none
     </span>
   );

@@ -28,7 +28,12 @@ export function TableBody({ className, ...props }: ComponentProps<"tbody">) {
   const stack = useContext(StackContext);
   return (
     <tbody
-      className={cn(stack ? "grid gap-3 p-3 sm:grid-cols-2 lg:table-row-group lg:p-0" : "", "lg:[&_tr:last-child]:border-0", !stack && "[&_tr:last-child]:border-0", className)}
+      className={cn(
+        stack ? "grid gap-3 sm:grid-cols-2 lg:table-row-group" : "",
+        "lg:[&_tr:last-child]:border-0",
+        !stack && "[&_tr:last-child]:border-0",
+        className,
+      )}
       {...props}
     />
   );

@@ -15,7 +15,13 @@ import { credentialsOf, originOf, readJsonBody, sendError, sendJson } from "./re
 
 const PUBLIC_UI_PREFIXES = ["/login", "/_next/", "/favicon.ico", "/icon", "/manifest"];
 
-export function createRoutes(deps: { services: Services; log: Logger; mqttUrlFor: (req: IncomingMessage) => string }) {
+export function createRoutes(deps: {
+  services: Services;
+  log: Logger;
+  mqttUrlFor: (req: IncomingMessage) => string;
+  /** ORCHARD_PUBLIC_URL: how Pis reach this server, when it differs from what the browser used. */
+  publicUrl?: string;
+}) {
   const { services, log } = deps;
 
   const trpc = createHTTPHandler({
@@ -28,7 +34,7 @@ export function createRoutes(deps: { services: Services; log: Logger; mqttUrlFor
         services,
         principal: await services.auth.resolve(credentials),
         sessionToken: credentials.sessionToken,
-        origin: originOf(req),
+        origin: deps.publicUrl?.replace(/\/$/, "") ?? originOf(req),
         setCookie: (cookie) => {
           cookies.push(cookie);
           res.setHeader("set-cookie", cookies);

@@ -5,7 +5,16 @@
  */
 import type { Server as HttpServer } from "node:http";
 import { Server } from "socket.io";
-import { SOCKET_PATH, isValidDeviceId, type ClientToServerEvents, type DeviceSummary, type ServerToClientEvents } from "@orchard/contracts";
+import {
+  SOCKET_PATH,
+  SOCKET_UNAUTHORIZED,
+  isValidDeviceId,
+  type ClientToServerEvents,
+  type DeviceEvent,
+  type DeviceSummary,
+  type ServerToClientEvents,
+  type TelemetrySample,
+} from "@orchard/contracts";
 import type { Logger } from "../log.ts";
 import type { AuthService } from "../services/auth.ts";
 import type { FleetService } from "../services/fleet.ts";
@@ -21,7 +30,8 @@ export function attachRealtime(deps: { httpServer: HttpServer; auth: AuthService
 
   io.use((socket, next) => {
     deps.auth.resolve(credentialsOf(socket.request)).then(
-      (principal) => (principal ? next() : next(new Error("unauthorized: sign in first"))),
+      (principal) =>
+        principal ? next() : next(Object.assign(new Error("unauthorized: sign in first"), { data: { code: SOCKET_UNAUTHORIZED } })),
       (err: Error) => next(err),
     );
   });
@@ -52,12 +62,16 @@ export function attachRealtime(deps: { httpServer: HttpServer; auth: AuthService
     pending.delete(deviceId);
     io.to(FLEET_ROOM).emit("fleet:removed", { deviceId });
   };
-  const onTelemetry = (deviceId: string, samples: Parameters<ServerToClientEvents["device:telemetry"]>[0]["samples"]) => {
+  const onTelemetry = (deviceId: string, samples: TelemetrySample[]) => {
     io.to(deviceRoom(deviceId)).emit("device:telemetry", { deviceId, samples });
+  };
+  const onEvent = (deviceId: string, event: DeviceEvent) => {
+    io.to(deviceRoom(deviceId)).emit("device:event", { deviceId, event });
   };
   fleet.on("device", onDevice);
   fleet.on("removed", onRemoved);
   fleet.on("telemetry", onTelemetry);
+  fleet.on("event", onEvent);
   log.debug("socket.io attached", { path: SOCKET_PATH });
 
   return {
@@ -66,6 +80,7 @@ export function attachRealtime(deps: { httpServer: HttpServer; auth: AuthService
         fleet.off("device", onDevice);
         fleet.off("removed", onRemoved);
         fleet.off("telemetry", onTelemetry);
+        fleet.off("event", onEvent);
         if (timer) clearTimeout(timer);
         void io.close(() => resolve());
       }),

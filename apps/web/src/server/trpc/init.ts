@@ -17,7 +17,7 @@ export interface TrpcContext {
   sessionToken: string | undefined;
   /** Set-Cookie from a procedure (login, logout). */
   setCookie: (cookie: string) => void;
-  /** Origin the browser used (scheme://host:port), for commands that point back at this server. */
+  /** ORCHARD_PUBLIC_URL, else the origin the browser used (scheme://host:port): for commands that point back at this server. */
   origin: string;
 }
 

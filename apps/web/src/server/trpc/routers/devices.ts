@@ -30,9 +30,10 @@ export const devicesRouter = router({
 
   rename: protectedProcedure
     .input(deviceId.extend({ name: z.string().trim().min(1).max(64) }))
+    .output(z.void())
     .mutation(({ ctx, input }) => ctx.services.devices.rename(input.id, input.name)),
 
-  remove: protectedProcedure.input(deviceId).mutation(({ ctx, input }) => ctx.services.devices.remove(input.id)),
+  remove: protectedProcedure.input(deviceId).output(z.void()).mutation(({ ctx, input }) => ctx.services.devices.remove(input.id)),
 
   restartRunner: protectedProcedure
     .input(deviceId)

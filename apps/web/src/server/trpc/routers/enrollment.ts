@@ -34,5 +34,5 @@ export const enrollmentRouter = router({
     .output(z.array(z.object({ id: z.string(), deviceName: z.string().nullable(), createdAt: z.number(), expiresAt: z.number() })))
     .query(({ ctx }) => ctx.services.enrollment.listPending()),
 
-  revoke: protectedProcedure.input(z.object({ id: z.string() })).mutation(({ ctx, input }) => ctx.services.enrollment.revoke(input.id)),
+  revoke: protectedProcedure.input(z.object({ id: z.string() })).output(z.void()).mutation(({ ctx, input }) => ctx.services.enrollment.revoke(input.id)),
 });
