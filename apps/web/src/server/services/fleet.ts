@@ -197,7 +197,9 @@ export class FleetService extends EventEmitter<FleetEvents> {
   applyEvent(deviceId: string, event: DeviceEvent): void {
     const d = this.devices.get(deviceId);
     if (!d) return;
-    d.summary = { ...d.summary, online: true, lastSeenAt: this.now() };
+    // Only status (and telemetry) decide online/offline: an event can arrive just after a clean
+    // shutdown's `offline`, e.g. the runner stopping.
+    d.summary = { ...d.summary, lastSeenAt: this.now() };
     if (event.kind === "runner.state") {
       d.summary = { ...d.summary, runner: event.runner };
       d.dirty = true;

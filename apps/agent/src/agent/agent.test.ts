@@ -1,0 +1,146 @@
+/**
+ * The assembled agent in-process: a real broker (Aedes), the real sim runner, and
+ * telemetry read from the Pi 5 fixture. Process-level tests with the server live
+ * in test/integration at the repository root.
+ */
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { DeviceEvent, type DeviceStatus, TelemetryMessage, topics } from "@orchard/contracts";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Observer, TestBroker } from "../../test/helpers/broker.js";
+import { REPO_RUNNER_PATH } from "../config/cli.js";
+import { silentLogger } from "../lib/logger.js";
+import { readStateFile } from "../state/state-file.js";
+import { Agent } from "./agent.js";
+
+const RUNNER = process.env.ORCHARD_RUNNER_BIN || REPO_RUNNER_PATH;
+const PI5 = fileURLToPath(new URL("../../test/fixtures/pi5", import.meta.url));
+const DEVICE = "pi-agent-01";
+const PASSWORD = "agent-test-password";
+
+function until<T>(
+  what: string,
+  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const check = async () => {
+      const value = await probe();
+      if (value) resolve(value);
+      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`));
+      else setTimeout(() => void check(), 20);
+    };
+    void check();
+  });
+}
+
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn();
+});
+
+beforeAll(() => {
+  if (!existsSync(RUNNER)) throw new Error(`the runner binary ${RUNNER} is missing: build native/ first`);
+});
+
+async function setup() {
+  const broker = await new TestBroker({ devices: { [DEVICE]: PASSWORD } }).start();
+  cleanup.push(() => broker.stop());
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), "orchard-agent-run-"));
+  cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
+  const agent = new Agent({
+    enrollment: {
+      version: 1,
+      serverUrl: "http://127.0.0.1:3000",
+      deviceId: DEVICE,
+      name: "agent-test",
+      mqtt: { url: broker.url, username: DEVICE, password: PASSWORD },
+      enrolledAt: new Date().toISOString(),
+    },
+    dataDir,
+    runner: { backend: "sim", bin: { path: RUNNER, source: "flag" }, model: null, tokenizer: null, extraArgs: ["--sim-load-ms=20"] },
+    telemetryIntervalMs: 200,
+    logger: silentLogger,
+    systemRoot: PI5,
+    vcgencmd: path.join(PI5, "bin/vcgencmd"),
+    hostname: "raspberrypi",
+    arch: "arm64",
+    restartPolicy: { initialMs: 100 },
+    stateWriteIntervalMs: 100,
+  });
+  cleanup.push(() => agent.shutdown());
+  const statuses = () => broker.on(topics.status(DEVICE)) as DeviceStatus[];
+  const events = () => broker.on(topics.events(DEVICE)).map((e) => DeviceEvent.parse(e));
+  const samples = () => broker.on(topics.telemetry(DEVICE)).flatMap((m) => TelemetryMessage.parse(m).samples);
+  return { broker, agent, dataDir, statuses, events, samples };
+}
+
+describe("Agent (real broker, real sim runner, Pi 5 fixture)", () => {
+  it("comes online, reports the runner ready, and publishes telemetry", async () => {
+    const { agent, dataDir, statuses, events, samples } = await setup();
+    await agent.start();
+
+    const ready = await until("online with a ready runner", () =>
+      statuses().find((s): s is Extract<DeviceStatus, { state: "online" }> => s.state === "online" && s.runner.state === "ready"),
+    );
+    expect(ready).toMatchObject({ hostname: "raspberrypi", arch: "arm64", activeModel: null, runner: { backend: "sim", restarts: 0 } });
+    expect(ready.runner.model).toMatch(/sim/);
+    const runnerStates = () => events().flatMap((e) => (e.kind === "runner.state" ? [e.runner.state] : []));
+    await until("runner.state events", () => runnerStates().includes("ready"));
+    expect(runnerStates()).toEqual(["starting", "ready"]);
+
+    const sample = await until("a sample with the runner's RSS", () => samples().find((s) => s.runnerRssBytes !== null));
+    expect(sample).toMatchObject({ socTempC: 51.9, throttle: { raw: 0x50005, underVoltage: true }, load1: 0.52, tokensPerSecond: null });
+    expect(sample.runnerRssBytes).toBeGreaterThan(1024 * 1024);
+
+    const state = await until("state.json", async () => {
+      const s = await readStateFile(path.join(dataDir, "state.json")).catch(() => null);
+      return s?.connection.state === "connected" && s.runner.state === "ready" && s.telemetry.lastSampleAt !== null ? s : null;
+    });
+    expect(state).toMatchObject({ deviceId: DEVICE, running: true, pid: process.pid });
+  });
+
+  it("restarts the runner on command and after a crash, and reports both", async () => {
+    const { broker, agent, statuses, events } = await setup();
+    await agent.start();
+    await until("ready", () => agent.supervisor.status().state === "ready");
+
+    // runner.restart from the server.
+    const server = await Observer.connect(broker.url, topics.events(DEVICE));
+    cleanup.push(() => server.close());
+    await server.publish(topics.cmd(DEVICE), { type: "runner.restart", id: "restart-1", ts: Date.now() });
+    const result = await until("command result", () => events().find((e) => e.kind === "command.result"));
+    expect(result).toMatchObject({ commandId: "restart-1", ok: true });
+    await until("ready after restart", () => agent.supervisor.status().state === "ready");
+    expect(agent.supervisor.status().restarts).toBe(1);
+
+    // A crash: killed from outside.
+    const pid = agent.supervisor.status().pid!;
+    process.kill(pid, "SIGKILL");
+    const exit = await until("runner.exit event", () => events().find((e) => e.kind === "runner.exit"));
+    expect(exit).toMatchObject({ kind: "runner.exit", signal: "SIGKILL", code: null, restartInMs: 100 });
+    await until("reported crashed", () => statuses().some((s) => s.state === "online" && s.runner.state === "crashed"));
+    await until("ready again with 2 restarts", () =>
+      statuses().some((s) => s.state === "online" && s.runner.state === "ready" && s.runner.restarts === 2),
+    );
+  });
+
+  it("shuts down cleanly: offline status, runner stopped, final state file", async () => {
+    const { agent, dataDir, statuses } = await setup();
+    await agent.start();
+    await until("ready", () => agent.supervisor.status().state === "ready");
+    const runnerPid = agent.supervisor.status().pid!;
+    await agent.shutdown("SIGTERM");
+
+    const all = statuses();
+    expect(all.at(-1)).toMatchObject({ state: "offline", reason: "shutdown" });
+    expect(all.filter((s) => s.state === "offline")).toHaveLength(1); // no last will after a clean disconnect
+    expect(() => process.kill(runnerPid, 0)).toThrow();
+    const state = await readStateFile(path.join(dataDir, "state.json"));
+    expect(state).toMatchObject({ running: false, connection: { state: "stopped" }, runner: { state: "stopped", pid: null } });
+  });
+});

@@ -1,0 +1,259 @@
+/**
+ * `orchard-agent run` assembled: the MQTT link, the runner supervisor, telemetry
+ * and the state file, wired to each other. Each part lives in its own folder and
+ * knows nothing of the others; this module is the only place they meet.
+ */
+import os from "node:os";
+import type { DeviceStatus, RunnerStatus } from "@orchard/contracts";
+import { type AgentFile, publicMqttUrl } from "../config/agent-file.js";
+import type { RunnerConfig } from "../config/cli.js";
+import { dataPaths } from "../config/paths.js";
+import { CommandDispatcher } from "../link/commands.js";
+import { MqttLink } from "../link/mqtt-link.js";
+import type { BackoffOptions } from "../lib/backoff.js";
+import { type Clock, systemClock } from "../lib/clock.js";
+import type { Logger } from "../lib/logger.js";
+import type { RestartPolicyOptions } from "../runner/restart-policy.js";
+import { RunnerSupervisor } from "../runner/supervisor.js";
+import { type AgentStateFile, StateFileWriter } from "../state/state-file.js";
+import { TelemetryOutbox } from "../telemetry/outbox.js";
+import { TelemetrySampler } from "../telemetry/sampler.js";
+import { DecodeRateWindow } from "../telemetry/token-rate.js";
+import { AGENT_VERSION } from "../version.js";
+
+export interface AgentOptions {
+  enrollment: AgentFile;
+  dataDir: string;
+  runner: RunnerConfig;
+  telemetryIntervalMs: number;
+  logger: Logger;
+  /** Root for /proc and /sys ("/" on a device). */
+  systemRoot?: string;
+  vcgencmd?: string;
+  hostname?: string;
+  arch?: string;
+  clock?: Clock;
+  mqttBackoff?: BackoffOptions;
+  restartPolicy?: Partial<RestartPolicyOptions>;
+  stateWriteIntervalMs?: number;
+}
+
+export class Agent {
+  readonly supervisor: RunnerSupervisor;
+  readonly link: MqttLink;
+  /** Where the chat executor reports decode throughput (tokens/s in telemetry). */
+  readonly decodeRate: DecodeRateWindow;
+  readonly #opts: AgentOptions;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #sampler: TelemetrySampler;
+  readonly #outbox: TelemetryOutbox;
+  readonly #commands: CommandDispatcher;
+  readonly #stateFile: StateFileWriter;
+  readonly #startedAt: number;
+  readonly #hostname: string;
+  readonly #arch: string;
+  #tickTimer: NodeJS.Timeout | null = null;
+  #nextTickAt = 0;
+  #lastSampleAt: number | null = null;
+  #closing: Promise<void> | null = null;
+  #stateFinal = false;
+
+  constructor(options: AgentOptions) {
+    this.#opts = options;
+    this.#log = options.logger;
+    this.#clock = options.clock ?? systemClock;
+    this.#startedAt = this.#clock.now();
+    this.#hostname = options.hostname ?? os.hostname();
+    this.#arch = options.arch ?? os.arch();
+    const { enrollment } = options;
+
+    this.supervisor = new RunnerSupervisor({
+      command: options.runner.bin.path,
+      backend: options.runner.backend,
+      model: options.runner.model,
+      tokenizer: options.runner.tokenizer,
+      extraArgs: options.runner.extraArgs,
+      logger: options.logger,
+      clock: this.#clock,
+      restartPolicy: options.restartPolicy,
+      procRoot: options.systemRoot,
+    });
+
+    this.link = new MqttLink({
+      url: enrollment.mqtt.url,
+      username: enrollment.mqtt.username,
+      password: enrollment.mqtt.password,
+      deviceId: enrollment.deviceId,
+      logger: options.logger,
+      onlineStatus: () => this.onlineStatus(),
+      backoff: options.mqttBackoff,
+      clock: this.#clock,
+    });
+
+    this.decodeRate = new DecodeRateWindow(60_000, this.#clock);
+    this.#sampler = new TelemetrySampler({
+      root: options.systemRoot,
+      dataDir: options.dataDir,
+      vcgencmd: options.vcgencmd,
+      runnerRssBytes: () => this.supervisor.status().rssBytes,
+      decodeRate: this.decodeRate,
+      clock: this.#clock,
+      logger: options.logger.child({ component: "telemetry" }),
+    });
+    this.#outbox = new TelemetryOutbox({
+      publish: (message) => this.link.publishTelemetry(message),
+      isConnected: () => this.link.connected,
+      logger: options.logger.child({ component: "telemetry" }),
+    });
+
+    this.#commands = new CommandDispatcher({
+      handlers: {
+        ping: async () => ({ ok: true, message: "pong" }),
+        "runner.restart": async () => {
+          if (this.#closing) return { ok: false, message: "the agent is shutting down" };
+          await this.supervisor.restart();
+          return { ok: true, message: `runner restarted (${this.supervisor.status().state})` };
+        },
+      },
+      reply: (event) => this.link.publishEvent(event),
+      logger: options.logger,
+      clock: this.#clock,
+    });
+
+    this.#stateFile = new StateFileWriter(
+      dataPaths(options.dataDir).stateFile,
+      options.logger,
+      options.stateWriteIntervalMs ?? 2_000,
+      this.#clock,
+    );
+    this.#wire();
+  }
+
+  onlineStatus(): Extract<DeviceStatus, { state: "online" }> {
+    return {
+      state: "online",
+      ts: this.#clock.now(),
+      agentVersion: AGENT_VERSION,
+      hostname: this.#hostname.slice(0, 255),
+      arch: this.#arch.slice(0, 32),
+      runner: this.supervisor.status(),
+      // Rollouts (a later issue) set the active model; until then there is none to report.
+      activeModel: null,
+    };
+  }
+
+  #wire(): void {
+    this.supervisor.on("state", (runner: RunnerStatus) => {
+      void this.link.publishStatus();
+      this.link.publishEvent({ kind: "runner.state", ts: this.#clock.now(), runner });
+      this.#writeState();
+    });
+    this.supervisor.on("exit", (exit) => {
+      if (exit.expected) return;
+      this.link.publishEvent({
+        kind: "runner.exit",
+        ts: this.#clock.now(),
+        code: exit.code,
+        signal: exit.signal,
+        stderrTail: exit.stderrTail,
+        restartInMs: exit.restartInMs ?? 0,
+      });
+    });
+    this.link.on("connected", () => void this.#outbox.flush());
+    this.link.on("change", () => this.#writeState());
+    this.link.on("command", (payload) => void this.#commands.handle(payload));
+  }
+
+  async start(): Promise<void> {
+    this.#log.info("agent starting", {
+      agentVersion: AGENT_VERSION,
+      deviceId: this.#opts.enrollment.deviceId,
+      name: this.#opts.enrollment.name,
+      dataDir: this.#opts.dataDir,
+      runner: this.#opts.runner.bin.path,
+      runnerSource: this.#opts.runner.bin.source,
+      backend: this.#opts.runner.backend,
+      telemetryIntervalMs: this.#opts.telemetryIntervalMs,
+    });
+    await this.#sampler.prime();
+    this.supervisor.start();
+    this.link.start();
+    this.#nextTickAt = this.#clock.now() + this.#opts.telemetryIntervalMs;
+    this.#scheduleTick();
+    this.#writeState();
+  }
+
+  #scheduleTick(): void {
+    if (this.#closing) return;
+    const delay = Math.max(0, this.#nextTickAt - this.#clock.now());
+    this.#tickTimer = setTimeout(() => void this.#tick(), delay);
+  }
+
+  async #tick(): Promise<void> {
+    this.#tickTimer = null;
+    // Fixed rate: the next tick is due one interval after this one was, however long this one took.
+    this.#nextTickAt = Math.max(this.#nextTickAt + this.#opts.telemetryIntervalMs, this.#clock.now());
+    try {
+      await this.supervisor.pollRss();
+      const sample = await this.#sampler.sample();
+      if (sample) {
+        this.#outbox.add(sample);
+        this.#lastSampleAt = sample.ts;
+      }
+      await this.#outbox.flush();
+    } catch (error) {
+      this.#log.error("telemetry tick failed", { error });
+    } finally {
+      this.#writeState();
+      this.#scheduleTick();
+    }
+  }
+
+  stateSnapshot(running = true): AgentStateFile {
+    const now = this.#clock.now();
+    const connection = this.link.info();
+    return {
+      version: 1,
+      pid: process.pid,
+      agentVersion: AGENT_VERSION,
+      deviceId: this.#opts.enrollment.deviceId,
+      startedAt: this.#startedAt,
+      updatedAt: now,
+      running,
+      connection: { ...connection, url: publicMqttUrl(this.#opts.enrollment.mqtt.url) },
+      runner: { ...this.supervisor.status(), badLines: this.supervisor.badLines },
+      telemetry: {
+        intervalMs: this.#opts.telemetryIntervalMs,
+        lastSampleAt: this.#lastSampleAt,
+        lastPublishedAt: this.#outbox.lastPublishedAt,
+        buffered: this.#outbox.buffered,
+        dropped: this.#outbox.dropped,
+      },
+    };
+  }
+
+  #writeState(): void {
+    // After the final snapshot, a late event (a tick finishing) must not mark the agent running again.
+    if (this.#stateFinal) return;
+    this.#stateFile.update(this.stateSnapshot());
+  }
+
+  /** Clean shutdown: runner shutdown, retained offline status, disconnect, final state file. */
+  shutdown(reason = "shutdown"): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#log.info("agent shutting down", { reason });
+      if (this.#tickTimer) clearTimeout(this.#tickTimer);
+      this.#tickTimer = null;
+      // The runner first, so its last state change is published before `offline`, which must be the final status.
+      await this.supervisor.stop();
+      const announced = await this.link.publishOffline();
+      if (!announced) this.#log.info("not connected: the broker's last will reports this device offline");
+      await this.link.stop();
+      this.#stateFinal = true;
+      await this.#stateFile.flush(this.stateSnapshot(false));
+      this.#log.info("agent stopped");
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,55 @@
+/** `orchard-agent enroll`: exchange a dashboard token for this device's identity and credentials. */
+import { access } from "node:fs/promises";
+import os from "node:os";
+import { loadAgentFile, saveAgentFile } from "../config/agent-file.js";
+import type { EnrollCommand } from "../config/cli.js";
+import { dataPaths } from "../config/paths.js";
+import { requestEnrollment } from "../enroll/enroll.js";
+import type { Logger } from "../lib/logger.js";
+import { AGENT_VERSION } from "../version.js";
+
+export class AlreadyEnrolledError extends Error {
+  override readonly name = "AlreadyEnrolledError";
+}
+
+export async function enrollCommand(command: EnrollCommand, logger: Logger, out: (line: string) => void): Promise<number> {
+  const paths = dataPaths(command.dataDir);
+  if (
+    !command.force &&
+    (await access(paths.agentFile).then(
+      () => true,
+      () => false,
+    ))
+  ) {
+    const existing = await loadAgentFile(paths.dir).catch(() => null);
+    const who = existing ? `device ${existing.name} (${existing.deviceId}) of ${existing.serverUrl}` : "a device";
+    throw new AlreadyEnrolledError(
+      `${paths.dir} is already enrolled as ${who}; pass --force to replace that identity, or use another --data-dir`,
+    );
+  }
+
+  logger.info("enrolling", { server: command.serverUrl, hostname: os.hostname(), arch: os.arch() });
+  const response = await requestEnrollment({
+    serverUrl: command.serverUrl,
+    token: command.token,
+    hostname: os.hostname(),
+    arch: os.arch(),
+    agentVersion: AGENT_VERSION,
+  });
+  const file = await saveAgentFile(
+    paths.dir,
+    {
+      version: 1,
+      serverUrl: command.serverUrl,
+      deviceId: response.deviceId,
+      name: response.name,
+      mqtt: { url: response.mqttUrl, username: response.mqttUsername, password: response.mqttPassword },
+      enrolledAt: new Date().toISOString(),
+    },
+    logger,
+  );
+  out(`enrolled as ${response.name} (${response.deviceId}) with ${command.serverUrl}`);
+  out(`credentials saved to ${file} (mode 0600)`);
+  out(`start the agent with: orchard-agent run --data-dir ${paths.dir}`);
+  return 0;
+}

@@ -1,0 +1,322 @@
+/**
+ * The device's MQTT link to the server's broker. Every topic comes from the
+ * contracts' `topics` builder and every payload is checked against its zod schema
+ * before it is sent; this is the only module that talks to mqtt.js.
+ *
+ * Connection handling is the agent's own rather than mqtt.js's fixed-period
+ * reconnect: one mqtt.js client per connection attempt, created with
+ * `reconnectPeriod: 0`, and a new attempt after an exponential backoff with jitter
+ * (1 s … 30 s). The backoff starts over after a connection that stayed up.
+ *
+ * On connect: subscribe to `cmd`, publish the retained `online` status, then hand
+ * events queued while offline to the broker. The last will is the retained
+ * `offline`/`lost` status.
+ */
+import { EventEmitter } from "node:events";
+import { DeviceEvent, DeviceStatus, TelemetryMessage, topics } from "@orchard/contracts";
+import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from "mqtt";
+import { MQTT_RECONNECT_BACKOFF, type BackoffOptions, backoffDelay } from "../lib/backoff.js";
+import { type Clock, systemClock } from "../lib/clock.js";
+import type { Logger } from "../lib/logger.js";
+import { RingBuffer } from "../lib/ring-buffer.js";
+
+export type ConnectionState = "connecting" | "connected" | "disconnected" | "stopped";
+
+export interface ConnectionInfo {
+  state: ConnectionState;
+  since: number;
+  lastConnectedAt: number | null;
+  lastError: string | null;
+  /** When the next connection attempt is due (while disconnected). */
+  nextAttemptAt: number | null;
+}
+
+export interface MqttLinkOptions {
+  url: string;
+  username: string;
+  password: string;
+  deviceId: string;
+  logger: Logger;
+  /** The `online` status to publish (retained) on every connect and on `publishStatus()`. */
+  onlineStatus: () => Extract<DeviceStatus, { state: "online" }>;
+  backoff?: BackoffOptions;
+  /** A connection that lasted this long resets the backoff. */
+  stableAfterMs?: number;
+  keepaliveSeconds?: number;
+  connectTimeoutMs?: number;
+  /** Events kept while offline; the oldest are dropped beyond this. */
+  eventQueueSize?: number;
+  clock?: Clock;
+  random?: () => number;
+}
+
+export interface MqttLinkEvents {
+  connected: [];
+  disconnected: [info: ConnectionInfo, reconnectInMs: number];
+  /** A message on the device's `cmd` topic, unparsed: the command dispatcher validates it. */
+  command: [payload: Buffer];
+  /** Connection state changed (for the state file). */
+  change: [info: ConnectionInfo];
+}
+
+export class MqttLink extends EventEmitter<MqttLinkEvents> {
+  readonly #opts: MqttLinkOptions;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #statusTopic: string;
+  readonly #cmdTopic: string;
+  #client: MqttClient | null = null;
+  #attempt = 0;
+  #connectedAt: number | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #info: ConnectionInfo;
+  #stopped = false;
+  /** Set once the final offline status went out: no `online` may follow it. */
+  #offlineSent = false;
+  readonly #events: RingBuffer<DeviceEvent>;
+  #draining = false;
+
+  constructor(options: MqttLinkOptions) {
+    super();
+    this.#opts = options;
+    this.#log = options.logger.child({ component: "mqtt" });
+    this.#clock = options.clock ?? systemClock;
+    this.#statusTopic = topics.status(options.deviceId);
+    this.#cmdTopic = topics.cmd(options.deviceId);
+    this.#events = new RingBuffer(options.eventQueueSize ?? 200);
+    this.#info = { state: "disconnected", since: this.#clock.now(), lastConnectedAt: null, lastError: null, nextAttemptAt: null };
+  }
+
+  get connected(): boolean {
+    return this.#client?.connected === true && this.#info.state === "connected";
+  }
+
+  info(): ConnectionInfo {
+    return { ...this.#info };
+  }
+
+  /** Events waiting for a connection, and how many were dropped because too many waited. */
+  eventQueue(): { queued: number; dropped: number } {
+    return { queued: this.#events.size, dropped: this.#events.dropped };
+  }
+
+  start(): void {
+    if (this.#client || this.#stopped) return;
+    this.#connect();
+  }
+
+  #setInfo(patch: Partial<ConnectionInfo>): void {
+    this.#info = { ...this.#info, ...patch };
+    this.emit("change", this.info());
+  }
+
+  #connect(): void {
+    const opts = this.#opts;
+    const will = JSON.stringify(DeviceStatus.parse({ state: "offline", reason: "lost" }));
+    const clientOptions: IClientOptions = {
+      protocolVersion: 4, // MQTT 3.1.1: the embedded Aedes broker refuses MQTT 5
+      clientId: opts.deviceId,
+      clean: true,
+      username: opts.username,
+      password: opts.password,
+      keepalive: opts.keepaliveSeconds ?? 30,
+      connectTimeout: opts.connectTimeoutMs ?? 10_000,
+      reconnectPeriod: 0, // reconnects are scheduled here, with backoff
+      queueQoSZero: false, // telemetry is buffered by the agent, not by mqtt.js
+      resubscribe: false, // subscribed again on every connect below
+      will: { topic: this.#statusTopic, payload: Buffer.from(will), qos: 1, retain: true },
+    };
+    this.#setInfo({ state: "connecting", since: this.#clock.now(), nextAttemptAt: null });
+    this.#log.debug("connecting to broker", { url: opts.url, attempt: this.#attempt });
+    const client = mqtt.connect(opts.url, clientOptions);
+    this.#client = client;
+
+    client.on("connect", () => this.#onConnect(client));
+    client.on("message", (topic, payload) => {
+      if (topic === this.#cmdTopic) this.emit("command", payload);
+    });
+    client.on("error", (error) => {
+      if (client !== this.#client) return;
+      this.#info.lastError = error.message;
+      const refused = /Not authorized|Bad username or password|Connection refused: /i.test(error.message);
+      if (refused) this.#log.error("broker refused the connection (are this device's credentials still valid?)", { error, url: opts.url });
+      else this.#log.debug("mqtt error", { error });
+    });
+    client.on("close", () => this.#onClose(client));
+  }
+
+  #onConnect(client: MqttClient): void {
+    if (client !== this.#client) return;
+    this.#connectedAt = this.#clock.now();
+    this.#setInfo({
+      state: "connected",
+      since: this.#connectedAt,
+      lastConnectedAt: this.#connectedAt,
+      lastError: null,
+      nextAttemptAt: null,
+    });
+    this.#log.info("connected to broker", { url: this.#opts.url, deviceId: this.#opts.deviceId });
+    client.subscribe(this.#cmdTopic, { qos: 1 }, (error, granted) => {
+      if (error) this.#log.error("could not subscribe to commands", { error, topic: this.#cmdTopic });
+      else if (granted?.some((g) => g.qos === 128)) this.#log.error("broker refused the command subscription", { topic: this.#cmdTopic });
+    });
+    // Telemetry and events follow the online status, so a server never sees data from a
+    // device whose status still says offline.
+    void this.publishStatus().finally(() => {
+      if (client !== this.#client || !this.connected) return;
+      this.emit("connected");
+      void this.#drainEvents();
+    });
+  }
+
+  #onClose(client: MqttClient): void {
+    if (client !== this.#client) return;
+    this.#client = null;
+    client.removeAllListeners("close");
+    client.on("error", () => undefined);
+    client.end(true);
+    const wasConnected = this.#connectedAt !== null;
+    if (this.#connectedAt !== null && this.#clock.now() - this.#connectedAt >= (this.#opts.stableAfterMs ?? 30_000)) {
+      this.#attempt = 0;
+    }
+    this.#connectedAt = null;
+    if (this.#stopped) {
+      this.#setInfo({ state: "stopped", since: this.#clock.now(), nextAttemptAt: null });
+      return;
+    }
+    const delay = backoffDelay(this.#attempt, this.#opts.backoff ?? MQTT_RECONNECT_BACKOFF, this.#opts.random);
+    this.#attempt += 1;
+    const now = this.#clock.now();
+    this.#setInfo({ state: "disconnected", since: wasConnected ? now : this.#info.since, nextAttemptAt: now + delay });
+    const fields = { reconnectInMs: delay, lastError: this.#info.lastError ?? undefined, url: this.#opts.url };
+    if (wasConnected) this.#log.warn("disconnected from broker; reconnecting", fields);
+    else this.#log.info("could not connect to broker; retrying", fields);
+    this.emit("disconnected", this.info(), delay);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      if (!this.#stopped) this.#connect();
+    }, delay);
+  }
+
+  #publish(topic: string, payload: string, options: IClientPublishOptions): Promise<void> {
+    const client = this.#client;
+    if (!client || !this.connected) return Promise.reject(new Error("not connected to the broker"));
+    return new Promise((resolve, reject) => {
+      client.publish(topic, payload, options, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  /** Publishes the current `online` status (retained, QoS 1) if connected; the next connect publishes it anyway. */
+  publishStatus(): Promise<void> {
+    if (!this.connected || this.#offlineSent) return Promise.resolve();
+    let payload: string;
+    try {
+      payload = JSON.stringify(DeviceStatus.parse(this.#opts.onlineStatus()));
+    } catch (error) {
+      this.#log.error("status does not match the contract; not published", { error });
+      return Promise.resolve();
+    }
+    return this.#publish(this.#statusTopic, payload, { qos: 1, retain: true }).catch((error: unknown) =>
+      this.#log.debug("status publish failed; it is published again on reconnect", { error }),
+    );
+  }
+
+  /** Queues an event (QoS 1); it is published now when connected, else after the next connect. */
+  publishEvent(event: DeviceEvent): void {
+    const parsed = DeviceEvent.safeParse(event);
+    if (!parsed.success) {
+      this.#log.error("event does not match the contract; dropped", { kind: event.kind, issue: parsed.error.issues[0]?.message });
+      return;
+    }
+    if (this.#events.push(parsed.data))
+      this.#log.warn("event queue full while offline: dropped the oldest event", { dropped: this.#events.dropped });
+    void this.#drainEvents();
+  }
+
+  async #drainEvents(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      const topic = topics.events(this.#opts.deviceId);
+      while (this.#events.size > 0 && this.connected) {
+        const [event] = this.#events.peek(1);
+        try {
+          await this.#publish(topic, JSON.stringify(event), { qos: 1 });
+        } catch (error) {
+          this.#log.debug("event publish failed; kept for the next connection", { error });
+          return;
+        }
+        // Dropping an in-flight event while full is impossible here: only the head is ever in flight and
+        // push() evicts the head only when the queue is full, so check it is still the same one.
+        if (this.#events.peek(1)[0] === event) this.#events.discard(1);
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /** Publishes one telemetry message at QoS 0; rejects when not connected. */
+  publishTelemetry(message: TelemetryMessage): Promise<void> {
+    return this.#publish(topics.telemetry(this.#opts.deviceId), JSON.stringify(TelemetryMessage.parse(message)), { qos: 0 });
+  }
+
+  /**
+   * The clean-shutdown status: retained `offline`/`shutdown`, waiting for the broker's
+   * acknowledgement (bounded). After it, no `online` status is published again.
+   */
+  async publishOffline(timeoutMs = 3_000): Promise<boolean> {
+    if (!this.connected) {
+      this.#offlineSent = true;
+      return false;
+    }
+    const payload = JSON.stringify(DeviceStatus.parse({ state: "offline", reason: "shutdown", ts: this.#clock.now() }));
+    this.#offlineSent = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.#publish(this.#statusTopic, payload, { qos: 1, retain: true }).then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs);
+        }),
+      ]);
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Disconnects for good (a clean DISCONNECT, so the broker does not send the last will). */
+  async stop(timeoutMs = 3_000): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    const client = this.#client;
+    if (!client) {
+      this.#setInfo({ state: "stopped", since: this.#clock.now(), nextAttemptAt: null });
+      return;
+    }
+    if (!client.connected) {
+      // Nothing to say goodbye to; a DISCONNECT could only wait for a connection that is not there.
+      client.end(true);
+      this.#client = null;
+      this.#setInfo({ state: "stopped", since: this.#clock.now(), nextAttemptAt: null });
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      client.endAsync(false).catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          client.end(true);
+          resolve();
+        }, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    this.#client = null;
+    this.#setInfo({ state: "stopped", since: this.#clock.now(), nextAttemptAt: null });
+  }
+}
