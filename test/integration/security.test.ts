@@ -5,7 +5,7 @@
  */
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EnrollResponse, topics } from "@orchard/contracts";
+import { EnrollResponse, MAX_DEVICE_PAYLOAD_BYTES, topics } from "@orchard/contracts";
 import { appRouter } from "../../apps/web/src/server/trpc/root.ts";
 import { connectSocket, login, removeDir, startServer, waitFor, type TestServer } from "../support/harness.ts";
 
@@ -97,13 +97,22 @@ describe("broker", () => {
   it("counts malformed payloads from a device and keeps serving", async () => {
     const client = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
     await client.publishAsync(topics.telemetry(a.deviceId), "{not json", { qos: 1 });
-    await client.publishAsync(topics.telemetry(a.deviceId), Buffer.alloc(100 * 1024, 0x41), { qos: 1 });
+    await client.publishAsync(topics.telemetry(a.deviceId), JSON.stringify({ samples: [{ ts: 1, socTempC: 10_000 }] }), { qos: 1 });
     await client.endAsync();
     const metrics = async () => (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.apiKey}` } })).text();
     await waitFor("rejections in /metrics", async () => {
       const text = await metrics();
-      return text.includes('orchard_mqtt_messages_rejected_total{reason="malformed"} 1') && text.includes('orchard_mqtt_messages_rejected_total{reason="oversized"} 1');
+      return text.includes('orchard_mqtt_messages_rejected_total{reason="malformed"} 1') && text.includes('orchard_mqtt_messages_rejected_total{reason="invalid"} 1');
     });
+    expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+  });
+
+  it("drops a device that publishes an oversized payload, and the server stays healthy", async () => {
+    const client = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+    client.publish(topics.telemetry(a.deviceId), Buffer.alloc(MAX_DEVICE_PAYLOAD_BYTES + 1, 0x41), { qos: 1 });
+    await closed;
+    client.end(true);
     expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
   });
 });

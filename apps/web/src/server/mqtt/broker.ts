@@ -2,12 +2,13 @@
  * The embedded MQTT broker (Aedes, MQTT 3.1.1) for a laptop or a small lab.
  * Every client authenticates: the server with a secret generated at start, each
  * device with the credentials it got at enrollment (username = client id = device
- * id). A device may publish and subscribe only inside its own subtree; a denied
- * publish closes its connection, a denied subscription is answered with 0x80.
+ * id). A device may publish and subscribe only inside its own subtree, and no more
+ * than MAX_DEVICE_PAYLOAD_BYTES at a time; a denied publish closes its connection,
+ * a denied subscription is answered with 0x80.
  */
 import net from "node:net";
 import { Aedes, type AuthenticateError } from "aedes";
-import { deviceMayPublish, deviceMaySubscribe } from "@orchard/contracts";
+import { MAX_DEVICE_PAYLOAD_BYTES, deviceMayPublish, deviceMaySubscribe } from "@orchard/contracts";
 import { throttled, type Logger } from "../log.ts";
 
 export interface EmbeddedBroker {
@@ -46,7 +47,13 @@ export async function startEmbeddedBroker(opts: { host: string; port: number; au
     },
     authorizePublish(client, packet, callback) {
       if (!client) return callback(null); // the broker's own messages (last wills are checked below)
-      if (serverClients.has(client.id) || deviceMayPublish(client.id, packet.topic)) return callback(null);
+      if (serverClients.has(client.id)) return callback(null);
+      if (packet.payload.length > MAX_DEVICE_PAYLOAD_BYTES) {
+        // Not forwarded to anyone; the server's ingestion would drop it anyway.
+        warnOnce(`size:${client.id}`, () => log.warn("refused an oversized publish", { device: client.id, bytes: packet.payload.length }));
+        return callback(new Error("payload too large"));
+      }
+      if (deviceMayPublish(client.id, packet.topic)) return callback(null);
       warnOnce(`pub:${client.id}`, () => log.warn("refused a publish outside the device's subtree", { device: client.id, topic: packet.topic }));
       return callback(new Error("publish outside the device's own subtree"));
     },

@@ -3,7 +3,7 @@
  * database (PGlite, and PostgreSQL when ORCHARD_TEST_POSTGRES_URL is set).
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { decodeThrottle, topics, type TelemetrySample } from "@orchard/contracts";
+import { decodeThrottle, MAX_DEVICE_PAYLOAD_BYTES, topics, type TelemetrySample } from "@orchard/contracts";
 import { DB_KINDS, openTestDatabase } from "../../../test/db.ts";
 import type { Database } from "../db/client.ts";
 import { createLogger } from "../log.ts";
@@ -133,7 +133,7 @@ describe.each(DB_KINDS)("fleet on %s", (kind) => {
       [topics.telemetry(deviceId), Buffer.from(JSON.stringify({ samples: [sample(Date.now(), { socTempC: 10_000 })] })), "invalid"],
       [topics.status(deviceId), Buffer.from(JSON.stringify({ state: "online" })), "invalid"],
       [topics.events(deviceId), Buffer.from(JSON.stringify({ kind: "nope", ts: 1 })), "invalid"],
-      [topics.telemetry(deviceId), Buffer.alloc(65 * 1024, 0x20), "oversized"],
+      [topics.telemetry(deviceId), Buffer.alloc(MAX_DEVICE_PAYLOAD_BYTES + 1, 0x20), "oversized"],
       [topics.status("pi-unknown1"), Buffer.from(JSON.stringify(online)), "unknown_device"],
       ["orchard/v1/devices/x/y/z", Buffer.from("{}"), "unknown_topic"],
     ];
