@@ -5,6 +5,7 @@
  * never a guess.
  */
 import { z } from "zod";
+import { ChatCancelCommand, ChatStartCommand } from "./chat.ts";
 
 /** Largest MQTT payload the server accepts from a device; bigger ones are dropped and counted. */
 export const MAX_DEVICE_PAYLOAD_BYTES = 256 * 1024;
@@ -16,7 +17,11 @@ export const MAX_DEVICE_PAYLOAD_BYTES = 256 * 1024;
  */
 export const TELEMETRY_MAX_SAMPLES_PER_MESSAGE = 100;
 
-const bytes = z.number().int().nonnegative().max(2 ** 53);
+const bytes = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(2 ** 53);
 const timestamp = z.number().int().positive(); // ms since the epoch
 const percent = z.number().min(0).max(100);
 
@@ -52,7 +57,10 @@ export type RunnerStatus = z.infer<typeof RunnerStatus>;
 
 export const ActiveModel = z.object({
   name: z.string().min(1).max(256),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .nullable(),
 });
 export type ActiveModel = z.infer<typeof ActiveModel>;
 
@@ -166,5 +174,7 @@ export type DeviceEvent = z.infer<typeof DeviceEvent>;
 export const DeviceCommand = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ping"), id: z.string().min(1).max(64), ts: timestamp }),
   z.object({ type: z.literal("runner.restart"), id: z.string().min(1).max(64), ts: timestamp }),
+  ChatStartCommand,
+  ChatCancelCommand,
 ]);
 export type DeviceCommand = z.infer<typeof DeviceCommand>;

@@ -3,3 +3,4 @@ export * from "./device.ts";
 export * from "./runner.ts";
 export * from "./socket.ts";
 export * from "./api.ts";
+export * from "./chat.ts";

@@ -38,12 +38,20 @@ export const GenerateRequest = z
      * …or raw text fed as-is after BOS, without the chat template. Note: the reference
      * check ("The capital of France is" → [818, …, 106]) is a one-user-message chat, not a raw prompt.
      */
-    prompt: z.string().max(256 * 1024).optional(),
+    prompt: z
+      .string()
+      .max(256 * 1024)
+      .optional(),
     max_new_tokens: z.number().int().positive().max(100_000).default(256),
     /** 0 = greedy (the default, and what reference checks use). */
     temperature: z.number().min(0).max(10).default(0),
     top_p: z.number().gt(0).max(1).default(1),
-    seed: z.number().int().nonnegative().max(2 ** 32 - 1).optional(),
+    seed: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(2 ** 32 - 1)
+      .optional(),
   })
   .refine((r) => (r.messages === undefined) !== (r.prompt === undefined), {
     message: "exactly one of messages or prompt is required",

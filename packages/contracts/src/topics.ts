@@ -50,8 +50,7 @@ export const topics = {
 } as const;
 
 export type ParsedTopic =
-  | { deviceId: string; kind: Exclude<DeviceTopicKind, "chat"> }
-  | { deviceId: string; kind: "chat"; requestId: string };
+  { deviceId: string; kind: Exclude<DeviceTopicKind, "chat"> } | { deviceId: string; kind: "chat"; requestId: string };
 
 /** Parses a concrete (wildcard-free) Orchard topic; returns null for anything else. */
 export function parseTopic(topic: string): ParsedTopic | null {

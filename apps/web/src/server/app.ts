@@ -13,10 +13,13 @@ import { createLogger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./mqtt/broker.ts";
 import { createIngestor } from "./mqtt/ingest.ts";
-import { connectServerLink } from "./mqtt/link.ts";
+import { connectServerLink, type ServerLink } from "./mqtt/link.ts";
 import { attachRealtime } from "./realtime/socket.ts";
 import { createRoutes } from "./http/routes.ts";
 import { ADMIN_USERNAME, AuthService } from "./services/auth.ts";
+import { ApiKeyService } from "./services/api-keys.ts";
+import { ChatRelay, DEFAULT_RELAY_OPTIONS } from "./services/chat-relay.ts";
+import { ConversationService } from "./services/conversations.ts";
 import { DeviceService } from "./services/devices.ts";
 import { EnrollmentService } from "./services/enrollment.ts";
 import { FleetService } from "./services/fleet.ts";
@@ -41,7 +44,11 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
   };
 
   try {
-    const auth = new AuthService(db.prisma, { sessionHours: env.ORCHARD_SESSION_HOURS, bootstrapApiKey: env.ORCHARD_API_KEY }, log.child("auth"));
+    const auth = new AuthService(
+      db.prisma,
+      { sessionHours: env.ORCHARD_SESSION_HOURS, bootstrapApiKey: env.ORCHARD_API_KEY },
+      log.child("auth"),
+    );
     const admin = await auth.ensureAdmin(env.ORCHARD_ADMIN_PASSWORD);
 
     const fleet = new FleetService(db.prisma, { staleMs: env.ORCHARD_DEVICE_STALE_SECONDS * 1000 }, log.child("fleet"));
@@ -70,7 +77,11 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       cleanup.push(() => broker!.close());
       brokerUrl = `mqtt://127.0.0.1:${broker.port}`;
     }
-    const ingest = createIngestor({ fleet, metrics, log: log.child("ingest") });
+    // The relay publishes through the link, and the link delivers chat streams to the relay.
+    let publishCommand: ServerLink["publishCommand"] = () => Promise.reject(new Error("the MQTT link is not connected yet"));
+    const chatRelay = new ChatRelay(fleet, (id, cmd) => publishCommand(id, cmd), DEFAULT_RELAY_OPTIONS, log.child("chat"));
+    cleanup.push(async () => chatRelay.close());
+    const ingest = createIngestor({ fleet, chat: chatRelay, metrics, log: log.child("ingest") });
     const link = await connectServerLink({
       url: brokerUrl,
       ...serverCreds,
@@ -79,6 +90,10 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       log: log.child("mqtt"),
     });
     cleanup.push(() => link.close());
+    publishCommand = (id, cmd) => link.publishCommand(id, cmd);
+    const conversations = new ConversationService(db.prisma, fleet, chatRelay, log.child("chat"));
+    const interrupted = await conversations.recoverInterrupted();
+    if (interrupted > 0) log.info("marked answers interrupted by the last shutdown", { count: interrupted });
 
     const services: Services = {
       auth,
@@ -93,6 +108,9 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
         },
       }),
       system: new SystemService(db, link, { embedded: broker !== null, url: redactUrl(brokerUrl) }),
+      chatRelay,
+      conversations,
+      apiKeys: new ApiKeyService(db.prisma),
     };
 
     const mqttUrlFor = (req: IncomingMessage): string => {
@@ -123,7 +141,7 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
         },
       );
     });
-    const realtime = attachRealtime({ httpServer, auth, fleet, log: log.child("socket") });
+    const realtime = attachRealtime({ httpServer, auth, fleet, conversations, log: log.child("socket") });
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", (err: NodeJS.ErrnoException) =>

@@ -34,7 +34,10 @@ const EnvSchema = z.object({
   /** Set to "1" to serve the UI with `next dev` (hot reload) instead of the production build. */
   ORCHARD_DEV: z.enum(["0", "1"]).default("0"),
   /** How long browser sessions last, in hours. */
-  ORCHARD_SESSION_HOURS: z.coerce.number().positive().default(24 * 7),
+  ORCHARD_SESSION_HOURS: z.coerce
+    .number()
+    .positive()
+    .default(24 * 7),
   /** A device that sent nothing for this long is shown offline even without a last will. */
   ORCHARD_DEVICE_STALE_SECONDS: z.coerce.number().positive().default(60),
   /** How often buffered telemetry and device state are written to the database. */

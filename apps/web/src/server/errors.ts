@@ -3,14 +3,7 @@
  * REST handlers map its code to a status; its message is shown to people as is,
  * so it says what happened and what to do.
  */
-export type AppErrorCode =
-  | "bad_request"
-  | "unauthorized"
-  | "forbidden"
-  | "not_found"
-  | "conflict"
-  | "gone"
-  | "unavailable";
+export type AppErrorCode = "bad_request" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "gone" | "unavailable";
 
 export class AppError extends Error {
   constructor(

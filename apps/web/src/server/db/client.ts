@@ -45,7 +45,11 @@ export async function openDatabase(opts: { databaseUrl?: string; dataDir: string
       prisma,
       kind: "postgresql",
       migration,
-      ping: () => pool.query("SELECT 1").then(() => true, () => false),
+      ping: () =>
+        pool.query("SELECT 1").then(
+          () => true,
+          () => false,
+        ),
       close: async () => {
         await prisma.$disconnect();
         await pool.end();
@@ -66,7 +70,11 @@ export async function openDatabase(opts: { databaseUrl?: string; dataDir: string
     prisma,
     kind: "pglite",
     migration,
-    ping: () => pglite.query("SELECT 1").then(() => true, () => false),
+    ping: () =>
+      pglite.query("SELECT 1").then(
+        () => true,
+        () => false,
+      ),
     close: async () => {
       await prisma.$disconnect();
       await pglite.close();

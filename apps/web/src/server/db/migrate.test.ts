@@ -30,8 +30,12 @@ describe("migrate", () => {
     const db = new PGlite();
     const good = m("0001_a", "CREATE TABLE a (x int);");
     const bad = m("0002_b", "CREATE TABLE b (x int); SELECT * FROM does_not_exist;");
-    await expect(migrate(connection(db), [good, bad], { advisoryLock: false })).rejects.toThrow(/migration 0002_b failed: .*does_not_exist/);
-    const tables = (await db.query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).rows.map((r) => r.tablename);
+    await expect(migrate(connection(db), [good, bad], { advisoryLock: false })).rejects.toThrow(
+      /migration 0002_b failed: .*does_not_exist/,
+    );
+    const tables = (await db.query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).rows.map(
+      (r) => r.tablename,
+    );
     expect(tables).toContain("a");
     expect(tables).not.toContain("b");
     await db.close();

@@ -19,7 +19,14 @@ export function parseCookies(header: string | undefined): Record<string, string>
 }
 
 export function serializeSessionCookie(token: string, expiresAt: Date, secure: boolean): string {
-  return [`${SESSION_COOKIE}=${token}`, "Path=/", "HttpOnly", "SameSite=Lax", `Expires=${expiresAt.toUTCString()}`, ...(secure ? ["Secure"] : [])].join("; ");
+  return [
+    `${SESSION_COOKIE}=${token}`,
+    "Path=/",
+    "HttpOnly",
+    "SameSite=Lax",
+    `Expires=${expiresAt.toUTCString()}`,
+    ...(secure ? ["Secure"] : []),
+  ].join("; ");
 }
 
 export function clearSessionCookie(): string {

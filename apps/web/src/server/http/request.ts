@@ -12,7 +12,8 @@ export function credentialsOf(req: IncomingMessage): { sessionToken?: string; be
 
 /** scheme://host[:port] as the client addressed this server. */
 export function originOf(req: IncomingMessage): string {
-  const proto = (req.headers["x-forwarded-proto"] as string | undefined)?.split(",")[0]?.trim() ?? ("encrypted" in req.socket ? "https" : "http");
+  const proto =
+    (req.headers["x-forwarded-proto"] as string | undefined)?.split(",")[0]?.trim() ?? ("encrypted" in req.socket ? "https" : "http");
   const host = req.headers.host ?? "localhost";
   return `${proto}://${host}`;
 }

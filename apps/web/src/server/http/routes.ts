@@ -11,6 +11,7 @@ import type { Logger } from "../log.ts";
 import type { Services } from "../services/index.ts";
 import { appRouter } from "../trpc/root.ts";
 import type { TrpcContext } from "../trpc/init.ts";
+import { createOpenAiRoutes } from "./openai.ts";
 import { credentialsOf, originOf, readJsonBody, sendError, sendJson } from "./request.ts";
 
 const PUBLIC_UI_PREFIXES = ["/login", "/_next/", "/favicon.ico", "/icon", "/manifest"];
@@ -46,6 +47,8 @@ export function createRoutes(deps: {
     },
   });
 
+  const openai = createOpenAiRoutes({ services, log: log.child("openai") });
+
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname;
@@ -66,7 +69,11 @@ export function createRoutes(deps: {
       if (path === "/api/enroll") {
         if (req.method !== "POST") throw new AppError("bad_request", "Use POST.");
         const parsed = EnrollRequest.safeParse(await readJsonBody(req, 16 * 1024));
-        if (!parsed.success) throw new AppError("bad_request", `Invalid enrollment request: ${parsed.error.issues[0]?.path.join(".")} ${parsed.error.issues[0]?.message}`);
+        if (!parsed.success)
+          throw new AppError(
+            "bad_request",
+            `Invalid enrollment request: ${parsed.error.issues[0]?.path.join(".")} ${parsed.error.issues[0]?.message}`,
+          );
         const response = await services.enrollment.enroll(parsed.data, deps.mqttUrlFor(req));
         log.info("device enrolled", { device: response.deviceId, name: response.name });
         sendJson(res, 201, response);
@@ -77,6 +84,7 @@ export function createRoutes(deps: {
         return true;
       }
       if (path.startsWith("/api/")) throw new AppError("not_found", `No API endpoint ${path}.`);
+      if (await openai(req, res, path)) return true;
 
       // The UI: everything but the login page and static assets needs a session.
       if (PUBLIC_UI_PREFIXES.some((p) => path === p || path.startsWith(p))) return false;

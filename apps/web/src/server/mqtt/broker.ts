@@ -54,12 +54,16 @@ export async function startEmbeddedBroker(opts: { host: string; port: number; au
         return callback(new Error("payload too large"));
       }
       if (deviceMayPublish(client.id, packet.topic)) return callback(null);
-      warnOnce(`pub:${client.id}`, () => log.warn("refused a publish outside the device's subtree", { device: client.id, topic: packet.topic }));
+      warnOnce(`pub:${client.id}`, () =>
+        log.warn("refused a publish outside the device's subtree", { device: client.id, topic: packet.topic }),
+      );
       return callback(new Error("publish outside the device's own subtree"));
     },
     authorizeSubscribe(client, subscription, callback) {
       if (serverClients.has(client.id) || deviceMaySubscribe(client.id, subscription.topic)) return callback(null, subscription);
-      warnOnce(`sub:${client.id}`, () => log.warn("refused a subscription outside the device's subtree", { device: client.id, topic: subscription.topic }));
+      warnOnce(`sub:${client.id}`, () =>
+        log.warn("refused a subscription outside the device's subtree", { device: client.id, topic: subscription.topic }),
+      );
       // A null subscription is refused with SUBACK 0x80 and the client stays connected (an error would drop it).
       return callback(null, null);
     },

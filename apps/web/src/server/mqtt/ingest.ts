@@ -3,23 +3,25 @@
  * size-checked, parsed and validated against the contracts before it can touch
  * state; anything else is dropped and counted by reason, never thrown.
  */
-import { DeviceEvent, DeviceStatus, MAX_DEVICE_PAYLOAD_BYTES, TelemetryMessage, parseTopic } from "@orchard/contracts";
+import { ChatStreamMessage, DeviceEvent, DeviceStatus, MAX_DEVICE_PAYLOAD_BYTES, TelemetryMessage, parseTopic } from "@orchard/contracts";
 import { throttled, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import type { ChatRelay } from "../services/chat-relay.ts";
 import type { FleetService } from "../services/fleet.ts";
 
 export type RejectReason = "oversized" | "malformed" | "invalid" | "unknown_topic" | "unknown_device";
 
-/** Extra handlers for topics other subsystems own (chat streams come in a later issue). */
 export type IngestResult = { ok: true } | { ok: false; reason: RejectReason; detail: string };
 
-export function createIngestor(deps: { fleet: FleetService; metrics: Metrics; log: Logger }) {
-  const { fleet, metrics, log } = deps;
+export function createIngestor(deps: { fleet: FleetService; chat: Pick<ChatRelay, "handle">; metrics: Metrics; log: Logger }) {
+  const { fleet, chat, metrics, log } = deps;
   const warnOnce = throttled(60_000);
 
   const reject = (deviceId: string | null, reason: RejectReason, detail: string): IngestResult => {
     metrics.mqttRejected.inc({ reason });
-    warnOnce(`${deviceId}:${reason}`, () => log.warn("dropped an MQTT message", { device: deviceId, reason, detail: detail.slice(0, 300) }));
+    warnOnce(`${deviceId}:${reason}`, () =>
+      log.warn("dropped an MQTT message", { device: deviceId, reason, detail: detail.slice(0, 300) }),
+    );
     return { ok: false, reason, detail };
   };
 
@@ -58,9 +60,13 @@ export function createIngestor(deps: { fleet: FleetService; metrics: Metrics; lo
         fleet.applyEvent(deviceId, r.data);
         break;
       }
-      case "chat":
-        // Chat streams are handled by the chat service (a later issue); until then they are not expected.
-        return reject(deviceId, "unknown_topic", topic);
+      case "chat": {
+        const r = ChatStreamMessage.safeParse(json);
+        if (!r.success) return reject(deviceId, "invalid", `${topic}: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
+        if (r.data.requestId !== parsed.requestId) return reject(deviceId, "invalid", `${topic}: requestId differs from the topic`);
+        chat.handle(deviceId, r.data);
+        break;
+      }
     }
     metrics.mqttMessages.inc({ kind: parsed.kind });
     return { ok: true };

@@ -17,15 +17,24 @@ import {
 } from "@orchard/contracts";
 import type { Logger } from "../log.ts";
 import type { AuthService } from "../services/auth.ts";
+import type { ConversationService } from "../services/conversations.ts";
 import type { FleetService } from "../services/fleet.ts";
 import { credentialsOf } from "../http/request.ts";
 
 const COALESCE_MS = 250;
 const FLEET_ROOM = "fleet";
 const deviceRoom = (id: string) => `device:${id}`;
+const conversationRoom = (id: string) => `conversation:${id}`;
+const CONVERSATION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export function attachRealtime(deps: { httpServer: HttpServer; auth: AuthService; fleet: FleetService; log: Logger }) {
-  const { fleet, log } = deps;
+export function attachRealtime(deps: {
+  httpServer: HttpServer;
+  auth: AuthService;
+  fleet: FleetService;
+  conversations: ConversationService;
+  log: Logger;
+}) {
+  const { fleet, conversations, log } = deps;
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(deps.httpServer, { path: SOCKET_PATH, serveClient: false });
 
   io.use((socket, next) => {
@@ -43,6 +52,12 @@ export function attachRealtime(deps: { httpServer: HttpServer; auth: AuthService
     });
     socket.on("device:unwatch", (id) => {
       if (typeof id === "string") void socket.leave(deviceRoom(id));
+    });
+    socket.on("chat:watch", (id) => {
+      if (typeof id === "string" && CONVERSATION_ID.test(id)) void socket.join(conversationRoom(id));
+    });
+    socket.on("chat:unwatch", (id) => {
+      if (typeof id === "string") void socket.leave(conversationRoom(id));
     });
   });
 
@@ -72,6 +87,20 @@ export function attachRealtime(deps: { httpServer: HttpServer; auth: AuthService
   fleet.on("removed", onRemoved);
   fleet.on("telemetry", onTelemetry);
   fleet.on("event", onEvent);
+
+  // Chat: every browser watching a conversation gets its answers as they stream (tokens are not coalesced).
+  const chatHandlers = {
+    message: (e: Parameters<ServerToClientEvents["chat:message"]>[0]) => io.to(conversationRoom(e.conversationId)).emit("chat:message", e),
+    status: (e: Parameters<ServerToClientEvents["chat:status"]>[0]) => io.to(conversationRoom(e.conversationId)).emit("chat:status", e),
+    tokens: (e: Parameters<ServerToClientEvents["chat:tokens"]>[0]) => io.to(conversationRoom(e.conversationId)).emit("chat:tokens", e),
+    done: (e: Parameters<ServerToClientEvents["chat:done"]>[0]) => io.to(conversationRoom(e.conversationId)).emit("chat:done", e),
+    error: (e: Parameters<ServerToClientEvents["chat:error"]>[0]) => io.to(conversationRoom(e.conversationId)).emit("chat:error", e),
+  };
+  conversations.on("message", chatHandlers.message);
+  conversations.on("status", chatHandlers.status);
+  conversations.on("tokens", chatHandlers.tokens);
+  conversations.on("done", chatHandlers.done);
+  conversations.on("error", chatHandlers.error);
   log.debug("socket.io attached", { path: SOCKET_PATH });
 
   return {
@@ -81,6 +110,11 @@ export function attachRealtime(deps: { httpServer: HttpServer; auth: AuthService
         fleet.off("removed", onRemoved);
         fleet.off("telemetry", onTelemetry);
         fleet.off("event", onEvent);
+        conversations.off("message", chatHandlers.message);
+        conversations.off("status", chatHandlers.status);
+        conversations.off("tokens", chatHandlers.tokens);
+        conversations.off("done", chatHandlers.done);
+        conversations.off("error", chatHandlers.error);
         if (timer) clearTimeout(timer);
         void io.close(() => resolve());
       }),

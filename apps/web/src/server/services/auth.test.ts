@@ -12,7 +12,8 @@ describe.each(DB_KINDS)("auth on %s", (kind) => {
   afterEach(async () => {
     await db.close();
   });
-  const service = (sessionHours = 1, bootstrapApiKey?: string) => new AuthService(db.prisma, { sessionHours, bootstrapApiKey }, createLogger("error"));
+  const service = (sessionHours = 1, bootstrapApiKey?: string) =>
+    new AuthService(db.prisma, { sessionHours, bootstrapApiKey }, createLogger("error"));
 
   it("generates the first admin password once and never stores it in clear", async () => {
     const auth = service();

@@ -26,7 +26,11 @@ export class EnrollmentService {
   ) {}
 
   /** Returns the token itself exactly once; only its hash is stored. */
-  async createToken(input: { deviceName?: string; ttlMinutes: number; createdById: string | null }): Promise<{ token: string; id: string; expiresAt: number }> {
+  async createToken(input: {
+    deviceName?: string;
+    ttlMinutes: number;
+    createdById: string | null;
+  }): Promise<{ token: string; id: string; expiresAt: number }> {
     const token = newSecret(ENROLLMENT_TOKEN_PREFIX);
     const expiresAt = new Date(this.now() + input.ttlMinutes * 60_000);
     const row = await this.prisma.enrollmentToken.create({
@@ -53,7 +57,10 @@ export class EnrollmentService {
     const hash = sha256(request.token);
     const token = await this.prisma.enrollmentToken.findUnique({ where: { hash } });
     if (!token) {
-      throw new AppError("unauthorized", "This enrollment token is not valid. Create a new one on the dashboard's Enroll page and copy the command again.");
+      throw new AppError(
+        "unauthorized",
+        "This enrollment token is not valid. Create a new one on the dashboard's Enroll page and copy the command again.",
+      );
     }
     if (token.usedAt) {
       throw new AppError(
@@ -70,9 +77,15 @@ export class EnrollmentService {
     const name = token.deviceName ?? request.hostname;
     const device = await this.prisma.$transaction(async (tx) => {
       // The conditional update is what makes the token single-use when two Pis race with it.
-      const claimed = await tx.enrollmentToken.updateMany({ where: { id: token.id, usedAt: null }, data: { usedAt: new Date(now), deviceId } });
+      const claimed = await tx.enrollmentToken.updateMany({
+        where: { id: token.id, usedAt: null },
+        data: { usedAt: new Date(now), deviceId },
+      });
       if (claimed.count !== 1) {
-        throw new AppError("gone", "This enrollment token was just used by another device. Tokens work once: create a new one on the Enroll page.");
+        throw new AppError(
+          "gone",
+          "This enrollment token was just used by another device. Tokens work once: create a new one on the Enroll page.",
+        );
       }
       return tx.device.create({
         data: {

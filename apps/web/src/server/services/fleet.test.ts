@@ -39,7 +39,17 @@ const online = {
   hostname: "pi-a",
   arch: "arm64",
   activeModel: null,
-  runner: { state: "ready", backend: "sim", model: "sim (no model)", pid: 42, rssBytes: 1000, maxContext: 2048, loadMs: 200, restarts: 0, lastError: null },
+  runner: {
+    state: "ready",
+    backend: "sim",
+    model: "sim (no model)",
+    pid: 42,
+    rssBytes: 1000,
+    maxContext: 2048,
+    loadMs: 200,
+    restarts: 0,
+    lastError: null,
+  },
 };
 
 describe.each(DB_KINDS)("fleet on %s", (kind) => {
@@ -55,7 +65,7 @@ describe.each(DB_KINDS)("fleet on %s", (kind) => {
     await fleet.load();
     enrollment = new EnrollmentService(db.prisma, fleet);
     metrics = new Metrics(fleet);
-    ingest = createIngestor({ fleet, metrics, log });
+    ingest = createIngestor({ fleet, chat: { handle: () => undefined }, metrics, log });
   });
   afterEach(async () => {
     await db.close();
@@ -75,7 +85,9 @@ describe.each(DB_KINDS)("fleet on %s", (kind) => {
     const again = enrollment.enroll({ token, hostname: "pi-b", arch: "arm64", agentVersion: "0.1.0" }, "mqtt://h:1883");
     await expect(again).rejects.toThrow(/already used .* Tokens work once/);
     await expect(again).rejects.toBeInstanceOf(AppError);
-    await expect(enrollment.enroll({ token: "oet_made_up_token", hostname: "x", arch: "", agentVersion: "" }, "mqtt://h:1")).rejects.toThrow(/not valid/);
+    await expect(
+      enrollment.enroll({ token: "oet_made_up_token", hostname: "x", arch: "", agentVersion: "" }, "mqtt://h:1"),
+    ).rejects.toThrow(/not valid/);
     // The password is stored only as a hash.
     const row = await db.prisma.device.findUniqueOrThrow({ where: { id: res.deviceId } });
     expect(row.mqttPasswordHash).not.toContain(res.mqttPassword);
@@ -84,7 +96,9 @@ describe.each(DB_KINDS)("fleet on %s", (kind) => {
   it("refuses an expired token with a message that says so", async () => {
     const past = new EnrollmentService(db.prisma, fleet, () => Date.now() - 3600_000);
     const { token } = await past.createToken({ ttlMinutes: 5, createdById: null });
-    await expect(enrollment.enroll({ token, hostname: "x", arch: "arm64", agentVersion: "0.1.0" }, "mqtt://h:1")).rejects.toThrow(/expired at/);
+    await expect(enrollment.enroll({ token, hostname: "x", arch: "arm64", agentVersion: "0.1.0" }, "mqtt://h:1")).rejects.toThrow(
+      /expired at/,
+    );
     expect(await enrollment.listPending()).toEqual([]);
   });
 

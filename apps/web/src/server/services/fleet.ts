@@ -6,14 +6,7 @@
  * path never touches it. Listeners (socket.io, metrics) get change notifications.
  */
 import { EventEmitter } from "node:events";
-import {
-  ActiveModel,
-  type DeviceEvent,
-  RunnerStatus,
-  TelemetrySample,
-  type DeviceStatus,
-  type DeviceSummary,
-} from "@orchard/contracts";
+import { ActiveModel, type DeviceEvent, RunnerStatus, TelemetrySample, type DeviceStatus, type DeviceSummary } from "@orchard/contracts";
 import type { Prisma } from "../db/client.ts";
 import type { Logger } from "../log.ts";
 import { secretMatches } from "../auth/secrets.ts";
@@ -185,7 +178,8 @@ export class FleetService extends EventEmitter<FleetEvents> {
       online: true,
       lastSeenAt: now,
       telemetry: d.summary.telemetry && d.summary.telemetry.ts > newest.ts ? d.summary.telemetry : newest,
-      runner: d.summary.runner && newest.runnerRssBytes !== null ? { ...d.summary.runner, rssBytes: newest.runnerRssBytes } : d.summary.runner,
+      runner:
+        d.summary.runner && newest.runnerRssBytes !== null ? { ...d.summary.runner, rssBytes: newest.runnerRssBytes } : d.summary.runner,
     };
     if (!wasOnline) d.dirty = true;
     d.touchPending = true;

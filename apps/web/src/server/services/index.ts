@@ -1,5 +1,8 @@
 /** Everything request handlers may call, built once in app.ts and passed into tRPC, REST and socket.io. */
+import type { ApiKeyService } from "./api-keys.ts";
 import type { AuthService } from "./auth.ts";
+import type { ChatRelay } from "./chat-relay.ts";
+import type { ConversationService } from "./conversations.ts";
 import type { DeviceService } from "./devices.ts";
 import type { EnrollmentService } from "./enrollment.ts";
 import type { FleetService } from "./fleet.ts";
@@ -40,4 +43,7 @@ export interface Services {
   link: ServerLink;
   metrics: Metrics;
   system: SystemService;
+  chatRelay: ChatRelay;
+  conversations: ConversationService;
+  apiKeys: ApiKeyService;
 }

@@ -33,7 +33,10 @@ export const devicesRouter = router({
     .output(z.void())
     .mutation(({ ctx, input }) => ctx.services.devices.rename(input.id, input.name)),
 
-  remove: protectedProcedure.input(deviceId).output(z.void()).mutation(({ ctx, input }) => ctx.services.devices.remove(input.id)),
+  remove: protectedProcedure
+    .input(deviceId)
+    .output(z.void())
+    .mutation(({ ctx, input }) => ctx.services.devices.remove(input.id)),
 
   restartRunner: protectedProcedure
     .input(deviceId)

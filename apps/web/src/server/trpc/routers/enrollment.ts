@@ -7,7 +7,12 @@ export const enrollmentRouter = router({
     .input(
       z.object({
         deviceName: z.string().trim().max(64).optional(),
-        ttlMinutes: z.number().int().min(5).max(7 * 24 * 60).default(60),
+        ttlMinutes: z
+          .number()
+          .int()
+          .min(5)
+          .max(7 * 24 * 60)
+          .default(60),
       }),
     )
     .output(z.object({ id: z.string(), token: z.string(), expiresAt: z.number(), serverUrl: z.string(), commands: z.array(z.string()) }))
@@ -34,5 +39,8 @@ export const enrollmentRouter = router({
     .output(z.array(z.object({ id: z.string(), deviceName: z.string().nullable(), createdAt: z.number(), expiresAt: z.number() })))
     .query(({ ctx }) => ctx.services.enrollment.listPending()),
 
-  revoke: protectedProcedure.input(z.object({ id: z.string() })).output(z.void()).mutation(({ ctx, input }) => ctx.services.enrollment.revoke(input.id)),
+  revoke: protectedProcedure
+    .input(z.object({ id: z.string() }))
+    .output(z.void())
+    .mutation(({ ctx, input }) => ctx.services.enrollment.revoke(input.id)),
 });
