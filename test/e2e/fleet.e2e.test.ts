@@ -68,7 +68,10 @@ describe("dashboard in Chromium", () => {
 
   it("shows both devices online, live", async () => {
     for (const agent of agents) {
-      await row(agent.deviceId).locator('[data-testid="device-status"]').filter({ hasText: /^online$/ }).waitFor({ timeout: 30_000 });
+      await row(agent.deviceId)
+        .locator('[data-testid="device-status"]')
+        .filter({ hasText: /^online$/ })
+        .waitFor({ timeout: 30_000 });
       expect(await row(agent.deviceId).locator('[data-testid="device-name"]').textContent()).toBe(agent.name);
     }
   });
@@ -79,7 +82,10 @@ describe("dashboard in Chromium", () => {
       if (frame === page.mainFrame()) navigations.push(frame.url());
     });
     await agents[0]!.proc!.stop("SIGTERM");
-    await row(agents[0]!.deviceId).locator('[data-testid="device-status"]').filter({ hasText: /^offline$/ }).waitFor({ timeout: 20_000 });
+    await row(agents[0]!.deviceId)
+      .locator('[data-testid="device-status"]')
+      .filter({ hasText: /^offline$/ })
+      .waitFor({ timeout: 20_000 });
     expect(await row(agents[1]!.deviceId).locator('[data-testid="device-status"]').textContent()).toBe("online");
     expect(navigations).toEqual([]);
   });

@@ -12,7 +12,17 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeviceSummary } from "@orchard/contracts";
 import { createPostgresDatabase, DB_KINDS } from "../../apps/web/test/db.ts";
-import { connectSocket, enrollAgent, login, removeDir, startServer, waitFor, type FleetSocket, type TestAgent, type TestServer } from "../support/harness.ts";
+import {
+  connectSocket,
+  enrollAgent,
+  login,
+  removeDir,
+  startServer,
+  waitFor,
+  type FleetSocket,
+  type TestAgent,
+  type TestServer,
+} from "../support/harness.ts";
 
 describe.each(DB_KINDS)("fleet with real agents on %s", (kind) => {
   let server: TestServer;
@@ -53,7 +63,9 @@ describe.each(DB_KINDS)("fleet with real agents on %s", (kind) => {
     }
     // The same rows reached the browser channel.
     for (const agent of agents) {
-      await waitFor(`socket.io row for ${agent.name}`, () => seen.get(agent.deviceId)?.some((d) => d.online && d.runner?.state === "ready"));
+      await waitFor(`socket.io row for ${agent.name}`, () =>
+        seen.get(agent.deviceId)?.some((d) => d.online && d.runner?.state === "ready"),
+      );
     }
   });
 

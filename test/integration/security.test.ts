@@ -26,7 +26,12 @@ async function enrollRaw(hostname: string): Promise<EnrollResponse> {
 
 function connect(opts: { username: string; password: string; clientId: string }): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${server.mqttPort}`, { ...opts, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });
+    const client = mqtt.connect(`mqtt://127.0.0.1:${server.mqttPort}`, {
+      ...opts,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+    });
     client.once("connect", () => resolve(client));
     client.once("error", (err) => {
       client.end(true);
@@ -49,9 +54,13 @@ afterAll(async () => {
 describe("broker", () => {
   it("refuses a wrong password, an unknown device and a borrowed client id", async () => {
     await expect(connect({ username: a.deviceId, password: "wrong", clientId: a.deviceId })).rejects.toThrow(/Bad username or password/);
-    await expect(connect({ username: "pi-nobody1", password: a.mqttPassword, clientId: "pi-nobody1" })).rejects.toThrow(/Bad username or password/);
+    await expect(connect({ username: "pi-nobody1", password: a.mqttPassword, clientId: "pi-nobody1" })).rejects.toThrow(
+      /Bad username or password/,
+    );
     // b's credentials may not take over a's session (client id).
-    await expect(connect({ username: b.deviceId, password: b.mqttPassword, clientId: a.deviceId })).rejects.toThrow(/Bad username or password/);
+    await expect(connect({ username: b.deviceId, password: b.mqttPassword, clientId: a.deviceId })).rejects.toThrow(
+      /Bad username or password/,
+    );
   });
 
   it("refuses a subscription to another device's subtree (SUBACK 0x80) and grants its own", async () => {
@@ -102,7 +111,10 @@ describe("broker", () => {
     const metrics = async () => (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.apiKey}` } })).text();
     await waitFor("rejections in /metrics", async () => {
       const text = await metrics();
-      return text.includes('orchard_mqtt_messages_rejected_total{reason="malformed"} 1') && text.includes('orchard_mqtt_messages_rejected_total{reason="invalid"} 1');
+      return (
+        text.includes('orchard_mqtt_messages_rejected_total{reason="malformed"} 1') &&
+        text.includes('orchard_mqtt_messages_rejected_total{reason="invalid"} 1')
+      );
     });
     expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
   });
@@ -119,7 +131,9 @@ describe("broker", () => {
 
 describe("HTTP", () => {
   it("refuses every tRPC procedure but login without credentials", async () => {
-    const procedures = Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { type: string } }>).filter(([p]) => p !== "auth.login");
+    const procedures = Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { type: string } }>).filter(
+      ([p]) => p !== "auth.login",
+    );
     expect(procedures.length).toBeGreaterThan(8);
     for (const [name, procedure] of procedures) {
       const res =
@@ -161,7 +175,8 @@ describe("HTTP", () => {
   it("refuses a reused token and a malformed enrollment with messages an operator understands", async () => {
     const { token } = await server.client.enrollment.create.mutate({ ttlMinutes: 5 });
     const body = JSON.stringify({ token, hostname: "pi-c", arch: "arm64", agentVersion: "test" });
-    const enroll = (b: string) => fetch(`${server.url}/api/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: b });
+    const enroll = (b: string) =>
+      fetch(`${server.url}/api/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: b });
     expect((await enroll(body)).status).toBe(201);
     const reused = await enroll(body);
     expect(reused.status).toBe(410);

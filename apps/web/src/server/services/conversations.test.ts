@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { historyForModel } from "./conversations.ts";
+
+describe("historyForModel", () => {
+  it("keeps user turns and answers that said something, drops failed answers", () => {
+    expect(
+      historyForModel([
+        { role: "user", content: "a", status: "complete" },
+        { role: "assistant", content: "b", status: "complete" },
+        { role: "user", content: "c", status: "complete" },
+        { role: "assistant", content: "partial", status: "error" },
+        { role: "user", content: "d", status: "complete" },
+        { role: "assistant", content: "stopped early", status: "cancelled" },
+        { role: "user", content: "e", status: "complete" },
+        { role: "assistant", content: "", status: "cancelled" },
+      ]),
+    ).toEqual([
+      { role: "user", content: "a" },
+      { role: "assistant", content: "b" },
+      { role: "user", content: "c" },
+      { role: "user", content: "d" },
+      { role: "assistant", content: "stopped early" },
+      { role: "user", content: "e" },
+    ]);
+  });
+});
