@@ -56,7 +56,7 @@ export const GenerationStats = z.object({
   promptTokens: z.number().int().nonnegative(),
   reusedTokens: z.number().int().nonnegative(),
   generatedTokens: z.number().int().nonnegative(),
-  /** From accepting the request to the first token (includes waiting in the queue). */
+  /** From accepting the request to starting its generation (time in the device's queue); the user waits queueMs + ttftMs for the first token. */
   queueMs: z.number().nonnegative(),
   ttftMs: z.number().nonnegative(),
   prefillMs: z.number().nonnegative(),
@@ -77,7 +77,7 @@ export const CHAT_ERROR_CODES = [
   "runner_exited", // the runner died during the answer (it is being restarted)
   "bad_request", // the device refused the request as malformed
   "model_error", // the engine failed
-  "duplicate", // a chat.start for a request id the device already has
+  "duplicate", // a second chat.start (another command id) for a request the device already has; the first one carries on
 ] as const;
 export const ChatErrorCode = z.enum(CHAT_ERROR_CODES);
 export type ChatErrorCode = z.infer<typeof ChatErrorCode>;
@@ -108,7 +108,10 @@ export const ChatStreamMessage = z.discriminatedUnion("type", [
   }),
   /** The whole answer and its statistics. QoS 1. */
   z.object({ type: z.literal("done"), requestId, ts: timestamp, text: z.string().max(200_000), stats: GenerationStats }),
-  /** The request failed or was refused; nothing more follows. QoS 1. */
+  /**
+   * The request failed or was refused; nothing more follows — except after `duplicate`, which
+   * refuses only the repeated chat.start while the original request carries on. QoS 1.
+   */
   z.object({ type: z.literal("error"), requestId, ts: timestamp, code: ChatErrorCode, message: z.string().max(2000) }),
 ]);
 export type ChatStreamMessage = z.infer<typeof ChatStreamMessage>;

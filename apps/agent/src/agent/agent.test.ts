@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DeviceEvent, type DeviceStatus, TelemetryMessage, topics } from "@orchard/contracts";
+import { ChatStreamMessage, DeviceEvent, type DeviceStatus, TelemetryMessage, topics } from "@orchard/contracts";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Observer, TestBroker } from "../../test/helpers/broker.js";
 import { REPO_RUNNER_PATH } from "../config/cli.js";
@@ -127,6 +127,86 @@ describe("Agent (real broker, real sim runner, Pi 5 fixture)", () => {
     await until("ready again with 2 restarts", () =>
       statuses().some((s) => s.state === "online" && s.runner.state === "ready" && s.runner.restarts === 2),
     );
+  });
+
+  const chatStart = (id: string, requestId: string, maxNewTokens: number) => ({
+    type: "chat.start",
+    id,
+    ts: Date.now(),
+    requestId,
+    session: "conv-1",
+    messages: [{ role: "user", content: "What grows in an orchard?" }],
+    maxNewTokens,
+    temperature: 0,
+    topP: 1,
+  });
+
+  it("answers chat.start from the server on the chat topic (accepted, tokens, done) and stops on chat.cancel", async () => {
+    const { broker, agent, events, samples } = await setup();
+    await agent.start();
+    await until("ready", () => agent.supervisor.status().state === "ready");
+    const server = await Observer.connect(broker.url, topics.allChat());
+    cleanup.push(() => server.close());
+    const stream = (requestId: string) => server.on(topics.chat(DEVICE, requestId)).map((m) => ChatStreamMessage.parse(m));
+    const final = (requestId: string) => stream(requestId).find((m) => m.type === "done" || m.type === "error");
+
+    await server.publish(topics.cmd(DEVICE), chatStart("chat-cmd-1", "req-1", 12));
+    await server.publish(topics.cmd(DEVICE), chatStart("chat-cmd-1", "req-1", 12)); // re-delivered
+    const done = await until("done", () => final("req-1"));
+    expect(done).toMatchObject({
+      type: "done",
+      stats: { finishReason: "length", generatedTokens: 12, socTempC: 51.9, throttleRaw: 0x50005 },
+    });
+    const messages = stream("req-1");
+    expect(messages[0]).toMatchObject({ type: "accepted", queuePosition: 0 });
+    expect(messages.at(-1)).toEqual(done);
+    const chunks = messages.filter((m) => m.type === "tokens");
+    expect(chunks.map((c) => c.seq)).toEqual(chunks.map((_, i) => i));
+    expect(chunks.map((c) => c.text).join("")).toBe(done.type === "done" && done.text);
+    expect(messages.filter((m) => m.type === "accepted")).toHaveLength(1);
+
+    // Stop: chat.cancel ends a long answer with what was generated so far.
+    await server.publish(topics.cmd(DEVICE), chatStart("chat-cmd-2", "req-2", 1000));
+    await until("tokens", () => stream("req-2").some((m) => m.type === "tokens"));
+    await server.publish(topics.cmd(DEVICE), { type: "chat.cancel", id: "chat-cmd-3", ts: Date.now(), requestId: "req-2" });
+    expect(await until("cancelled", () => final("req-2"))).toMatchObject({ type: "done", stats: { finishReason: "cancelled" } });
+
+    // Chats are answered on their topic, not with command.result; telemetry reports decode speed.
+    expect(events().filter((e) => e.kind === "command.result")).toEqual([]);
+    await until("tokens/s in telemetry", () => samples().some((s) => s.tokensPerSecond !== null && s.tokensPerSecond > 0));
+  });
+
+  it("refuses a malformed chat.start on its chat topic", async () => {
+    const { broker, agent, events } = await setup();
+    await agent.start();
+    await until("ready", () => agent.supervisor.status().state === "ready");
+    const server = await Observer.connect(broker.url, topics.allChat());
+    cleanup.push(() => server.close());
+    await server.publish(topics.cmd(DEVICE), { ...chatStart("bad-cmd", "req-bad", 12), maxNewTokens: 0 });
+    const [refusal] = await until("refusal", () => {
+      const got = server.on(topics.chat(DEVICE, "req-bad"));
+      return got.length > 0 ? got : null;
+    });
+    expect(refusal).toMatchObject({ type: "error", code: "bad_request", message: expect.stringMatching(/maxNewTokens/) });
+    expect(events().filter((e) => e.kind === "command.result")).toEqual([]);
+  });
+
+  it("a shutdown during an answer sends its partial answer before the offline status", async () => {
+    const { broker, agent, statuses } = await setup();
+    await agent.start();
+    await until("ready", () => agent.supervisor.status().state === "ready");
+    const server = await Observer.connect(broker.url, topics.allChat());
+    cleanup.push(() => server.close());
+    await server.publish(topics.cmd(DEVICE), chatStart("sd-cmd", "req-sd", 1000));
+    await until("tokens", () => server.on(topics.chat(DEVICE, "req-sd")).some((m) => (m as ChatStreamMessage).type === "tokens"));
+    await agent.shutdown("SIGTERM");
+    const order = broker.published.flatMap((m) => {
+      if (m.topic === topics.chat(DEVICE, "req-sd") && (m.payload as ChatStreamMessage).type === "done") return ["done"];
+      if (m.topic === topics.status(DEVICE) && (m.payload as DeviceStatus).state === "offline") return ["offline"];
+      return [];
+    });
+    expect(order).toEqual(["done", "offline"]);
+    expect(statuses().at(-1)).toMatchObject({ state: "offline", reason: "shutdown" });
   });
 
   it("shuts down cleanly: offline status, runner stopped, final state file", async () => {

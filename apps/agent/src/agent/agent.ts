@@ -4,7 +4,10 @@
  * knows nothing of the others; this module is the only place they meet.
  */
 import os from "node:os";
-import type { DeviceStatus, RunnerStatus } from "@orchard/contracts";
+import { CHAT_DEFAULT_QUEUE_LIMIT, type DeviceStatus, type RunnerStatus } from "@orchard/contracts";
+import { ChatExecutor } from "../chat/executor.js";
+import { invalidRequest } from "../chat/errors.js";
+import { SocReader } from "../chat/soc-reading.js";
 import { type AgentFile, publicMqttUrl } from "../config/agent-file.js";
 import type { RunnerConfig } from "../config/cli.js";
 import { dataPaths } from "../config/paths.js";
@@ -36,11 +39,20 @@ export interface AgentOptions {
   mqttBackoff?: BackoffOptions;
   restartPolicy?: Partial<RestartPolicyOptions>;
   stateWriteIntervalMs?: number;
+  /** Chats held at once, running + waiting (`--chat-queue`). */
+  chatQueueLimit?: number;
+  /** How long a chat waits for a loading or restarting runner before `not_ready`. */
+  chatReadyWaitMs?: number;
+  chatHeartbeatMs?: number;
 }
+
+const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class Agent {
   readonly supervisor: RunnerSupervisor;
   readonly link: MqttLink;
+  /** Runs chat.start / chat.cancel on the runner and streams the answers on the chat topics. */
+  readonly chat: ChatExecutor;
   /** Where the chat executor reports decode throughput (tokens/s in telemetry). */
   readonly decodeRate: DecodeRateWindow;
   readonly #opts: AgentOptions;
@@ -107,6 +119,20 @@ export class Agent {
       logger: options.logger.child({ component: "telemetry" }),
     });
 
+    const soc = new SocReader({ root: options.systemRoot, vcgencmd: options.vcgencmd });
+    this.chat = new ChatExecutor({
+      runner: this.supervisor,
+      publish: (message) => this.link.publishChat(message),
+      decodeRate: this.decodeRate,
+      readSoc: () => soc.read(),
+      logger: options.logger,
+      clock: this.#clock,
+      queueLimit: options.chatQueueLimit ?? CHAT_DEFAULT_QUEUE_LIMIT,
+      readyWaitMs: options.chatReadyWaitMs,
+      heartbeatMs: options.chatHeartbeatMs,
+      deviceName: enrollment.name,
+    });
+
     this.#commands = new CommandDispatcher({
       handlers: {
         ping: async () => ({ ok: true, message: "pong" }),
@@ -115,6 +141,23 @@ export class Agent {
           await this.supervisor.restart();
           return { ok: true, message: `runner restarted (${this.supervisor.status().state})` };
         },
+        // Chats answer on their own topic (accepted … done/error), not with command.result.
+        "chat.start": async (command) => {
+          this.chat.start(command);
+          return null;
+        },
+        "chat.cancel": async (command) => {
+          this.chat.cancel(command);
+          return null;
+        },
+      },
+      invalid: (json, reason) => {
+        // A malformed chat.start whose request id is usable is refused where the server waits for it.
+        const c = json as { type?: unknown; requestId?: unknown } | null;
+        if (typeof c !== "object" || c === null || c.type !== "chat.start") return false;
+        if (typeof c.requestId !== "string" || !REQUEST_ID.test(c.requestId)) return false;
+        this.chat.refuseInvalid(c.requestId, invalidRequest(reason));
+        return true;
       },
       reply: (event) => this.link.publishEvent(event),
       logger: options.logger,
@@ -175,6 +218,7 @@ export class Agent {
       runnerSource: this.#opts.runner.bin.source,
       backend: this.#opts.runner.backend,
       telemetryIntervalMs: this.#opts.telemetryIntervalMs,
+      chatQueueLimit: this.chat.queueLimit,
     });
     await this.#sampler.prime();
     this.supervisor.start();
@@ -239,12 +283,17 @@ export class Agent {
     this.#stateFile.update(this.stateSnapshot());
   }
 
-  /** Clean shutdown: runner shutdown, retained offline status, disconnect, final state file. */
+  /**
+   * Clean shutdown: chats ended (the running one cancelled and its partial answer sent,
+   * queued ones refused), runner shutdown, retained offline status, disconnect, final state file.
+   */
   shutdown(reason = "shutdown"): Promise<void> {
     this.#closing ??= (async () => {
       this.#log.info("agent shutting down", { reason });
       if (this.#tickTimer) clearTimeout(this.#tickTimer);
       this.#tickTimer = null;
+      // While the link is still up, so every chat's last message reaches the server.
+      await this.chat.shutdown();
       // The runner first, so its last state change is published before `offline`, which must be the final status.
       await this.supervisor.stop();
       const announced = await this.link.publishOffline();

@@ -15,6 +15,7 @@ export async function runCommand(command: RunCommand, logger: Logger): Promise<n
     dataDir: command.dataDir,
     runner: command.runner,
     telemetryIntervalMs: command.telemetryIntervalMs,
+    chatQueueLimit: command.chatQueueLimit,
     logger,
   });
 

@@ -64,6 +64,7 @@ describe("orchard-agent command line", () => {
       dataDir: "/home/pi/.local/state/orchard-agent",
       runner: { backend: "sim", bin: { path: "orchard-runner", source: "PATH" }, model: null, tokenizer: null, extraArgs: [] },
       telemetryIntervalMs: 5_000,
+      chatQueueLimit: 4,
     });
   });
 
@@ -102,6 +103,16 @@ describe("orchard-agent command line", () => {
     expect(error(["run", "--telemetry-interval", "fast"])).toMatch(/number of seconds/);
     expect(error(["run", "--telemetry-interval", "0"])).toMatch(/between 0.2 and 3600/);
     expect(error(["run", "--telemetry-interval", "99999"])).toMatch(/between 0.2 and 3600/);
+  });
+
+  it("run: --chat-queue, a whole number from 1 to 64", () => {
+    expect(parse(["run", "--chat-queue", "1"])).toMatchObject({ chatQueueLimit: 1 });
+    expect(parse(["run", "--chat-queue=64"])).toMatchObject({ chatQueueLimit: 64 });
+    expect(error(["run", "--chat-queue", "0"])).toBe("--chat-queue must be between 1 and 64");
+    expect(error(["run", "--chat-queue", "65"])).toBe("--chat-queue must be between 1 and 64");
+    expect(error(["run", "--chat-queue", "2.5"])).toBe("--chat-queue must be a whole number of chats, e.g. 4");
+    expect(error(["run", "--chat-queue", "many"])).toBe("--chat-queue must be a whole number of chats, e.g. 4");
+    expect(error(["run", "--chat-queue"])).toBe("--chat-queue needs a value");
   });
 
   it("run: extra runner flags pass through verbatim", () => {

@@ -6,7 +6,7 @@
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { EnrollRequest, RunnerBackend } from "@orchard/contracts";
+import { CHAT_DEFAULT_QUEUE_LIMIT, EnrollRequest, RunnerBackend } from "@orchard/contracts";
 import { z } from "zod";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../lib/logger.js";
 
@@ -38,7 +38,7 @@ export type Command =
   | { name: "help"; text: string }
   | { name: "version" }
   | { name: "enroll"; log: LogConfig; dataDir: string; serverUrl: string; token: string; force: boolean }
-  | { name: "run"; log: LogConfig; dataDir: string; runner: RunnerConfig; telemetryIntervalMs: number }
+  | { name: "run"; log: LogConfig; dataDir: string; runner: RunnerConfig; telemetryIntervalMs: number; chatQueueLimit: number }
   | { name: "status"; log: LogConfig; dataDir: string; json: boolean };
 
 export type RunCommand = Extract<Command, { name: "run" }>;
@@ -70,6 +70,8 @@ run:
   --runner-arg=FLAG       one more flag for orchard-runner, repeatable
                           (e.g. --runner-arg=--sim-decode-tok-s=50)
   --telemetry-interval S  seconds between telemetry samples (default 5)
+  --chat-queue N          chats held at once, the running one included (1-64, default ${CHAT_DEFAULT_QUEUE_LIMIT});
+                          more are refused as busy
 
 status:
   --json                  machine-readable output
@@ -92,6 +94,7 @@ const COMMAND_OPTIONS = {
     tokenizer: { type: "string" },
     "runner-arg": { type: "string", multiple: true },
     "telemetry-interval": { type: "string" },
+    "chat-queue": { type: "string" },
   },
   status: { ...COMMON_OPTIONS, json: { type: "boolean" } },
 } as const;
@@ -136,6 +139,14 @@ const TelemetryInterval = z
   .transform(Number)
   .refine((s) => s >= 0.2 && s <= 3600, { error: "--telemetry-interval must be between 0.2 and 3600 seconds" });
 
+export const CHAT_QUEUE_MAX = 64;
+
+const ChatQueueLimit = z
+  .string()
+  .regex(/^\d+$/, { error: `--chat-queue must be a whole number of chats, e.g. ${CHAT_DEFAULT_QUEUE_LIMIT}` })
+  .transform(Number)
+  .refine((n) => n >= 1 && n <= CHAT_QUEUE_MAX, { error: `--chat-queue must be between 1 and ${CHAT_QUEUE_MAX}` });
+
 const RunFlags = LogFlags.extend({
   runner: z.enum(RunnerBackend.options, { error: `--runner must be one of ${RunnerBackend.options.join(", ")}` }).default("sim"),
   "runner-bin": z.string().min(1).optional(),
@@ -145,6 +156,7 @@ const RunFlags = LogFlags.extend({
     .array(z.string().regex(/^-/, { error: "--runner-arg takes one flag for orchard-runner, e.g. --runner-arg=--sim-decode-tok-s=50" }))
     .optional(),
   "telemetry-interval": TelemetryInterval.optional(),
+  "chat-queue": ChatQueueLimit.optional(),
 }).superRefine((flags, ctx) => {
   if (flags.runner === "executorch") {
     if (flags.model === undefined) ctx.addIssue({ code: "custom", message: "--runner executorch needs --model PATH (the .pte file)" });
@@ -272,7 +284,14 @@ export function parseCommandLine(argv: readonly string[], rawEnv: Record<string,
         extraArgs: flags["runner-arg"] ?? [],
       };
       const seconds = flags["telemetry-interval"] ?? 5;
-      return { name, log, dataDir, runner, telemetryIntervalMs: Math.round(seconds * 1000) };
+      return {
+        name,
+        log,
+        dataDir,
+        runner,
+        telemetryIntervalMs: Math.round(seconds * 1000),
+        chatQueueLimit: flags["chat-queue"] ?? CHAT_DEFAULT_QUEUE_LIMIT,
+      };
     }
     case "status": {
       const flags = parseWith(StatusFlags, values);

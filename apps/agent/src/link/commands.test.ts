@@ -8,6 +8,7 @@ import { RecentIds } from "./recent-ids.js";
 function setup() {
   const replies: DeviceEvent[] = [];
   const calls: string[] = [];
+  const invalid: { json: unknown; reason: string }[] = [];
   const dispatcher = new CommandDispatcher({
     handlers: {
       ping: async (c) => {
@@ -18,13 +19,28 @@ function setup() {
         calls.push(`restart:${c.id}`);
         throw new Error("runner binary missing");
       },
+      // Chat commands answer on their chat topic: no command.result.
+      "chat.start": async (c) => {
+        calls.push(`chat.start:${c.requestId}`);
+        return null;
+      },
+      "chat.cancel": async (c) => {
+        calls.push(`chat.cancel:${c.requestId}`);
+        return null;
+      },
+    },
+    invalid: (json, reason) => {
+      const type = (json as { type?: unknown }).type;
+      if (type !== "chat.start") return false;
+      invalid.push({ json, reason });
+      return true;
     },
     reply: (e) => replies.push(DeviceEvent.parse(e)),
     logger: silentLogger,
     clock: new ManualClock(1_700_000_000_000),
   });
   const send = (payload: unknown) => dispatcher.handle(Buffer.from(typeof payload === "string" ? payload : JSON.stringify(payload)));
-  return { replies, calls, send };
+  return { replies, calls, invalid, send };
 }
 
 describe("CommandDispatcher", () => {
@@ -58,8 +74,40 @@ describe("CommandDispatcher", () => {
     expect(replies[1]).toMatchObject({
       commandId: "c3",
       ok: false,
-      message: 'unsupported command type "rollout.apply" (this agent handles: ping, runner.restart)',
+      message: 'unsupported command type "rollout.apply" (this agent handles: ping, runner.restart, chat.start, chat.cancel)',
     });
+  });
+
+  const chatStart = (id: string, requestId: string) => ({
+    type: "chat.start",
+    id,
+    ts: 1,
+    requestId,
+    session: "conv-1",
+    messages: [{ role: "user", content: "Hi" }],
+    maxNewTokens: 16,
+    temperature: 0,
+    topP: 1,
+  });
+
+  it("hands chat commands to their handlers without a command.result, once per command id", async () => {
+    const { replies, calls, send } = setup();
+    await send(chatStart("c1", "req-1"));
+    await send(chatStart("c1", "req-1")); // re-delivered
+    await send({ type: "chat.cancel", id: "c2", ts: 1, requestId: "req-1" });
+    expect(calls).toEqual(["chat.start:req-1", "chat.cancel:req-1"]);
+    expect(replies).toEqual([]);
+  });
+
+  it("lets the invalid hook answer a malformed command; others still get ok:false", async () => {
+    const { replies, calls, invalid, send } = setup();
+    await send({ ...chatStart("c1", "req-1"), maxNewTokens: 0 });
+    await send({ ...chatStart("c2", "req-2"), topP: undefined, messages: [] });
+    await send({ type: "chat.cancel", id: "c3", ts: 1 }); // no requestId: not the hook's
+    expect(calls).toEqual([]);
+    expect(invalid.map((i) => (i.json as { requestId: string }).requestId)).toEqual(["req-1", "req-2"]);
+    expect(invalid[0]!.reason).toMatch(/^invalid command: maxNewTokens: /);
+    expect(replies).toEqual([expect.objectContaining({ commandId: "c3", ok: false })]);
   });
 
   it("logs and drops what cannot be answered: not JSON, no id, unusable id, too large", async () => {

@@ -1,9 +1,11 @@
 /**
  * Commands from the server (`cmd` topic), validated with the contracts'
  * DeviceCommand and dispatched through one lookup table, one handler per type.
- * Each command is answered with a `command.result` event; a command id seen
- * recently is ignored (re-delivery must be harmless), and a command that fails
- * validation is answered with ok:false when it carries a usable id.
+ * Each command is answered with a `command.result` event, unless its handler
+ * answers elsewhere (chat commands answer on the request's chat topic). A command
+ * id seen recently is ignored (re-delivery must be harmless), and a command that
+ * fails validation is answered with ok:false when it carries a usable id (or by
+ * the `invalid` hook, when that takes it).
  */
 import { type DeviceCommand, DeviceCommand as DeviceCommandSchema, type DeviceEvent, MAX_DEVICE_PAYLOAD_BYTES } from "@orchard/contracts";
 import { type Clock, systemClock } from "../lib/clock.js";
@@ -16,14 +18,20 @@ export interface CommandReply {
 }
 
 export type CommandType = DeviceCommand["type"];
+/** A handler's reply becomes the `command.result`; null means the handler answered on its own channel. */
 export type CommandHandlers = {
-  [T in CommandType]: (command: Extract<DeviceCommand, { type: T }>) => Promise<CommandReply>;
+  [T in CommandType]: (command: Extract<DeviceCommand, { type: T }>) => Promise<CommandReply | null>;
 };
 
 export interface CommandDispatcherOptions {
   handlers: CommandHandlers;
   /** Sends the `command.result` event. */
   reply: (event: Extract<DeviceEvent, { kind: "command.result" }>) => void;
+  /**
+   * Sees a command that failed validation (parsed JSON, and why) before it is answered
+   * with `command.result`; returns true when it answered it itself.
+   */
+  invalid?: (json: unknown, reason: string) => boolean;
   logger: Logger;
   clock?: Clock;
   rememberIds?: number;
@@ -78,19 +86,20 @@ export class CommandDispatcher {
           ? `unsupported command type ${JSON.stringify(type).slice(0, 80)} (this agent handles: ${known.join(", ")})`
           : `invalid command: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ")}`;
       this.#log.warn("invalid command", { commandId: id, reason });
+      if (this.#opts.invalid?.(json, reason)) return;
       if (id !== undefined) this.#reply(id, false, reason);
       return;
     }
 
     const command = parsed.data;
     this.#log.info("command received", { commandId: command.id, type: command.type });
-    const handler = this.#opts.handlers[command.type] as (c: DeviceCommand) => Promise<CommandReply>;
-    let reply: CommandReply;
+    const handler = this.#opts.handlers[command.type] as (c: DeviceCommand) => Promise<CommandReply | null>;
+    let reply: CommandReply | null;
     try {
       reply = await handler(command);
     } catch (error) {
       reply = { ok: false, message: `${command.type} failed: ${(error as Error).message}` };
     }
-    this.#reply(command.id, reply.ok, reply.message);
+    if (reply) this.#reply(command.id, reply.ok, reply.message);
   }
 }

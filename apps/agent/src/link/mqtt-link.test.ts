@@ -2,7 +2,15 @@
  * The MQTT link against a real broker in-process (Aedes, as the server embeds it,
  * with per-device credentials and subtree rules).
  */
-import { type DeviceStatus, DeviceEvent, TelemetryMessage, type TelemetrySample, topics } from "@orchard/contracts";
+import {
+  type ChatStreamMessage,
+  type DeviceStatus,
+  DeviceEvent,
+  type GenerationStats,
+  TelemetryMessage,
+  type TelemetrySample,
+  topics,
+} from "@orchard/contracts";
 import { afterEach, describe, expect, it } from "vitest";
 import { Observer, TestBroker } from "../../test/helpers/broker.js";
 import { createLogger, silentLogger } from "../lib/logger.js";
@@ -96,7 +104,12 @@ describe("MqttLink with a real broker", () => {
     const b = await broker();
     const l = link(b);
     const dispatcher = new CommandDispatcher({
-      handlers: { ping: async () => ({ ok: true, message: "pong" }), "runner.restart": async () => ({ ok: true, message: "" }) },
+      handlers: {
+        ping: async () => ({ ok: true, message: "pong" }),
+        "runner.restart": async () => ({ ok: true, message: "" }),
+        "chat.start": async () => null,
+        "chat.cancel": async () => null,
+      },
       reply: (e) => l.publishEvent(e),
       logger: silentLogger,
     });
@@ -228,6 +241,69 @@ describe("MqttLink with a real broker", () => {
     await l.stop();
     expect(Date.now() - started).toBeLessThan(500);
     expect(l.info().state).toBe("stopped");
+  });
+
+  it("chat streams: chunks and heartbeats at QoS 0, accepted/done at QoS 1, in order; final messages survive an outage, chunks do not", async () => {
+    const b = await broker();
+    const server = await Observer.connect(b.url, topics.allChat());
+    cleanup.push(() => server.close());
+    const l = link(b);
+    l.start();
+    await until("connected", () => l.connected);
+    await until("online", () => b.on(topics.status(DEVICE)).length > 0);
+    const ts = Date.now();
+    const stats: GenerationStats = {
+      backend: "sim",
+      model: "sim",
+      modelSha256: null,
+      finishReason: "stop",
+      promptTokens: 5,
+      reusedTokens: 0,
+      generatedTokens: 2,
+      queueMs: 1,
+      ttftMs: 1,
+      prefillMs: 1,
+      decodeMs: 1,
+      prefillTokS: 1,
+      decodeTokS: 1,
+      peakRssBytes: 1,
+      socTempC: null,
+      throttleRaw: null,
+    };
+    const stream = (requestId: string): ChatStreamMessage[] => [
+      { type: "accepted", requestId, ts, queuePosition: 0 },
+      { type: "progress", requestId, ts, phase: "prefill", queuePosition: 0, generatedTokens: 0 },
+      { type: "tokens", requestId, seq: 0, ts, text: "Hi", count: 1 },
+      { type: "tokens", requestId, seq: 1, ts, text: "!", count: 1 },
+      { type: "done", requestId, ts, text: "Hi!", stats },
+    ];
+    for (const m of stream("r-1")) l.publishChat(m);
+    await until("r-1 at the broker", () => b.on(topics.chat(DEVICE, "r-1")).length === 5);
+    const sent = b.published.filter((m) => m.topic === topics.chat(DEVICE, "r-1"));
+    expect(sent.map((m) => `${(m.payload as ChatStreamMessage).type}:${m.qos}`)).toEqual([
+      "accepted:1",
+      "progress:0",
+      "tokens:0",
+      "tokens:0",
+      "done:1",
+    ]);
+    // MQTT orders only within one QoS: the link holds a request's messages behind its unacknowledged QoS 1 one.
+    await until("r-1 at the server", () => server.on(topics.chat(DEVICE, "r-1")).length === 5);
+    expect(server.on(topics.chat(DEVICE, "r-1"))).toEqual(stream("r-1"));
+    await until("acknowledged", () => l.chatQueue().queued === 0);
+
+    // Not the contract's shape: dropped, never published.
+    l.publishChat({ type: "tokens", requestId: "r-1", seq: 2, ts, text: "x", count: 0 });
+
+    await b.stop();
+    await until("disconnected", () => !l.connected);
+    for (const m of stream("r-2")) l.publishChat(m);
+    expect(l.chatQueue()).toEqual({ queued: 2, dropped: 3 });
+    await b.start();
+    await until("r-2's final messages after the reconnect", () => b.on(topics.chat(DEVICE, "r-2")).length === 2, 15_000);
+    expect(b.on(topics.chat(DEVICE, "r-2")).map((p) => (p as ChatStreamMessage).type)).toEqual(["accepted", "done"]);
+    expect(b.on(topics.chat(DEVICE, "r-1"))).toHaveLength(5);
+    await until("acknowledged", () => l.chatQueue().queued === 0);
   });
 
   it("publishes only inside the device's own subtree", async () => {

@@ -9,11 +9,19 @@
  * (1 s … 30 s). The backoff starts over after a connection that stayed up.
  *
  * On connect: subscribe to `cmd`, publish the retained `online` status, then hand
- * events queued while offline to the broker. The last will is the retained
- * `offline`/`lost` status.
+ * events and chat messages queued while offline to the broker. The last will is the
+ * retained `offline`/`lost` status.
+ *
+ * Chat streams (`chat/{requestId}`): `tokens` and `progress` go at QoS 0 and are
+ * dropped while disconnected (`done` repeats the whole answer); `accepted`, `done`
+ * and `error` go at QoS 1 and are kept here until the broker acknowledges them,
+ * across reconnects (mqtt.js's own queue lives and dies with one client). MQTT
+ * orders messages only within one QoS (Aedes forwards a QoS 1 message after QoS 0
+ * ones sent after it), so a request's later messages wait until its QoS 1 message
+ * is acknowledged: the server sees `accepted` first and nothing after `done`.
  */
 import { EventEmitter } from "node:events";
-import { DeviceEvent, DeviceStatus, TelemetryMessage, topics } from "@orchard/contracts";
+import { ChatStreamMessage, DeviceEvent, DeviceStatus, MAX_DEVICE_PAYLOAD_BYTES, TelemetryMessage, topics } from "@orchard/contracts";
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from "mqtt";
 import { MQTT_RECONNECT_BACKOFF, type BackoffOptions, backoffDelay } from "../lib/backoff.js";
 import { type Clock, systemClock } from "../lib/clock.js";
@@ -46,6 +54,8 @@ export interface MqttLinkOptions {
   connectTimeoutMs?: number;
   /** Events kept while offline; the oldest are dropped beyond this. */
   eventQueueSize?: number;
+  /** Chat messages waiting (QoS 1 until acknowledged, QoS 0 behind them); beyond this QoS 0 ones are dropped, then the oldest. */
+  chatQueueSize?: number;
   clock?: Clock;
   random?: () => number;
 }
@@ -57,6 +67,14 @@ export interface MqttLinkEvents {
   command: [payload: Buffer];
   /** Connection state changed (for the state file). */
   change: [info: ConnectionInfo];
+}
+
+interface ChatOutboxEntry {
+  topic: string;
+  payload: string;
+  qos: 0 | 1;
+  /** QoS 1: the connection it was last sent on (null: not sent, or sending failed). */
+  client: MqttClient | null;
 }
 
 export class MqttLink extends EventEmitter<MqttLinkEvents> {
@@ -75,6 +93,11 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   #offlineSent = false;
   readonly #events: RingBuffer<DeviceEvent>;
   #draining = false;
+  /** Chat messages not yet sent (QoS 0) or not yet acknowledged (QoS 1), oldest first. */
+  #chatOutbox: ChatOutboxEntry[] = [];
+  #chatDropped = 0;
+  /** The connection whose online status went out: chat messages flow on it from then on. */
+  #chatClient: MqttClient | null = null;
 
   constructor(options: MqttLinkOptions) {
     super();
@@ -166,6 +189,8 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       if (client !== this.#client || !this.connected) return;
       this.emit("connected");
       void this.#drainEvents();
+      this.#chatClient = client;
+      this.#drainChat();
     });
   }
 
@@ -252,6 +277,101 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       }
     } finally {
       this.#draining = false;
+    }
+  }
+
+  /**
+   * Publishes one message of a chat stream on `chat/{requestId}`, checked against the
+   * contract. QoS 0 for `tokens` and `progress` (dropped while disconnected); QoS 1 for
+   * `accepted`, `done` and `error`, kept until acknowledged. Within one request the
+   * order is kept: a message waits while an earlier QoS 1 message of it is unacknowledged.
+   */
+  publishChat(message: ChatStreamMessage): void {
+    const parsed = ChatStreamMessage.safeParse(message);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      this.#log.error("chat message does not match the contract; dropped", {
+        type: message.type,
+        requestId: message.requestId,
+        issue: `${issue?.path.join(".")}: ${issue?.message}`,
+      });
+      return;
+    }
+    const topic = topics.chat(this.#opts.deviceId, parsed.data.requestId);
+    const payload = JSON.stringify(parsed.data);
+    if (Buffer.byteLength(payload) > MAX_DEVICE_PAYLOAD_BYTES) {
+      this.#log.error("chat message larger than the broker accepts; dropped", { type: message.type, requestId: message.requestId });
+      return;
+    }
+    const limit = this.#opts.chatQueueSize ?? 200;
+    if (parsed.data.type === "tokens" || parsed.data.type === "progress") {
+      const client = this.#chatReadyClient();
+      if (!client || this.#chatOutbox.length >= limit) {
+        this.#chatDropped += 1;
+        return;
+      }
+      if (!this.#chatOutbox.some((entry) => entry.topic === topic)) {
+        client.publish(topic, payload, { qos: 0 }, (error) => {
+          if (error) this.#log.debug("chat chunk not sent", { error });
+        });
+        return;
+      }
+      this.#chatOutbox.push({ topic, payload, qos: 0, client: null });
+      this.#drainChat();
+      return;
+    }
+    this.#chatOutbox.push({ topic, payload, qos: 1, client: null });
+    if (this.#chatOutbox.length > limit) {
+      // Chunks first: the final messages matter more, and done repeats the text.
+      const index = this.#chatOutbox.findIndex((entry) => entry.qos === 0);
+      this.#chatOutbox.splice(index === -1 ? 0 : index, 1);
+      this.#chatDropped += 1;
+      this.#log.warn("chat queue full: dropped the oldest waiting chat message", { dropped: this.#chatDropped });
+    }
+    this.#drainChat();
+  }
+
+  /** Chat messages waiting (to be sent, or for an acknowledgement), and chat messages dropped. */
+  chatQueue(): { queued: number; dropped: number } {
+    return { queued: this.#chatOutbox.length, dropped: this.#chatDropped };
+  }
+
+  #chatReadyClient(): MqttClient | null {
+    const client = this.#client;
+    return client && this.connected && this.#chatClient === client ? client : null;
+  }
+
+  /**
+   * Sends what may go now, in order: per request, everything up to and including its
+   * first QoS 1 message that is not yet acknowledged (sent again on a new connection).
+   */
+  #drainChat(): void {
+    const client = this.#chatReadyClient();
+    if (!client) return;
+    const blocked = new Set<string>();
+    for (const entry of [...this.#chatOutbox]) {
+      if (blocked.has(entry.topic)) continue;
+      if (entry.qos === 0) {
+        this.#chatOutbox.splice(this.#chatOutbox.indexOf(entry), 1);
+        client.publish(entry.topic, entry.payload, { qos: 0 }, (error) => {
+          if (error) this.#log.debug("chat chunk not sent", { error });
+        });
+        continue;
+      }
+      blocked.add(entry.topic);
+      if (entry.client === client) continue; // in flight
+      entry.client = client;
+      client.publish(entry.topic, entry.payload, { qos: 1 }, (error) => {
+        if (entry.client !== client) return; // resent on a newer connection meanwhile
+        if (error) {
+          entry.client = null; // sent again on the next drain or connection
+          this.#log.debug("chat message not acknowledged; kept for the next connection", { error });
+          return;
+        }
+        const index = this.#chatOutbox.indexOf(entry);
+        if (index !== -1) this.#chatOutbox.splice(index, 1);
+        this.#drainChat();
+      });
     }
   }
 

@@ -1,9 +1,9 @@
 /**
  * Decode throughput over a sliding window, for the `tokensPerSecond` telemetry field.
  *
- * THE CHAT EXECUTOR FEEDS THIS: after each runner `done` it calls
- * `recordDecode(done.generated_tokens, done.decode_ms)`. Until something is
- * generated in the window (and in this issue nothing is), telemetry reports null.
+ * The chat executor (src/chat/executor.ts) feeds it: after each runner `done` it
+ * calls `recordDecode(done.generated_tokens, done.decode_ms)`. While nothing was
+ * generated in the window, telemetry reports null.
  */
 import { type Clock, systemClock } from "../lib/clock.js";
 

@@ -262,7 +262,9 @@ export function createOpenAiRoutes(deps: { services: Services; log: Logger }) {
       );
     chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null, logprobs: null }]);
     generation.onEvent((event) => {
-      if (event.type === "tokens") chunk([{ index: 0, delta: { content: event.text }, finish_reason: null, logprobs: null }]);
+      // `orchard.ts`: when the device read the chunk's first token from its runner (ms since epoch), for latency measurements.
+      if (event.type === "tokens")
+        chunk([{ index: 0, delta: { content: event.text }, finish_reason: null, logprobs: null }], { orchard: { ts: event.ts } });
     });
     // Comments keep proxies from closing the stream while a slow Pi reads a long prompt.
     const keepalive = setInterval(() => res.write(": keep-alive\n\n"), KEEPALIVE_MS);

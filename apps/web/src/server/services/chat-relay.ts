@@ -204,6 +204,11 @@ export class ChatRelay {
         a.settle({ ok: true, text: message.text, stats: message.stats });
         break;
       case "error":
+        // `duplicate` refuses a repeated chat.start, not the request this server is following.
+        if (message.code === "duplicate") {
+          this.log.warn("device refused a repeated chat.start", { deviceId, requestId: message.requestId });
+          return;
+        }
         a.settle({ ok: false, code: message.code, message: message.message, partialText: a.text });
         break;
     }
