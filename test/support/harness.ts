@@ -16,7 +16,6 @@ import type { ClientToServerEvents, ServerToClientEvents } from "@orchard/contra
 import { createOrchardClient, type OrchardClient } from "../../apps/cli/src/client.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const TSX = path.join(ROOT, "node_modules/.bin/tsx");
 const AGENT_BIN = path.join(ROOT, "apps/agent/bin/orchard-agent.mjs");
 export const RUNNER_BIN = path.join(ROOT, "native/build/orchard-runner");
 
@@ -116,7 +115,8 @@ export async function startServer(opts: { databaseUrl?: string; dataDir?: string
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), "orchard-server-")));
   const apiKey = `test-${randomBytes(16).toString("hex")}`;
   const adminPassword = `pw-${randomBytes(8).toString("hex")}`;
-  const proc = startProcess("server", [TSX, path.join(ROOT, "apps/web/server.ts")], {
+  // node --import tsx (not the tsx CLI, which runs the server in a child process) so proc.pid is the server.
+  const proc = startProcess("server", ["--import", "tsx", path.join(ROOT, "apps/web/server.ts")], {
     PORT: String(port),
     HOST: "127.0.0.1",
     MQTT_PORT: String(mqttPort),
