@@ -137,8 +137,17 @@ describe("chat through the dashboard API", () => {
     expect(refused[1]).toMatchObject({ role: "assistant", status: "error", errorCode: "queue_full" });
     expect(refused[1]!.error).toMatch(/busy|queue/i);
     expect(w2.done).toEqual([]);
+    // Mid-answer, a reload (chat.get) shows the text so far.
+    const midway = (await server.client.chat.get.query({ id: first.conversationId })).messages[1]!;
+    expect(midway.status).toBe("streaming");
+    expect(midway.content.length).toBeGreaterThan(0);
     await server.client.chat.stop.mutate({ id: first.conversationId });
     await waitFor("the first answer to stop", () => w1.done.length === 1);
+
+    // The refused conversation carries on once the device is free (the failed turn is not sent again).
+    await server.client.chat.send.mutate({ conversationId: second.conversationId, content: "Me too, now?", maxNewTokens: 8 });
+    await waitFor("the retried answer", () => w2.done.length === 1, 20_000);
+    expect(w2.done[0]!.status).toBe("complete");
   });
 
   it("refuses a message to a conversation that is still answering, and empty messages", async () => {

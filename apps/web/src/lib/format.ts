@@ -66,3 +66,20 @@ export function formatDateTime(ts: number): string {
 export function formatTime(ts: number): string {
   return timeOnly.format(ts);
 }
+
+/** 0.83 → "0.8 tok/s", 20.06 → "20.1 tok/s"; below 0.1 two decimals so a very slow device does not read as 0. */
+export function formatTokS(value: number): string {
+  return `${value > 0 && value < 0.1 ? value.toFixed(2) : value.toFixed(1)} tok/s`;
+}
+
+/** 420 → "420 ms", 1450 → "1.4 s", 75_000 → "1 min 15 s": for latencies such as time to first token. */
+export function formatLatency(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return formatDuration(ms);
+}
+
+/** 1 → "1 token", 42 → "42 tokens". */
+export function formatTokens(count: number): string {
+  return `${count.toLocaleString("en-US")} ${count === 1 ? "token" : "tokens"}`;
+}

@@ -2,13 +2,19 @@
 /**
  * The live link to the server (socket.io, authenticated by the session cookie).
  * One socket per tab, created on first use. Hooks expose its state, its events,
- * the fleet rows merged into the react-query cache, and per-device telemetry
- * watches that survive reconnects.
+ * the fleet rows merged into the react-query cache, and watches of device and
+ * conversation rooms that survive reconnects.
  */
 import { useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useSyncExternalStore } from "react";
 import { io, type Socket } from "socket.io-client";
-import { SOCKET_PATH, SOCKET_UNAUTHORIZED, type ClientToServerEvents, type DeviceSummary, type ServerToClientEvents } from "@orchard/contracts";
+import {
+  SOCKET_PATH,
+  SOCKET_UNAUTHORIZED,
+  type ClientToServerEvents,
+  type DeviceSummary,
+  type ServerToClientEvents,
+} from "@orchard/contracts";
 import { useTRPC } from "./trpc";
 
 type OrchardSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -111,32 +117,63 @@ export function useOnReconnect(onReconnect: () => void): void {
   }, []);
 }
 
-/** How many mounted components watch each device; the room is joined once and left when the last one unmounts. */
+/** How many holders watch each room ("device:<id>", "chat:<id>"); a room is joined once and left when the last one lets go. */
 const watchCounts = new Map<string, number>();
+/** The rejoin-after-reconnect handler of each watched room. */
+const rejoiners = new Map<string, () => void>();
+
+type RoomKind = "device" | "chat";
+
+function emitWatch(s: OrchardSocket, kind: RoomKind, id: string, join: boolean): void {
+  if (kind === "device") s.emit(join ? "device:watch" : "device:unwatch", id);
+  else s.emit(join ? "chat:watch" : "chat:unwatch", id);
+}
+
+/** Joins a room until the returned function is called; joins it again after every reconnect (rooms do not survive one). */
+function acquireWatch(kind: RoomKind, id: string): () => void {
+  const s = getSocket();
+  const key = `${kind}:${id}`;
+  const count = watchCounts.get(key) ?? 0;
+  watchCounts.set(key, count + 1);
+  if (count === 0) {
+    const rejoin = () => emitWatch(s, kind, id, true);
+    rejoiners.set(key, rejoin);
+    s.on("connect", rejoin);
+    if (s.connected) rejoin();
+  }
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    const left = (watchCounts.get(key) ?? 1) - 1;
+    if (left > 0) {
+      watchCounts.set(key, left);
+      return;
+    }
+    watchCounts.delete(key);
+    const rejoin = rejoiners.get(key);
+    if (rejoin) s.off("connect", rejoin);
+    rejoiners.delete(key);
+    if (s.connected) emitWatch(s, kind, id, false);
+  };
+}
 
 /**
  * Joins the device's room (telemetry and events) while mounted, and again after every
- * reconnect (rooms do not survive one). Several components may watch the same device.
+ * reconnect. Several components may watch the same device.
  */
 export function useDeviceWatch(deviceId: string): void {
-  useEffect(() => {
-    const s = getSocket();
-    const count = watchCounts.get(deviceId) ?? 0;
-    watchCounts.set(deviceId, count + 1);
-    const watch = () => s.emit("device:watch", deviceId);
-    if (count === 0 && s.connected) watch();
-    s.on("connect", watch);
-    return () => {
-      s.off("connect", watch);
-      const left = (watchCounts.get(deviceId) ?? 1) - 1;
-      if (left > 0) {
-        watchCounts.set(deviceId, left);
-        return;
-      }
-      watchCounts.delete(deviceId);
-      if (s.connected) s.emit("device:unwatch", deviceId);
-    };
-  }, [deviceId]);
+  useEffect(() => acquireWatch("device", deviceId), [deviceId]);
+}
+
+/** Joins a conversation's room (its messages and streamed answers) until the returned function is called. */
+export function watchConversation(conversationId: string): () => void {
+  return acquireWatch("chat", conversationId);
+}
+
+/** Watches a conversation while mounted (null: nothing to watch yet). */
+export function useConversationWatch(conversationId: string | null): void {
+  useEffect(() => (conversationId ? acquireWatch("chat", conversationId) : undefined), [conversationId]);
 }
 
 const byName = (a: DeviceSummary, b: DeviceSummary) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id);

@@ -1,10 +1,11 @@
 "use client";
-/** Rename, restart the runner, delete (after a confirmation). Errors from the server are shown as they come. */
+/** Chat, rename, restart the runner, delete (after a confirmation). Errors from the server are shown as they come. */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Pencil, RotateCw, Trash2 } from "lucide-react";
 import { useRouter } from "next/navigation";
 import { useEffect, useState, type FormEvent } from "react";
 import type { DeviceSummary } from "@orchard/contracts";
+import { ChatButton } from "@/components/chat/chat-button";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Dialog } from "@/components/ui/dialog";
@@ -17,6 +18,7 @@ export function DeviceActions({ device, onDeleting }: { device: DeviceSummary; o
   return (
     <div className="flex flex-col items-start gap-2 sm:items-end">
       <div className="flex flex-wrap gap-2">
+        <ChatButton device={device} testId="device-page-chat" />
         <RestartRunnerButton device={device} />
         <Button variant="outline" size="sm" onClick={() => setDialog("rename")} data-testid="rename-device">
           <Pencil aria-hidden />

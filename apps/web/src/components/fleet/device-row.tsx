@@ -2,6 +2,7 @@
 /** One device in the fleet table (a card on small screens). Values from an offline device are dimmed: they are its last report. */
 import Link from "next/link";
 import type { DeviceSummary } from "@orchard/contracts";
+import { ChatButton } from "@/components/chat/chat-button";
 import { TableCell, TableRow } from "@/components/ui/table";
 import { cn } from "@/lib/cn";
 import { DeviceStatusBadge } from "./device-status-badge";
@@ -65,6 +66,9 @@ export function DeviceRow({ device }: { device: DeviceSummary }) {
       </TableCell>
       <TableCell label="Disk free" className={dim} title={staleTitle}>
         <DiskFreeValue sample={t} />
+      </TableCell>
+      <TableCell className="mt-1 border-t pt-2 lg:mt-0 lg:border-0 lg:pt-2.5 lg:text-right">
+        <ChatButton device={device} testId="device-chat" className="max-lg:w-full" />
       </TableCell>
     </TableRow>
   );

@@ -13,6 +13,9 @@ export function FleetTable({ devices }: { devices: DeviceSummary[] }) {
           {COLUMNS.map((c) => (
             <TableHead key={c}>{c}</TableHead>
           ))}
+          <TableHead>
+            <span className="sr-only">Actions</span>
+          </TableHead>
         </TableRow>
       </TableHeader>
       <TableBody>

@@ -1,9 +1,10 @@
 "use client";
 /** The frame of every signed-in page: top navigation, live-link state, user, and the system footer. */
-import { LayoutGrid, Plus, Sprout } from "lucide-react";
+import { KeyRound, LayoutGrid, MessagesSquare, Plus, Sprout } from "lucide-react";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import type { ReactNode } from "react";
+import { useChatSync } from "@/lib/chat-live";
 import { cn } from "@/lib/cn";
 import { useFleetSync } from "@/lib/realtime";
 import { ConnectionIndicator } from "./connection-indicator";
@@ -11,16 +12,27 @@ import { SystemFooter } from "./system-footer";
 import { UserMenu } from "./user-menu";
 
 const NAV = [
-  { href: "/", label: "Fleet", icon: LayoutGrid, active: (p: string) => p === "/" || p.startsWith("/devices") },
-  { href: "/enroll", label: "Enroll", icon: Plus, active: (p: string) => p.startsWith("/enroll") },
+  { href: "/", label: "Fleet", testId: "nav-fleet", icon: LayoutGrid, active: (p: string) => p === "/" || p.startsWith("/devices") },
+  { href: "/chat", label: "Chat", testId: "nav-chat", icon: MessagesSquare, active: (p: string) => p.startsWith("/chat") },
+  { href: "/enroll", label: "Enroll", testId: "nav-enroll", icon: Plus, active: (p: string) => p.startsWith("/enroll") },
+  {
+    href: "/settings/api-keys",
+    label: "API keys",
+    testId: "nav-api-keys",
+    icon: KeyRound,
+    active: (p: string) => p.startsWith("/settings/api-keys"),
+  },
 ];
 
 export function AppShell({ children }: { children: ReactNode }) {
   useFleetSync();
+  useChatSync();
   const pathname = usePathname();
+  // A conversation fills the window (its messages scroll, its input stays at the bottom): no footer there.
+  const fill = pathname.startsWith("/chat");
 
   return (
-    <div className="flex min-h-dvh flex-col">
+    <div className={cn("flex flex-col", fill ? "h-dvh" : "min-h-dvh")}>
       <header className="sticky top-0 z-20 border-b bg-background/85 backdrop-blur supports-[backdrop-filter]:bg-background/70">
         <div className="mx-auto flex h-14 max-w-screen-2xl items-center gap-2 px-4 sm:gap-4 sm:px-6">
           <Link href="/" className="flex items-center gap-2 font-semibold tracking-tight">
@@ -29,22 +41,24 @@ export function AppShell({ children }: { children: ReactNode }) {
             </span>
             <span className="hidden sm:inline">Orchard</span>
           </Link>
-          <nav className="flex items-center gap-1" aria-label="Main">
-            {NAV.map(({ href, label, icon: Icon, active }) => {
+          <nav className="flex min-w-0 items-center gap-0.5 sm:gap-1" aria-label="Main">
+            {NAV.map(({ href, label, testId, icon: Icon, active }) => {
               const isActive = active(pathname);
               return (
                 <Link
                   key={href}
                   href={href}
                   aria-current={isActive ? "page" : undefined}
-                  data-testid={`nav-${label.toLowerCase()}`}
+                  data-testid={testId}
+                  title={label}
                   className={cn(
-                    "inline-flex h-8 items-center gap-1.5 rounded-md px-2.5 text-sm font-medium transition-colors",
+                    "inline-flex h-8 items-center gap-1.5 rounded-md px-2 text-sm font-medium whitespace-nowrap transition-colors sm:px-2.5",
                     isActive ? "bg-muted text-foreground" : "text-muted-foreground hover:bg-muted/60 hover:text-foreground",
                   )}
                 >
-                  <Icon className="size-4" aria-hidden />
-                  {label}
+                  <Icon className="size-4 shrink-0" aria-hidden />
+                  {/* On a phone the current page keeps its label; the others are icons (with their label for screen readers). */}
+                  <span className={cn(!isActive && "max-sm:sr-only")}>{label}</span>
                 </Link>
               );
             })}
@@ -55,8 +69,10 @@ export function AppShell({ children }: { children: ReactNode }) {
           </div>
         </div>
       </header>
-      <main className="mx-auto w-full max-w-screen-2xl flex-1 px-4 py-6 sm:px-6">{children}</main>
-      <SystemFooter />
+      <main className={cn("mx-auto w-full max-w-screen-2xl flex-1 px-4 sm:px-6", fill ? "flex min-h-0 flex-col py-3 sm:py-4" : "py-6")}>
+        {children}
+      </main>
+      {fill ? null : <SystemFooter />}
     </div>
   );
 }

@@ -5,7 +5,7 @@ import { useEffect, useState } from "react";
 import { cn } from "@/lib/cn";
 import { Button } from "./button";
 
-async function copyText(text: string): Promise<boolean> {
+export async function copyText(text: string): Promise<boolean> {
   if (navigator.clipboard && window.isSecureContext) {
     try {
       await navigator.clipboard.writeText(text);
@@ -28,7 +28,8 @@ async function copyText(text: string): Promise<boolean> {
   }
 }
 
-export function CodeBlock({ code, className, testId }: { code: string; className?: string; testId?: string }) {
+/** Copies `text`, then shows a tick for two seconds (or says that copying failed). */
+export function CopyButton({ text, className, label = "Copy to clipboard" }: { text: string; className?: string; label?: string }) {
   const [state, setState] = useState<"idle" | "copied" | "failed">("idle");
   useEffect(() => {
     if (state === "idle") return;
@@ -37,22 +38,28 @@ export function CodeBlock({ code, className, testId }: { code: string; className
   }, [state]);
 
   return (
+    <Button
+      variant="outline"
+      size="icon"
+      className={className}
+      aria-label={state === "copied" ? "Copied" : label}
+      title={state === "failed" ? "Copy failed: select the text and copy it by hand" : label}
+      onClick={() => void copyText(text).then((ok) => setState(ok ? "copied" : "failed"))}
+    >
+      {state === "copied" ? <Check className="text-success" /> : <Copy />}
+    </Button>
+  );
+}
+
+export function CodeBlock({ code, className, testId }: { code: string; className?: string; testId?: string }) {
+  return (
     <div className={cn("group relative rounded-lg border bg-muted/60", className)}>
       <pre className="overflow-x-auto py-3 pr-12 pl-3 text-[0.8rem] leading-relaxed">
         <code data-testid={testId} className="font-mono [overflow-wrap:anywhere] whitespace-pre-wrap">
           {code}
         </code>
       </pre>
-      <Button
-        variant="outline"
-        size="icon"
-        className="absolute top-2 right-2"
-        aria-label={state === "copied" ? "Copied" : "Copy to clipboard"}
-        title={state === "failed" ? "Copy failed: select the text and copy it by hand" : "Copy to clipboard"}
-        onClick={() => void copyText(code).then((ok) => setState(ok ? "copied" : "failed"))}
-      >
-        {state === "copied" ? <Check className="text-success" /> : <Copy />}
-      </Button>
+      <CopyButton text={code} className="absolute top-2 right-2" />
     </div>
   );
 }

@@ -44,6 +44,8 @@ export interface Generation {
   /** Called for each status change and token chunk, in order. */
   onEvent(listener: (event: GenerationEvent) => void): void;
   readonly outcome: Promise<GenerationOutcome>;
+  /** The text received so far. */
+  partialText(): string;
   cancel(): Promise<void>;
 }
 
@@ -156,6 +158,7 @@ export class ChatRelay {
         listener({ type: "status", phase: "sent", queuePosition: 0 });
       },
       outcome,
+      partialText: () => entry.text,
       cancel: () => this.cancel(requestId),
     };
   }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { historyForModel } from "./conversations.ts";
 
 describe("historyForModel", () => {
-  it("keeps user turns and answers that said something, drops failed answers", () => {
+  it("keeps question-answer pairs that produced text, drops a question whose answer failed", () => {
     expect(
       historyForModel([
         { role: "user", content: "a", status: "complete" },
@@ -17,10 +17,8 @@ describe("historyForModel", () => {
     ).toEqual([
       { role: "user", content: "a" },
       { role: "assistant", content: "b" },
-      { role: "user", content: "c" },
       { role: "user", content: "d" },
       { role: "assistant", content: "stopped early" },
-      { role: "user", content: "e" },
     ]);
   });
 });

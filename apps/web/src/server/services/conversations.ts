@@ -117,6 +117,7 @@ export class ConversationService extends EventEmitter<ConversationEvents> {
   async get(id: string): Promise<ConversationSummary & { messages: ConversationMessageDto[] }> {
     const c = await this.prisma.conversation.findUnique({ where: { id }, include: { messages: { orderBy: { createdAt: "asc" } } } });
     if (!c) throw new AppError("not_found", "This conversation does not exist (it may have been deleted).");
+    const generation = this.answering.get(c.id);
     return {
       id: c.id,
       title: c.title,
@@ -125,8 +126,13 @@ export class ConversationService extends EventEmitter<ConversationEvents> {
       createdAt: c.createdAt.getTime(),
       updatedAt: c.updatedAt.getTime(),
       messageCount: c.messages.length,
-      answering: this.answering.has(c.id),
-      messages: c.messages.map(toMessageDto),
+      answering: generation !== undefined,
+      // The answer in progress is stored at the end; until then its text so far lives in the relay.
+      messages: c.messages.map((m) =>
+        generation && m.requestId === generation.requestId && m.status === "streaming"
+          ? { ...toMessageDto(m), content: generation.partialText() }
+          : toMessageDto(m),
+      ),
     };
   }
 
@@ -282,13 +288,23 @@ export class ConversationService extends EventEmitter<ConversationEvents> {
 }
 
 /**
- * The turns the model sees: user messages, and the answers that produced text
- * (a stopped answer counts with what it said). Failed answers are left out.
+ * The turns the model sees: each earlier question with the answer that produced text
+ * (a stopped answer counts with what it said). A question whose answer failed is left
+ * out with it, so roles keep alternating (the chat template requires it) and a retry
+ * is not asked twice.
  */
 export function historyForModel(rows: { role: string; content: string; status: string }[]): ChatMessage[] {
-  return rows
-    .filter((m) => m.role === "user" || ((m.status === "complete" || m.status === "cancelled") && m.content.length > 0))
-    .map((m) => ({ role: m.role === "assistant" ? "assistant" : "user", content: m.content }));
+  const turns: ChatMessage[] = [];
+  for (let i = 0; i < rows.length; i++) {
+    const question = rows[i]!;
+    const answer = rows[i + 1];
+    if (question.role !== "user" || !answer || answer.role !== "assistant") continue;
+    if ((answer.status === "complete" || answer.status === "cancelled") && answer.content.length > 0) {
+      turns.push({ role: "user", content: question.content }, { role: "assistant", content: answer.content });
+    }
+    i++;
+  }
+  return turns;
 }
 
 function titleFrom(content: string): string {

@@ -1,0 +1,43 @@
+"use client";
+/** "Chat" on a device (fleet row, device page): opens a new conversation, or says why the device cannot chat now. */
+import { MessageSquare } from "lucide-react";
+import Link from "next/link";
+import type { DeviceSummary } from "@orchard/contracts";
+import { Button, buttonClass } from "@/components/ui/button";
+import { chatAvailability, newChatHref } from "@/lib/chat-device";
+import { cn } from "@/lib/cn";
+
+export function ChatButton({ device, testId, className }: { device: DeviceSummary; testId?: string; className?: string }) {
+  const availability = chatAvailability(device);
+  if (availability.ok) {
+    return (
+      <Link
+        href={newChatHref(device.id)}
+        className={buttonClass("outline", "sm", className)}
+        title={`Chat with the model on ${device.name}`}
+        data-testid={testId}
+        data-can-chat="true"
+      >
+        <MessageSquare aria-hidden />
+        Chat
+      </Link>
+    );
+  }
+  // A disabled button gets no pointer events, so the tooltip sits on a wrapper.
+  return (
+    <span title={`Cannot chat: ${availability.reason}`} className={cn("inline-flex cursor-not-allowed", className)}>
+      <Button
+        variant="outline"
+        size="sm"
+        disabled
+        className={className}
+        aria-label={`Chat (unavailable: ${availability.reason})`}
+        data-testid={testId}
+        data-can-chat="false"
+      >
+        <MessageSquare aria-hidden />
+        Chat
+      </Button>
+    </span>
+  );
+}
