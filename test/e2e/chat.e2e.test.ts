@@ -3,46 +3,25 @@
  * device from the fleet table, send two turns and watch tokens stream, stop an
  * answer, reload and find the conversation intact.
  */
-import { existsSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchBrowser, type TestBrowser } from "../support/browser.ts";
 import { enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 describe("chat in Chromium", () => {
   let server: TestServer;
   let agent: TestAgent;
-  let context: BrowserContext;
+  let browser: TestBrowser;
   let page: Page;
-  let profileDir: string;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
     server = await startServer();
     agent = await enrollAgent(server, "chat-browser-pi");
     // 40 tok/s: fast enough for a short test, slow enough to watch tokens arrive and to stop mid-answer.
     agent.start(["--runner-arg=--sim-decode-tok-s=40", "--runner-arg=--sim-prefill-tok-s=2000"]);
     await waitFor("the device ready", async () => (await server.client.devices.list.query())[0]?.runner?.state === "ready");
-    profileDir = await mkdtemp(path.join(os.tmpdir(), "orchard-chromium-"));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 1280, height: 800 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    browser = await launchBrowser();
+    page = browser.page;
     await page.goto(`${server.url}/login`);
     await page.locator("#username").fill("admin");
     await page.locator("#password").fill(server.adminPassword);
@@ -51,12 +30,11 @@ describe("chat in Chromium", () => {
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await agent?.proc?.stop();
     await server?.stop();
     if (agent) await removeDir(agent.dataDir);
     if (server) await removeDir(server.dataDir);
-    if (profileDir) await removeDir(profileDir);
   });
 
   const assistant = () => page.locator('[data-testid="chat-message"][data-role="assistant"]');

@@ -3,53 +3,31 @@
  * sign in, see two agents' devices online, stop one agent and watch its row turn
  * offline without reloading the page.
  */
-import { existsSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchBrowser, type TestBrowser } from "../support/browser.ts";
 import { enrollAgent, removeDir, startServer, type TestAgent, type TestServer } from "../support/harness.ts";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 describe("dashboard in Chromium", () => {
   let server: TestServer;
   let agents: TestAgent[] = [];
-  let context: BrowserContext;
+  let browser: TestBrowser;
   let page: Page;
-  let profileDir: string;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
     server = await startServer();
     agents = [await enrollAgent(server, "browser-pi-1"), await enrollAgent(server, "browser-pi-2")];
     for (const agent of agents) agent.start();
-    profileDir = await mkdtemp(path.join(os.tmpdir(), "orchard-chromium-"));
-    context = await chromium.launchPersistentContext(profileDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 1280, height: 800 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
+    browser = await launchBrowser();
+    page = browser.page;
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     for (const agent of agents) await agent.proc?.stop();
     await server?.stop();
     for (const agent of agents) await removeDir(agent.dataDir);
     if (server) await removeDir(server.dataDir);
-    if (profileDir) await removeDir(profileDir);
   });
 
   const row = (deviceId: string) => page.locator(`[data-testid="device-row"][data-device-id="${deviceId}"]`);
