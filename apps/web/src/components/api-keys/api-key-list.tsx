@@ -5,10 +5,10 @@ import { KeyRound, Trash2 } from "lucide-react";
 import { useEffect, useState } from "react";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
+import { ConfirmDialog } from "@/components/ui/confirm-dialog";
 import { Card, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
-import { Dialog } from "@/components/ui/dialog";
 import { EmptyState } from "@/components/ui/empty-state";
-import { LoadingBlock, Spinner } from "@/components/ui/spinner";
+import { LoadingBlock } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { cn } from "@/lib/cn";
 import { formatDateTime, formatRelative } from "@/lib/format";
@@ -114,7 +114,7 @@ function RevokeDialog({ apiKey, onClose }: { apiKey: ApiKey | null; onClose: () 
   }, [apiKey?.id]);
 
   return (
-    <Dialog
+    <ConfirmDialog
       open={apiKey !== null}
       onClose={onClose}
       title={`Revoke “${apiKey?.name ?? ""}”?`}
@@ -123,24 +123,12 @@ function RevokeDialog({ apiKey, onClose }: { apiKey: ApiKey | null; onClose: () 
           The key <span className="font-mono text-xs">{apiKey?.prefix}…</span> stops working immediately. This cannot be undone.
         </>
       }
-      footer={
-        <>
-          <Button variant="outline" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button
-            variant="destructive"
-            onClick={() => apiKey && revoke.mutate({ id: apiKey.id })}
-            disabled={revoke.isPending}
-            data-testid="api-key-revoke-confirm"
-          >
-            {revoke.isPending ? <Spinner className="text-destructive-foreground" label="Revoking" /> : <Trash2 aria-hidden />}
-            Revoke key
-          </Button>
-        </>
-      }
-    >
-      {revoke.isError ? <Alert>{errorMessage(revoke.error)}</Alert> : null}
-    </Dialog>
+      confirmLabel="Revoke key"
+      pendingLabel="Revoking"
+      pending={revoke.isPending}
+      error={revoke.isError ? errorMessage(revoke.error) : null}
+      onConfirm={() => apiKey && revoke.mutate({ id: apiKey.id })}
+      confirmTestId="api-key-revoke-confirm"
+    />
   );
 }

@@ -1,11 +1,11 @@
 "use client";
 /** Rename and delete a conversation (from the list or from its header). */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { Trash2 } from "lucide-react";
 import { usePathname, useRouter } from "next/navigation";
 import { useEffect, useState, type FormEvent } from "react";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
+import { ConfirmDialog } from "@/components/ui/confirm-dialog";
 import { Dialog } from "@/components/ui/dialog";
 import { Field, Input } from "@/components/ui/input";
 import { Spinner } from "@/components/ui/spinner";
@@ -92,7 +92,7 @@ export function DeleteConversationDialog({ conversation, onClose }: { conversati
   }, [conversation?.id]);
 
   return (
-    <Dialog
+    <ConfirmDialog
       open={conversation !== null}
       onClose={onClose}
       title="Delete this conversation?"
@@ -102,24 +102,12 @@ export function DeleteConversationDialog({ conversation, onClose }: { conversati
           generated is stopped.
         </>
       }
-      footer={
-        <>
-          <Button variant="outline" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button
-            variant="destructive"
-            onClick={() => conversation && remove.mutate({ id: conversation.id })}
-            disabled={remove.isPending}
-            data-testid="conversation-delete-confirm"
-          >
-            {remove.isPending ? <Spinner className="text-destructive-foreground" label="Deleting" /> : <Trash2 aria-hidden />}
-            Delete conversation
-          </Button>
-        </>
-      }
-    >
-      {remove.isError ? <Alert>{errorMessage(remove.error)}</Alert> : null}
-    </Dialog>
+      confirmLabel="Delete conversation"
+      pendingLabel="Deleting"
+      pending={remove.isPending}
+      error={remove.isError ? errorMessage(remove.error) : null}
+      onConfirm={() => conversation && remove.mutate({ id: conversation.id })}
+      confirmTestId="conversation-delete-confirm"
+    />
   );
 }

@@ -8,6 +8,7 @@ import type { DeviceSummary } from "@orchard/contracts";
 import { ChatButton } from "@/components/chat/chat-button";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
+import { ConfirmDialog } from "@/components/ui/confirm-dialog";
 import { Dialog } from "@/components/ui/dialog";
 import { Field, Input } from "@/components/ui/input";
 import { Spinner } from "@/components/ui/spinner";
@@ -159,29 +160,17 @@ function DeleteDialog({
   );
 
   return (
-    <Dialog
+    <ConfirmDialog
       open={open}
       onClose={onClose}
       title={`Delete ${device.name}?`}
       description="This removes the device, its telemetry and event history, and its broker credentials. The Pi is disconnected at once; to bring it back, enroll it again."
-      footer={
-        <>
-          <Button variant="outline" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button
-            variant="destructive"
-            onClick={() => remove.mutate({ id: device.id })}
-            disabled={remove.isPending}
-            data-testid="delete-confirm"
-          >
-            {remove.isPending ? <Spinner className="text-destructive-foreground" label="Deleting" /> : <Trash2 aria-hidden />}
-            Delete device
-          </Button>
-        </>
-      }
-    >
-      {remove.isError ? <Alert>{errorMessage(remove.error)}</Alert> : null}
-    </Dialog>
+      confirmLabel="Delete device"
+      pendingLabel="Deleting"
+      pending={remove.isPending}
+      error={remove.isError ? errorMessage(remove.error) : null}
+      onConfirm={() => remove.mutate({ id: device.id })}
+      confirmTestId="delete-confirm"
+    />
   );
 }
