@@ -19,6 +19,21 @@ export const CHAT_MAX_MESSAGE_CHARS = 32_000;
 const requestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 const timestamp = z.number().int().positive();
 
+/** How an answer is sampled; the defaults are what the dashboard and the API use when a client says nothing. */
+export const ChatSampling = z.object({
+  maxNewTokens: z.number().int().positive().max(8192).default(256),
+  /** 0 = greedy (the reference deployment's setting). */
+  temperature: z.number().min(0).max(2).default(0),
+  topP: z.number().gt(0).max(1).default(1),
+  seed: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 32 - 1)
+    .optional(),
+});
+export type ChatSampling = z.infer<typeof ChatSampling>;
+
 export const ChatStartCommand = z.object({
   type: z.literal("chat.start"),
   id: z.string().min(1).max(64),
@@ -27,15 +42,7 @@ export const ChatStartCommand = z.object({
   /** Conversation id: the device maps it to a runner session so a continued conversation reuses the KV cache. */
   session: z.string().min(1).max(128),
   messages: z.array(ChatMessage).min(1).max(1000),
-  maxNewTokens: z.number().int().positive().max(8192),
-  temperature: z.number().min(0).max(2),
-  topP: z.number().gt(0).max(1),
-  seed: z
-    .number()
-    .int()
-    .nonnegative()
-    .max(2 ** 32 - 1)
-    .optional(),
+  ...ChatSampling.shape,
 });
 export type ChatStartCommand = z.infer<typeof ChatStartCommand>;
 

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { z } from "zod";
-import { CHAT_MAX_MESSAGE_CHARS, type ChatMessage, type DeviceSummary, type RelayChatErrorCode } from "@orchard/contracts";
+import { CHAT_MAX_MESSAGE_CHARS, ChatSampling, type ChatMessage, type DeviceSummary, type RelayChatErrorCode } from "@orchard/contracts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Services } from "../services/index.ts";
@@ -15,7 +15,8 @@ import type { Generation, GenerationOutcome } from "../services/chat-relay.ts";
 import { credentialsOf, readJsonBody } from "./request.ts";
 
 const DEVICE_MODEL_PREFIX = "device:";
-const DEFAULT_MAX_TOKENS = 256;
+/** What a request that says nothing about sampling gets (greedy, 256 new tokens). */
+const SAMPLING_DEFAULTS = ChatSampling.parse({});
 const KEEPALIVE_MS = 15_000;
 
 const ContentPart = z.object({ type: z.literal("text"), text: z.string() }).loose();
@@ -210,9 +211,9 @@ export function createOpenAiRoutes(deps: { services: Services; log: Logger }) {
         deviceId: device.id,
         session: `openai:${username}`,
         messages,
-        maxNewTokens: request.max_completion_tokens ?? request.max_tokens ?? DEFAULT_MAX_TOKENS,
-        temperature: request.temperature ?? 0,
-        topP: request.top_p ?? 1,
+        maxNewTokens: request.max_completion_tokens ?? request.max_tokens ?? SAMPLING_DEFAULTS.maxNewTokens,
+        temperature: request.temperature ?? SAMPLING_DEFAULTS.temperature,
+        topP: request.top_p ?? SAMPLING_DEFAULTS.topP,
         ...(request.seed != null ? { seed: request.seed } : {}),
       });
     } catch (err) {

@@ -10,6 +10,7 @@ import {
   CHAT_MAX_MESSAGE_CHARS,
   GenerationStats,
   type ChatErrorEvent,
+  type ChatSampling,
   type ChatMessage,
   type ChatStatusEvent,
   type ChatTokensEvent,
@@ -39,13 +40,6 @@ export interface ConversationSummary {
   messageCount: number;
   /** An answer is being generated right now. */
   answering: boolean;
-}
-
-export interface SendOptions {
-  maxNewTokens: number;
-  temperature: number;
-  topP: number;
-  seed?: number;
 }
 
 type MessageRow = {
@@ -141,7 +135,7 @@ export class ConversationService extends EventEmitter<ConversationEvents> {
    * Refuses before storing anything when the device cannot answer now, so the text stays
    * in the sender's input; once stored, failures are recorded on the answer.
    */
-  async send(input: { conversationId?: string; deviceId?: string; content: string; options: SendOptions }): Promise<{
+  async send(input: { conversationId?: string; deviceId?: string; content: string; options: ChatSampling }): Promise<{
     conversationId: string;
     userMessage: ConversationMessageDto;
     assistantMessageId: string;

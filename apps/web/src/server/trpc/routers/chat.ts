@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { CHAT_MAX_MESSAGE_CHARS, ConversationMessageDto } from "@orchard/contracts";
+import { CHAT_MAX_MESSAGE_CHARS, ChatSampling, ConversationMessageDto } from "@orchard/contracts";
 import { protectedProcedure, router } from "../init.ts";
 
 const ConversationSummary = z.object({
@@ -30,15 +30,7 @@ export const chatRouter = router({
           conversationId: z.string().min(1).max(64).optional(),
           deviceId: z.string().min(1).max(64).optional(),
           content: z.string().max(CHAT_MAX_MESSAGE_CHARS, `A message may be at most ${CHAT_MAX_MESSAGE_CHARS} characters long.`),
-          maxNewTokens: z.number().int().min(1).max(4096).default(256),
-          temperature: z.number().min(0).max(2).default(0),
-          topP: z.number().gt(0).max(1).default(1),
-          seed: z
-            .number()
-            .int()
-            .nonnegative()
-            .max(2 ** 32 - 1)
-            .optional(),
+          ...ChatSampling.shape,
         })
         .refine((v) => v.conversationId !== undefined || v.deviceId !== undefined, { message: "conversationId or deviceId is required" }),
     )
