@@ -24,6 +24,7 @@ import { DeviceService } from "./services/devices.ts";
 import { EnrollmentService } from "./services/enrollment.ts";
 import { FleetService } from "./services/fleet.ts";
 import { SystemService, type Services } from "./services/index.ts";
+import { TelemetryStore } from "./services/telemetry-store.ts";
 
 export interface OrchardServer {
   url: string;
@@ -54,6 +55,11 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
     const fleet = new FleetService(db.prisma, { staleMs: env.ORCHARD_DEVICE_STALE_SECONDS * 1000 }, log.child("fleet"));
     await fleet.load();
     const metrics = new Metrics(fleet);
+    const telemetry = new TelemetryStore(
+      db.prisma,
+      { rawHours: env.ORCHARD_TELEMETRY_RAW_HOURS, rollupDays: env.ORCHARD_TELEMETRY_ROLLUP_DAYS },
+      log.child("telemetry"),
+    );
 
     // MQTT: the embedded broker unless MQTT_URL names an external one.
     let broker: EmbeddedBroker | null = null;
@@ -101,16 +107,22 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       metrics,
       link,
       enrollment: new EnrollmentService(db.prisma, fleet),
-      devices: new DeviceService(db.prisma, fleet, {
-        onRemoved: (id) => {
-          broker?.disconnect(id);
-          void link.clearRetained(id).catch(() => undefined);
+      devices: new DeviceService(
+        db.prisma,
+        fleet,
+        {
+          onRemoved: (id) => {
+            broker?.disconnect(id);
+            void link.clearRetained(id).catch(() => undefined);
+          },
         },
-      }),
+        telemetry,
+      ),
       system: new SystemService(db, link, { embedded: broker !== null, url: redactUrl(brokerUrl) }),
       chatRelay,
       conversations,
       apiKeys: new ApiKeyService(db.prisma),
+      telemetry,
     };
 
     const mqttUrlFor = (req: IncomingMessage): string => {
@@ -161,8 +173,12 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       setInterval(() => fleet.expireStale(), 5_000),
       setInterval(() => void auth.purgeExpiredSessions().catch(() => undefined), 3600_000),
     ];
+    // Rolls up telemetry every minute and applies retention (the first run catches up after a restart).
+    telemetry.start();
+    void telemetry.run().catch((err: Error) => log.warn("telemetry rollup failed; retried next run", { error: err.message }));
     cleanup.push(async () => {
       for (const t of timers) clearInterval(t);
+      await telemetry.stop();
       await fleet.flush();
     });
 

@@ -42,6 +42,14 @@ const EnvSchema = z.object({
   ORCHARD_DEVICE_STALE_SECONDS: z.coerce.number().positive().default(60),
   /** How often buffered telemetry and device state are written to the database. */
   ORCHARD_FLUSH_MS: z.coerce.number().int().positive().default(1000),
+  /** How long raw telemetry samples are kept, in hours (charts of up to 3 h read them). */
+  ORCHARD_TELEMETRY_RAW_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 365)
+    .default(24),
+  /** How long per-minute telemetry rollups are kept, in days (charts of longer ranges read them). */
+  ORCHARD_TELEMETRY_ROLLUP_DAYS: z.coerce.number().positive().max(3650).default(30),
   ORCHARD_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

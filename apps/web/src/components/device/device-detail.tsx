@@ -105,7 +105,7 @@ export function DeviceDetail({ id }: { id: string }) {
 
       <section className="flex flex-col gap-3" aria-labelledby="charts-title">
         <h2 id="charts-title" className="text-base font-semibold">
-          Last hour
+          Telemetry
         </h2>
         <TelemetryCharts deviceId={id} />
       </section>

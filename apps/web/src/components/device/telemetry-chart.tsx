@@ -1,6 +1,6 @@
 "use client";
 /**
- * One uPlot line chart over the last hour. The x axis always spans the hour up
+ * One uPlot line chart over a time range. The x axis always spans the range up
  * to now; a gap in the data (device offline) breaks the line instead of
  * bridging it. Charts on a page share a cursor.
  */
@@ -11,8 +11,7 @@ import "uplot/dist/uPlot.min.css";
 import { Card } from "@/components/ui/card";
 import { cn } from "@/lib/cn";
 import { useColorScheme } from "@/lib/color-scheme";
-import { formatTime } from "@/lib/format";
-import { TELEMETRY_WINDOW_MS } from "@/lib/telemetry";
+import { formatDateTime, formatTime } from "@/lib/format";
 
 export interface ChartSeries {
   label: string;
@@ -51,6 +50,7 @@ export function TelemetryChart({
   yRange,
   incrs,
   unavailable,
+  windowMs,
   testId,
   className,
 }: {
@@ -70,6 +70,8 @@ export function TelemetryChart({
   incrs?: number[];
   /** Why there is nothing to chart (the device cannot read this value). */
   unavailable?: string;
+  /** The x axis spans this long up to now. */
+  windowMs: number;
   testId?: string;
   className?: string;
 }) {
@@ -82,11 +84,13 @@ export function TelemetryChart({
   const formatRef = useRef(format);
   const rangeRef = useRef(yRange);
   const dataRef = useRef(data);
+  const windowRef = useRef(windowMs);
   // Runs before the effects below, so a chart built now sees the latest props.
   useEffect(() => {
     formatRef.current = format;
     rangeRef.current = yRange;
     dataRef.current = data;
+    windowRef.current = windowMs;
   });
   const seriesKey = series.map((s) => `${s.label}:${s.color}`).join("|");
 
@@ -113,7 +117,7 @@ export function TelemetryChart({
           time: true,
           range: () => {
             const now = Date.now() / 1000;
-            return [now - TELEMETRY_WINDOW_MS / 1000, now];
+            return [now - windowRef.current / 1000, now];
           },
         },
         y: { range: (_u, min, max) => rangeRef.current(min, max) },
@@ -149,7 +153,7 @@ export function TelemetryChart({
 
   useEffect(() => {
     plotRef.current?.setData(data);
-  }, [data]);
+  }, [data, windowMs]);
 
   const hovering = cursorIdx !== null && cursorIdx < xs.length;
   const idx = hovering ? cursorIdx : xs.length - 1;
@@ -169,7 +173,11 @@ export function TelemetryChart({
           {title}
         </h3>
         <span className="flex items-baseline gap-2">
-          {hovering ? <span className="text-xs text-muted-foreground tabular-nums">{formatTime(xs[idx]! * 1000)}</span> : null}
+          {hovering ? (
+            <span className="text-xs text-muted-foreground tabular-nums">
+              {windowMs > 86_400_000 ? formatDateTime(xs[idx]! * 1000) : formatTime(xs[idx]! * 1000)}
+            </span>
+          ) : null}
           <span className="text-sm font-semibold tabular-nums">{headline}</span>
         </span>
       </div>

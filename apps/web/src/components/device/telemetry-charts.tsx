@@ -1,19 +1,42 @@
 "use client";
-/** The device page's charts for the last hour: CPU, SoC temperature, memory, runner RSS, load. */
-import { Activity, Cpu, Gauge, MemoryStick, Thermometer } from "lucide-react";
-import { useMemo } from "react";
-import type { TelemetrySample } from "@orchard/contracts";
+/**
+ * The device page's charts over a chosen range (15 min to 30 days): CPU, SoC
+ * temperature, memory, runner RSS, decode tokens/s, load, throttling. Ranges up to an hour or
+ * so are raw samples with live updates; longer ones are per-minute rollups grouped
+ * into buckets, where each line is the bucket's average (tokens/s also shows the peak).
+ */
+import { Activity, Cpu, Gauge, MemoryStick, Thermometer, TriangleAlert, Zap } from "lucide-react";
+import { useMemo, useState } from "react";
 import { Alert } from "@/components/ui/alert";
 import { LoadingBlock } from "@/components/ui/spinner";
-import { formatBytes, formatLoad, formatPercent, formatTemp } from "@/lib/format";
+import { cn } from "@/lib/cn";
+import { formatBytes, formatLoad, formatPercent, formatTemp, formatTokS } from "@/lib/format";
 import { errorMessage } from "@/lib/trpc";
-import { useTelemetryWindow } from "@/lib/telemetry";
+import { TELEMETRY_RANGES, useTelemetryRange, type TelemetryPoint, type TelemetryRange } from "@/lib/telemetry";
+import { pointFromSample } from "@/lib/telemetry-series";
 import { TelemetryChart, type ChartSeries, type YRange } from "./telemetry-chart";
 
-/** Samples further apart than this are drawn with a break: the device was not reporting. */
+/** Raw samples further apart than this are drawn with a break: the device was not reporting. */
 const GAP_MS = 60_000;
 
-const COLORS = { green: "#16a34a", blue: "#3b82f6", amber: "#f59e0b", violet: "#a855f7", slate: "#94a3b8" } as const;
+const COLORS = { green: "#16a34a", blue: "#3b82f6", amber: "#f59e0b", violet: "#a855f7", slate: "#94a3b8", rose: "#f43f5e" } as const;
+
+const RANGE_LABELS: Record<TelemetryRange, string> = {
+  "15m": "15 min",
+  "1h": "1 h",
+  "6h": "6 h",
+  "24h": "24 h",
+  "7d": "7 d",
+  "30d": "30 d",
+};
+const RANGE_TITLES: Record<TelemetryRange, string> = {
+  "15m": "the last 15 minutes",
+  "1h": "the last hour",
+  "6h": "the last 6 hours",
+  "24h": "the last 24 hours",
+  "7d": "the last 7 days",
+  "30d": "the last 30 days",
+};
 
 const percentRange: YRange = () => [0, 100];
 const tempRange: YRange = (min, max) => [Math.min(30, (min ?? 30) - 5), Math.max(70, (max ?? 70) + 5)];
@@ -35,39 +58,93 @@ interface Columns {
   memTotal: (number | null)[];
   swapUsed: (number | null)[];
   rss: (number | null)[];
+  tps: (number | null)[];
+  tpsMax: (number | null)[];
   load1: (number | null)[];
   load5: (number | null)[];
   load15: (number | null)[];
+  throttled: (number | null)[];
+  underVoltage: (number | null)[];
 }
 
-/** Turns samples into uPlot's column arrays, inserting a null row where the device went quiet. */
-function toColumns(samples: TelemetrySample[]): Columns {
-  const c: Columns = { xs: [], cpu: [], temp: [], memUsed: [], memTotal: [], swapUsed: [], rss: [], load1: [], load5: [], load15: [] };
-  let prev: number | null = null;
-  const push = (ts: number, s: TelemetrySample | null) => {
-    c.xs.push(ts / 1000);
-    c.cpu.push(s?.cpuPercent ?? null);
-    c.temp.push(s?.socTempC ?? null);
-    c.memUsed.push(s ? s.memTotalBytes - s.memAvailableBytes : null);
-    c.memTotal.push(s ? s.memTotalBytes : null);
-    c.swapUsed.push(s && s.swapTotalBytes > 0 ? s.swapUsedBytes : null);
-    c.rss.push(s?.runnerRssBytes ?? null);
-    c.load1.push(s?.load1 ?? null);
-    c.load5.push(s?.load5 ?? null);
-    c.load15.push(s?.load15 ?? null);
+/** Turns points into uPlot's column arrays, inserting a null row where the device went quiet for longer than gapMs. */
+function toColumns(points: TelemetryPoint[], gapMs: number): Columns {
+  const c: Columns = {
+    xs: [],
+    cpu: [],
+    temp: [],
+    memUsed: [],
+    memTotal: [],
+    swapUsed: [],
+    rss: [],
+    tps: [],
+    tpsMax: [],
+    load1: [],
+    load5: [],
+    load15: [],
+    throttled: [],
+    underVoltage: [],
   };
-  for (const s of samples) {
-    if (prev !== null && s.ts - prev > GAP_MS) push(prev + 1, null);
-    push(s.ts, s);
-    prev = s.ts;
+  let prev: number | null = null;
+  const push = (ts: number, p: TelemetryPoint | null) => {
+    c.xs.push(ts / 1000);
+    c.cpu.push(p?.cpuPercent ?? null);
+    c.temp.push(p?.socTempC ?? null);
+    c.memUsed.push(p?.memUsedBytes ?? null);
+    c.memTotal.push(p?.memTotalBytes ?? null);
+    c.swapUsed.push(p && (p.swapTotalBytes ?? 0) > 0 ? p.swapUsedBytes : null);
+    c.rss.push(p?.runnerRssBytes ?? null);
+    c.tps.push(p?.tokensPerSecond ?? null);
+    c.tpsMax.push(p?.tokensPerSecondMax ?? null);
+    c.load1.push(p?.load1 ?? null);
+    c.load5.push(p?.load5 ?? null);
+    c.load15.push(p?.load15 ?? null);
+    c.throttled.push(p?.throttled != null ? p.throttled * 100 : null);
+    c.underVoltage.push(p?.underVoltage != null ? p.underVoltage * 100 : null);
+  };
+  for (const p of points) {
+    if (prev !== null && p.ts - prev > gapMs) push(prev + 1, null);
+    push(p.ts, p);
+    prev = p.ts;
   }
   return c;
 }
 
+function RangeSelector({ value, onChange }: { value: TelemetryRange; onChange: (r: TelemetryRange) => void }) {
+  return (
+    <div
+      role="group"
+      aria-label="Time range"
+      data-testid="telemetry-range"
+      className="inline-flex rounded-md border border-input bg-card p-0.5"
+    >
+      {(Object.keys(TELEMETRY_RANGES) as TelemetryRange[]).map((r) => (
+        <button
+          key={r}
+          type="button"
+          data-range={r}
+          aria-pressed={r === value}
+          onClick={() => onChange(r)}
+          className={cn(
+            "h-7 cursor-pointer rounded px-2.5 text-xs font-medium whitespace-nowrap transition-colors tabular-nums",
+            "focus-visible:ring-2 focus-visible:ring-ring focus-visible:outline-none",
+            r === value ? "bg-primary text-primary-foreground" : "text-muted-foreground hover:bg-muted hover:text-foreground",
+          )}
+        >
+          {RANGE_LABELS[r]}
+        </button>
+      ))}
+    </div>
+  );
+}
+
 export function TelemetryCharts({ deviceId }: { deviceId: string }) {
-  const { samples, isPending, error } = useTelemetryWindow(deviceId);
-  const c = useMemo(() => toColumns(samples), [samples]);
-  const last = samples.at(-1) ?? null;
+  const [range, setRange] = useState<TelemetryRange>("1h");
+  const { points, newest, source, bucketMs, rangeMs, isPending, isFetching, error } = useTelemetryRange(deviceId, range);
+  // Rollup buckets are bucketMs apart; a missing bucket or two is a gap.
+  const gapMs = source === "raw" ? GAP_MS : Math.max(GAP_MS, bucketMs * 2.5);
+  const c = useMemo(() => toColumns(points, gapMs), [points, gapMs]);
+  const last = useMemo(() => (newest ? pointFromSample(newest) : (points.at(-1) ?? null)), [newest, points]);
 
   const charts = useMemo(() => {
     const has = (col: (number | null)[]) => col.some((v) => v !== null);
@@ -86,87 +163,170 @@ export function TelemetryCharts({ deviceId }: { deviceId: string }) {
         series("Total", COLORS.slate, c.memTotal, { dash: [4, 4] }),
       ],
       rss: [series("Runner RSS", COLORS.violet, c.rss, { fill: true })],
+      tps:
+        source === "rollup"
+          ? [series("Average", COLORS.rose, c.tps, { fill: true }), series("Peak", COLORS.slate, c.tpsMax, { dash: [4, 4] })]
+          : [series("Decode", COLORS.rose, c.tps, { fill: true })],
       load: [series("1 min", COLORS.green, c.load1), series("5 min", COLORS.blue, c.load5), series("15 min", COLORS.slate, c.load15)],
       hasCpu: has(c.cpu),
       hasTemp: has(c.temp),
       hasRss: has(c.rss),
+      hasTps: has(c.tps),
+      throttle: [series("Throttled", COLORS.amber, c.throttled, { fill: true }), series("Under-voltage", COLORS.rose, c.underVoltage)],
+      hasThrottle: has(c.throttled) || has(c.underVoltage),
     };
-  }, [c]);
+  }, [c, source]);
 
-  if (isPending) return <LoadingBlock label="Loading telemetry…" />;
-  if (error) return <Alert>{errorMessage(error)}</Alert>;
-  if (samples.length === 0) {
+  const header = (
+    <div className="flex flex-wrap items-center justify-between gap-3">
+      <p className="text-sm text-muted-foreground" aria-live="polite">
+        {source === "rollup" ? `Averages per ${formatBucket(bucketMs)}` : "Every sample"}
+        {isFetching && !isPending ? " · updating…" : ""}
+      </p>
+      <RangeSelector value={range} onChange={setRange} />
+    </div>
+  );
+
+  if (isPending) {
     return (
-      <Alert tone="info">
-        No telemetry in the last hour. Charts fill in as soon as the device reports (every few seconds while its agent runs).
-      </Alert>
+      <div className="flex flex-col gap-3">
+        {header}
+        <LoadingBlock label="Loading telemetry…" />
+      </div>
+    );
+  }
+  if (error) {
+    return (
+      <div className="flex flex-col gap-3">
+        {header}
+        <Alert>{errorMessage(error)}</Alert>
+      </div>
+    );
+  }
+  if (points.length === 0) {
+    return (
+      <div className="flex flex-col gap-3">
+        {header}
+        <Alert tone="info">
+          No telemetry in {RANGE_TITLES[range]}. Charts fill in as soon as the device reports (every few seconds while its agent runs).
+        </Alert>
+      </div>
     );
   }
 
   const memTotal = last?.memTotalBytes ?? 0;
+  const during = RANGE_TITLES[range];
   return (
-    <div className="grid gap-4 md:grid-cols-2" data-testid="telemetry-charts">
-      <TelemetryChart
-        title="CPU"
-        icon={Cpu}
-        testId="chart-cpu"
-        current={last?.cpuPercent != null ? formatPercent(last.cpuPercent) : "—"}
-        xs={c.xs}
-        series={charts.cpu}
-        format={(v) => `${Math.round(v)}%`}
-        formatValue={formatPercent}
-        yRange={percentRange}
-        unavailable={charts.hasCpu ? undefined : "CPU usage is not available on this device."}
-      />
-      <TelemetryChart
-        title="SoC temperature"
-        icon={Thermometer}
-        testId="chart-temp"
-        current={last?.socTempC != null ? formatTemp(last.socTempC) : "—"}
-        xs={c.xs}
-        series={charts.temp}
-        format={(v) => `${Math.round(v)} °C`}
-        formatValue={formatTemp}
-        yRange={tempRange}
-        unavailable={charts.hasTemp ? undefined : "Not available on this device (no thermal zone)."}
-      />
-      <TelemetryChart
-        title="Memory used"
-        icon={MemoryStick}
-        testId="chart-memory"
-        current={last ? `${formatBytes(last.memTotalBytes - last.memAvailableBytes)} / ${formatBytes(last.memTotalBytes)}` : null}
-        xs={c.xs}
-        series={charts.memory}
-        format={bytes}
-        formatValue={(v) => formatBytes(v)}
-        incrs={BYTE_INCRS}
-        yRange={(_min, max) => [0, Math.max(memTotal, max ?? 0) * 1.05]}
-      />
-      <TelemetryChart
-        title="Runner RSS"
-        icon={Gauge}
-        testId="chart-rss"
-        current={last?.runnerRssBytes != null ? formatBytes(last.runnerRssBytes) : "—"}
-        xs={c.xs}
-        series={charts.rss}
-        format={bytes}
-        formatValue={(v) => formatBytes(v)}
-        incrs={BYTE_INCRS}
-        yRange={fromZero(64 * MiB)}
-        unavailable={charts.hasRss ? undefined : "No runner process was measured in the last hour."}
-      />
-      <TelemetryChart
-        title="Load average"
-        icon={Activity}
-        testId="chart-load"
-        className="md:col-span-2"
-        current={last ? `${formatLoad(last.load1)} · ${formatLoad(last.load5)} · ${formatLoad(last.load15)}` : null}
-        xs={c.xs}
-        series={charts.load}
-        format={(v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1))}
-        formatValue={formatLoad}
-        yRange={fromZero(1)}
-      />
+    <div className="flex flex-col gap-3">
+      {header}
+      <div className="grid gap-4 md:grid-cols-2" data-testid="telemetry-charts" data-range={range} data-source={source}>
+        <TelemetryChart
+          title="CPU"
+          icon={Cpu}
+          testId="chart-cpu"
+          current={last?.cpuPercent != null ? formatPercent(last.cpuPercent) : "—"}
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.cpu}
+          format={(v) => `${Math.round(v)}%`}
+          formatValue={formatPercent}
+          yRange={percentRange}
+          unavailable={charts.hasCpu ? undefined : "CPU usage is not available on this device."}
+        />
+        <TelemetryChart
+          title="SoC temperature"
+          icon={Thermometer}
+          testId="chart-temp"
+          current={last?.socTempC != null ? formatTemp(last.socTempC) : "—"}
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.temp}
+          format={(v) => `${Math.round(v)} °C`}
+          formatValue={formatTemp}
+          yRange={tempRange}
+          unavailable={charts.hasTemp ? undefined : "Not available on this device (no thermal zone)."}
+        />
+        <TelemetryChart
+          title="Memory used"
+          icon={MemoryStick}
+          testId="chart-memory"
+          current={
+            last?.memUsedBytes != null && last.memTotalBytes != null
+              ? `${formatBytes(last.memUsedBytes)} / ${formatBytes(last.memTotalBytes)}`
+              : null
+          }
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.memory}
+          format={bytes}
+          formatValue={(v) => formatBytes(v)}
+          incrs={BYTE_INCRS}
+          yRange={(_min, max) => [0, Math.max(memTotal, max ?? 0) * 1.05]}
+        />
+        <TelemetryChart
+          title="Runner RSS"
+          icon={Gauge}
+          testId="chart-rss"
+          current={last?.runnerRssBytes != null ? formatBytes(last.runnerRssBytes) : "—"}
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.rss}
+          format={bytes}
+          formatValue={(v) => formatBytes(v)}
+          incrs={BYTE_INCRS}
+          yRange={fromZero(64 * MiB)}
+          unavailable={charts.hasRss ? undefined : `No runner process was measured in ${during}.`}
+        />
+        <TelemetryChart
+          title="Decode tokens/s"
+          icon={Zap}
+          testId="chart-tokens"
+          className="md:col-span-2"
+          current={last?.tokensPerSecond != null ? formatTokS(last.tokensPerSecond) : "—"}
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.tps}
+          format={(v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1))}
+          formatValue={formatTokS}
+          yRange={fromZero(1)}
+          unavailable={charts.hasTps ? undefined : `Nothing was generated in ${during}.`}
+        />
+        <TelemetryChart
+          title="Load average"
+          icon={Activity}
+          testId="chart-load"
+          current={
+            last?.load1 != null && last.load5 != null && last.load15 != null
+              ? `${formatLoad(last.load1)} · ${formatLoad(last.load5)} · ${formatLoad(last.load15)}`
+              : null
+          }
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.load}
+          format={(v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1))}
+          formatValue={formatLoad}
+          yRange={fromZero(1)}
+        />
+        <TelemetryChart
+          title="Throttling"
+          icon={TriangleAlert}
+          testId="chart-throttle"
+          current={last?.throttled != null ? (last.throttled > 0 ? "Throttled" : last.underVoltage ? "Under-voltage" : "None") : "—"}
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.throttle}
+          format={(v) => `${Math.round(v)}%`}
+          formatValue={(v) => `${Math.round(v)}% of samples`}
+          yRange={percentRange}
+          unavailable={charts.hasThrottle ? undefined : "Not available on this device (no vcgencmd)."}
+        />
+      </div>
     </div>
   );
+}
+
+function formatBucket(ms: number): string {
+  const min = Math.round(ms / 60_000);
+  if (min === 1) return "minute";
+  return min < 60 ? `${min} minutes` : min === 60 ? "hour" : `${min / 60} hours`;
 }

@@ -7,6 +7,8 @@ import { DeviceEvent as DeviceEventSchema, decodeThrottle } from "@orchard/contr
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import type { FleetService } from "./fleet.ts";
+import type { TelemetrySeries } from "../../lib/telemetry-series.ts";
+import type { TelemetryStore } from "./telemetry-store.ts";
 
 /** Most samples returned for one chart; longer ranges are thinned evenly. */
 const MAX_CHART_POINTS = 2000;
@@ -16,6 +18,7 @@ export class DeviceService {
     private readonly prisma: Prisma,
     private readonly fleet: FleetService,
     private readonly hooks: { onRemoved: (deviceId: string) => void },
+    private readonly store: TelemetryStore,
   ) {}
 
   async rename(id: string, name: string): Promise<void> {
@@ -59,6 +62,13 @@ export class DeviceService {
         runnerRssBytes: r.runnerRssBytes === null ? null : Number(r.runnerRssBytes),
         tokensPerSecond: r.tokensPerSecond,
       }));
+  }
+
+  /** Chart data over a range: raw samples or bucketed rollups (TelemetryStore.series). */
+  async telemetrySeries(id: string, rangeMs: number, toMs?: number): Promise<TelemetrySeries> {
+    if (!this.fleet.has(id)) throw new AppError("not_found", `No device ${id}.`);
+    await this.fleet.flush(); // include samples still waiting in memory
+    return this.store.series(id, rangeMs, toMs);
   }
 
   async events(id: string, limit: number): Promise<{ deviceId: string; event: DeviceEvent }[]> {

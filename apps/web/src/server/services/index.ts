@@ -6,6 +6,7 @@ import type { ConversationService } from "./conversations.ts";
 import type { DeviceService } from "./devices.ts";
 import type { EnrollmentService } from "./enrollment.ts";
 import type { FleetService } from "./fleet.ts";
+import type { TelemetryStore } from "./telemetry-store.ts";
 import type { ServerLink } from "../mqtt/link.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Database } from "../db/client.ts";
@@ -46,4 +47,5 @@ export interface Services {
   chatRelay: ChatRelay;
   conversations: ConversationService;
   apiKeys: ApiKeyService;
+  telemetry: TelemetryStore;
 }

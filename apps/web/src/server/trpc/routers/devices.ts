@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { DeviceEvent, DeviceSummary, TelemetrySample } from "@orchard/contracts";
 import { AppError } from "../../errors.ts";
+import { TelemetrySeries } from "../../../lib/telemetry-series.ts";
 import { protectedProcedure, router } from "../init.ts";
 
 const deviceId = z.object({ id: z.string().min(1).max(64) });
@@ -18,10 +19,29 @@ export const devicesRouter = router({
       return device;
     }),
 
+  /** Raw samples since sinceMs (thinned to 2,000), for scripts; charts use telemetrySeries. */
   telemetry: protectedProcedure
     .input(deviceId.extend({ sinceMs: z.number().int().nonnegative() }))
     .output(z.array(TelemetrySample))
     .query(({ ctx, input }) => ctx.services.devices.telemetry(input.id, input.sinceMs)),
+
+  /**
+   * Telemetry for charts over [toMs - rangeMs, toMs] (toMs: now): raw samples for ranges
+   * up to 3 h, per-minute rollups grouped into buckets for longer ones; at most 2,000 points.
+   */
+  telemetrySeries: protectedProcedure
+    .input(
+      deviceId.extend({
+        rangeMs: z
+          .number()
+          .int()
+          .min(60_000)
+          .max(366 * 86_400_000),
+        toMs: z.number().int().nonnegative().optional(),
+      }),
+    )
+    .output(TelemetrySeries)
+    .query(({ ctx, input }) => ctx.services.devices.telemetrySeries(input.id, input.rangeMs, input.toMs)),
 
   events: protectedProcedure
     .input(deviceId.extend({ limit: z.number().int().min(1).max(500).default(50) }))
