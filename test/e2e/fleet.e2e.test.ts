@@ -54,6 +54,22 @@ describe("dashboard in Chromium", () => {
     }
   });
 
+  it("shows a device's telemetry charts with data, and switches to rollups for long ranges", async () => {
+    const id = agents[1]!.deviceId;
+    await row(id).locator('[data-testid="device-name"]').click();
+    await page.waitForURL(`${server.url}/devices/${id}`);
+    const charts = page.locator('[data-testid="telemetry-charts"]');
+    await charts.waitFor({ timeout: 20_000 });
+    expect(await charts.getAttribute("data-source")).toBe("raw");
+    // uPlot draws into a canvas; the headline shows the newest memory reading.
+    await page.locator('[data-testid="chart-memory"] canvas').first().waitFor();
+    expect(await page.locator('[data-testid="chart-memory"]').textContent()).toMatch(/\d+(\.\d+)? [KMG]B/);
+    await page.locator('[data-testid="telemetry-range"] [data-range="24h"]').click();
+    await page.locator('[data-testid="telemetry-charts"][data-range="24h"][data-source="rollup"]').waitFor({ timeout: 20_000 });
+    await page.goto(`${server.url}/`);
+    await row(id).waitFor();
+  });
+
   it("turns a stopped agent's row offline without a reload", async () => {
     const navigations: string[] = [];
     page.on("framenavigated", (frame) => {

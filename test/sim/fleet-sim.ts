@@ -21,14 +21,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import mqtt, { type MqttClient } from "mqtt";
-import {
-  decodeThrottle,
-  EnrollResponse,
-  topics,
-  type DeviceStatus,
-  type TelemetryMessage,
-  type TelemetrySample,
-} from "@orchard/contracts";
+import { decodeThrottle, EnrollResponse, topics, type DeviceStatus, type TelemetryMessage, type TelemetrySample } from "@orchard/contracts";
 import { createOrchardClient } from "../../apps/cli/src/client.ts";
 
 export const SIM_MODEL = "simulated device (fleet-sim)";
@@ -221,13 +214,18 @@ export class FleetSim {
     return sent;
   }
 
-  /** Stops telemetry; with `clean` (default) each device publishes a retained `offline` (shutdown) first, else they vanish and the broker publishes their last wills. */
-  async stop(opts: { clean?: boolean } = {}): Promise<void> {
+  /** Stops sending telemetry and stays connected (so what is in flight still arrives); `stop()` disconnects. */
+  pause(): void {
     this.running = false;
     for (const d of this.devices) {
       if (d.timer) clearTimeout(d.timer);
       d.timer = null;
     }
+  }
+
+  /** Stops telemetry; with `clean` (default) each device publishes a retained `offline` (shutdown) first, else they vanish and the broker publishes their last wills. */
+  async stop(opts: { clean?: boolean } = {}): Promise<void> {
+    this.pause();
     const clean = opts.clean ?? true;
     const concurrency = this.opts.concurrency ?? 100;
     for (let i = 0; i < this.devices.length; i += concurrency) {

@@ -42,6 +42,7 @@ const num = (v: unknown): number | null => (v === null || v === undefined ? null
 
 export class TelemetryStore {
   private running: Promise<RunResult> | null = null;
+  private rollingUp: Promise<number> | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -81,13 +82,21 @@ export class TelemetryStore {
   /** Rollup, then retention. Concurrent calls share one run. */
   run(): Promise<RunResult> {
     this.running ??= (async () => {
-      const minutes = await this.rollup();
+      const minutes = await this.rollupNow();
       const { raw, rollups } = await this.retention();
       return { minutes, rawDeleted: raw, rollupsDeleted: rollups };
     })().finally(() => {
       this.running = null;
     });
     return this.running;
+  }
+
+  /** Brings the rollups up to date; concurrent callers (the timer, chart reads) share one pass. */
+  rollupNow(): Promise<number> {
+    this.rollingUp ??= this.rollup().finally(() => {
+      this.rollingUp = null;
+    });
+    return this.rollingUp;
   }
 
   /**
@@ -198,8 +207,8 @@ export class TelemetryStore {
   /**
    * A device's telemetry over [toMs - rangeMs, toMs] for a chart: raw samples for
    * short ranges inside the raw window (evenly thinned to MAX_CHART_POINTS), per-minute
-   * rollups grouped into buckets otherwise (see chooseResolution). Rollups lag the raw
-   * samples by up to a rollup interval.
+   * rollups grouped into buckets otherwise (see chooseResolution), brought up to date
+   * before they are read.
    */
   async series(deviceId: string, rangeMs: number, toMs = this.now()): Promise<TelemetrySeries> {
     const fromMs = toMs - rangeMs;
@@ -230,6 +239,8 @@ export class TelemetryStore {
       );
       return { source, bucketMs, fromMs, toMs, points };
     }
+    // A long-range chart must not wait for the next timer run to see the last minute (or a new device at all).
+    await this.rollupNow();
     // Buckets are aligned to multiples of bucketMs since the epoch, so a refresh does not shift them.
     // Averages are weighted by each minute's sample count.
     const from = sqlTime(floorMinute(fromMs));
