@@ -64,6 +64,11 @@ describe("dashboard in Chromium", () => {
     // uPlot draws into a canvas; the headline shows the newest memory reading.
     await page.locator('[data-testid="chart-memory"] canvas').first().waitFor();
     expect(await page.locator('[data-testid="chart-memory"]').textContent()).toMatch(/\d+(\.\d+)? [KMG]B/);
+    // Rename it from its page; the new name shows at once.
+    await page.getByTestId("rename-device").click();
+    await page.locator("#device-new-name").fill("browser-pi-renamed");
+    await page.getByTestId("rename-submit").click();
+    await page.getByTestId("device-title").filter({ hasText: "browser-pi-renamed" }).waitFor();
     await page.locator('[data-testid="telemetry-range"] [data-range="24h"]').click();
     await page.locator('[data-testid="telemetry-charts"][data-range="24h"][data-source="rollup"]').waitFor({ timeout: 20_000 });
     await page.goto(`${server.url}/`);

@@ -2,13 +2,9 @@
 /** Rename and delete a conversation (from the list or from its header). */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { usePathname, useRouter } from "next/navigation";
-import { useEffect, useState, type FormEvent } from "react";
-import { Alert } from "@/components/ui/alert";
-import { Button } from "@/components/ui/button";
+import { useEffect } from "react";
 import { ConfirmDialog } from "@/components/ui/confirm-dialog";
-import { Dialog } from "@/components/ui/dialog";
-import { Field, Input } from "@/components/ui/input";
-import { Spinner } from "@/components/ui/spinner";
+import { RenameDialog } from "@/components/ui/rename-dialog";
 import { saveDraft, draftKey } from "@/lib/chat-storage";
 import { errorMessage, useTRPC } from "@/lib/trpc";
 
@@ -20,7 +16,6 @@ export interface ConversationRef {
 export function RenameConversationDialog({ conversation, onClose }: { conversation: ConversationRef | null; onClose: () => void }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const [title, setTitle] = useState("");
   const rename = useMutation(
     trpc.chat.rename.mutationOptions({
       onSuccess: (_, input) => {
@@ -32,41 +27,22 @@ export function RenameConversationDialog({ conversation, onClose }: { conversati
       },
     }),
   );
-  useEffect(() => {
-    if (conversation) {
-      setTitle(conversation.title);
-      rename.reset();
-    }
-    // Reset only when the dialog opens.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [conversation?.id]);
-
-  const trimmed = title.trim();
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    if (!conversation) return;
-    if (trimmed && trimmed !== conversation.title) rename.mutate({ id: conversation.id, title: trimmed });
-    else onClose();
-  };
 
   return (
-    <Dialog open={conversation !== null} onClose={onClose} title="Rename conversation">
-      <form onSubmit={submit} className="flex flex-col gap-4">
-        <Field label="Title" htmlFor="conversation-title">
-          <Input id="conversation-title" value={title} maxLength={120} onChange={(e) => setTitle(e.target.value)} autoFocus />
-        </Field>
-        {rename.isError ? <Alert>{errorMessage(rename.error)}</Alert> : null}
-        <div className="flex justify-end gap-2">
-          <Button variant="outline" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button type="submit" disabled={!trimmed || rename.isPending} data-testid="conversation-rename-submit">
-            {rename.isPending ? <Spinner className="text-primary-foreground" label="Saving" /> : null}
-            Save
-          </Button>
-        </div>
-      </form>
-    </Dialog>
+    <RenameDialog
+      open={conversation !== null}
+      onClose={onClose}
+      onOpen={() => rename.reset()}
+      title="Rename conversation"
+      label="Title"
+      inputId="conversation-title"
+      maxLength={120}
+      current={conversation?.title ?? ""}
+      pending={rename.isPending}
+      error={rename.isError ? errorMessage(rename.error) : null}
+      onSave={(title) => conversation && rename.mutate({ id: conversation.id, title })}
+      submitTestId="conversation-rename-submit"
+    />
   );
 }
 

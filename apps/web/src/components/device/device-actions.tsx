@@ -3,14 +3,12 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { Pencil, RotateCw, Trash2 } from "lucide-react";
 import { useRouter } from "next/navigation";
-import { useEffect, useState, type FormEvent } from "react";
+import { useEffect, useState } from "react";
 import type { DeviceSummary } from "@orchard/contracts";
 import { ChatButton } from "@/components/chat/chat-button";
-import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { ConfirmDialog } from "@/components/ui/confirm-dialog";
-import { Dialog } from "@/components/ui/dialog";
-import { Field, Input } from "@/components/ui/input";
+import { RenameDialog } from "@/components/ui/rename-dialog";
 import { Spinner } from "@/components/ui/spinner";
 import { errorMessage, useTRPC } from "@/lib/trpc";
 
@@ -36,7 +34,7 @@ export function DeviceActions({ device, onDeleting }: { device: DeviceSummary; o
           Delete
         </Button>
       </div>
-      <RenameDialog device={device} open={dialog === "rename"} onClose={() => setDialog(null)} />
+      <RenameDeviceDialog device={device} open={dialog === "rename"} onClose={() => setDialog(null)} />
       <DeleteDialog device={device} open={dialog === "delete"} onClose={() => setDialog(null)} onDeleting={onDeleting} />
     </div>
   );
@@ -81,10 +79,9 @@ function RestartRunnerButton({ device }: { device: DeviceSummary }) {
   );
 }
 
-function RenameDialog({ device, open, onClose }: { device: DeviceSummary; open: boolean; onClose: () => void }) {
+function RenameDeviceDialog({ device, open, onClose }: { device: DeviceSummary; open: boolean; onClose: () => void }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const [name, setName] = useState(device.name);
   const rename = useMutation(
     trpc.devices.rename.mutationOptions({
       onSuccess: () => {
@@ -93,45 +90,23 @@ function RenameDialog({ device, open, onClose }: { device: DeviceSummary; open: 
       },
     }),
   );
-  useEffect(() => {
-    if (open) {
-      setName(device.name);
-      rename.reset();
-    }
-    // Reset only when the dialog opens.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [open]);
-
-  const trimmed = name.trim();
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    if (trimmed && trimmed !== device.name) rename.mutate({ id: device.id, name: trimmed });
-    else onClose();
-  };
 
   return (
-    <Dialog
+    <RenameDialog
       open={open}
       onClose={onClose}
+      onOpen={() => rename.reset()}
       title="Rename device"
       description="The name is shown in the dashboard only; the Pi's hostname does not change."
-    >
-      <form onSubmit={submit} className="flex flex-col gap-4">
-        <Field label="Name" htmlFor="device-new-name">
-          <Input id="device-new-name" value={name} maxLength={64} onChange={(e) => setName(e.target.value)} autoFocus />
-        </Field>
-        {rename.isError ? <Alert>{errorMessage(rename.error)}</Alert> : null}
-        <div className="flex justify-end gap-2">
-          <Button variant="outline" onClick={onClose}>
-            Cancel
-          </Button>
-          <Button type="submit" disabled={!trimmed || rename.isPending} data-testid="rename-submit">
-            {rename.isPending ? <Spinner className="text-primary-foreground" label="Saving" /> : null}
-            Save
-          </Button>
-        </div>
-      </form>
-    </Dialog>
+      label="Name"
+      inputId="device-new-name"
+      maxLength={64}
+      current={device.name}
+      pending={rename.isPending}
+      error={rename.isError ? errorMessage(rename.error) : null}
+      onSave={(name) => rename.mutate({ id: device.id, name })}
+      submitTestId="rename-submit"
+    />
   );
 }
 
