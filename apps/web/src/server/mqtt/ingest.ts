@@ -84,6 +84,9 @@ export function createIngestor(deps: {
     );
     return { ok: false, reason, detail };
   };
+  /** A message that parsed as JSON but does not match its contract: the first issue tells why. */
+  const invalid = (deviceId: string, topic: string, error: { issues: { path: PropertyKey[]; message: string }[] }): IngestResult =>
+    reject(deviceId, "invalid", `${topic}: ${error.issues[0]?.path.join(".")} ${error.issues[0]?.message}`);
 
   return function ingest(topic: string, payload: Buffer): IngestResult {
     const parsed = parseTopic(topic);
@@ -114,13 +117,13 @@ export function createIngestor(deps: {
     switch (parsed.kind) {
       case "status": {
         const r = DeviceStatus.safeParse(json);
-        if (!r.success) return reject(deviceId, "invalid", `${topic}: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
+        if (!r.success) return invalid(deviceId, topic, r.error);
         fleet.applyStatus(deviceId, r.data);
         break;
       }
       case "telemetry": {
         const r = TelemetryMessage.safeParse(json);
-        if (!r.success) return reject(deviceId, "invalid", `${topic}: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
+        if (!r.success) return invalid(deviceId, topic, r.error);
         // The whole message is refused, like a message with an impossible value: its samples came from a wrong clock.
         const bad = r.data.samples.find((s) => s.ts > t + MAX_TELEMETRY_FUTURE_MS || s.ts < t - MAX_TELEMETRY_AGE_MS);
         if (bad) {
@@ -135,13 +138,13 @@ export function createIngestor(deps: {
       }
       case "events": {
         const r = DeviceEvent.safeParse(json);
-        if (!r.success) return reject(deviceId, "invalid", `${topic}: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
+        if (!r.success) return invalid(deviceId, topic, r.error);
         fleet.applyEvent(deviceId, r.data);
         break;
       }
       case "chat": {
         const r = ChatStreamMessage.safeParse(json);
-        if (!r.success) return reject(deviceId, "invalid", `${topic}: ${r.error.issues[0]?.path.join(".")} ${r.error.issues[0]?.message}`);
+        if (!r.success) return invalid(deviceId, topic, r.error);
         const m = r.data;
         if (m.requestId !== parsed.requestId) return reject(deviceId, "invalid", `${topic}: requestId differs from the topic`);
         // Counted once per request, at its end; token chunks pay nothing here.
