@@ -3,15 +3,12 @@
  * charts. Live state comes from FleetService; this module owns the queries.
  */
 import type { DeviceEvent, TelemetrySample } from "@orchard/contracts";
-import { DeviceEvent as DeviceEventSchema, decodeThrottle } from "@orchard/contracts";
+import { DeviceEvent as DeviceEventSchema } from "@orchard/contracts";
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import type { FleetService } from "./fleet.ts";
 import type { TelemetrySeries } from "../../lib/telemetry-series.ts";
 import type { TelemetryStore } from "./telemetry-store.ts";
-
-/** Most samples returned for one chart; longer ranges are thinned evenly. */
-const MAX_CHART_POINTS = 2000;
 
 export class DeviceService {
   constructor(
@@ -38,33 +35,9 @@ export class DeviceService {
   async telemetry(id: string, sinceMs: number): Promise<TelemetrySample[]> {
     if (!this.fleet.has(id)) throw new AppError("not_found", `No device ${id}.`);
     await this.fleet.flush(); // include samples still waiting in memory
-    const rows = await this.prisma.telemetrySample.findMany({
-      where: { deviceId: id, ts: { gte: new Date(sinceMs) } },
-      orderBy: { ts: "asc" },
-    });
-    const step = Math.max(1, Math.ceil(rows.length / MAX_CHART_POINTS));
-    return rows
-      .filter((_, i) => i % step === 0 || i === rows.length - 1)
-      .map((r) => ({
-        ts: r.ts.getTime(),
-        cpuPercent: r.cpuPercent,
-        load1: r.load1,
-        load5: r.load5,
-        load15: r.load15,
-        memTotalBytes: Number(r.memTotalBytes),
-        memAvailableBytes: Number(r.memAvailableBytes),
-        swapTotalBytes: Number(r.swapTotalBytes),
-        swapUsedBytes: Number(r.swapUsedBytes),
-        diskTotalBytes: r.diskTotalBytes === null ? null : Number(r.diskTotalBytes),
-        diskFreeBytes: r.diskFreeBytes === null ? null : Number(r.diskFreeBytes),
-        socTempC: r.socTempC,
-        throttle: r.throttleRaw === null ? null : decodeThrottle(r.throttleRaw),
-        runnerRssBytes: r.runnerRssBytes === null ? null : Number(r.runnerRssBytes),
-        tokensPerSecond: r.tokensPerSecond,
-      }));
+    return this.store.rawSamples(id, sinceMs);
   }
 
-  /** Chart data over a range: raw samples or bucketed rollups (TelemetryStore.series). */
   async telemetrySeries(id: string, rangeMs: number, toMs?: number): Promise<TelemetrySeries> {
     if (!this.fleet.has(id)) throw new AppError("not_found", `No device ${id}.`);
     await this.fleet.flush(); // include samples still waiting in memory

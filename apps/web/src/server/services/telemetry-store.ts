@@ -14,7 +14,7 @@
 import type { Prisma } from "../db/client.ts";
 import type { Logger } from "../log.ts";
 import { chooseResolution, pointFromSample, thin, type TelemetryPoint, type TelemetrySeries } from "../../lib/telemetry-series.ts";
-import { decodeThrottle } from "@orchard/contracts";
+import { decodeThrottle, type TelemetrySample } from "@orchard/contracts";
 
 export interface TelemetryStoreOptions {
   /** Raw samples older than this are deleted. */
@@ -204,6 +204,31 @@ export class TelemetryStore {
     }
   }
 
+  /** A device's raw samples in [fromMs, toMs], oldest first, evenly thinned to MAX_CHART_POINTS (the newest always kept). */
+  async rawSamples(deviceId: string, fromMs: number, toMs = this.now()): Promise<TelemetrySample[]> {
+    const rows = await this.prisma.telemetrySample.findMany({
+      where: { deviceId, ts: { gte: new Date(fromMs), lte: new Date(toMs) } },
+      orderBy: [{ ts: "asc" }, { id: "asc" }],
+    });
+    return thin(rows).map((r) => ({
+      ts: r.ts.getTime(),
+      cpuPercent: r.cpuPercent,
+      load1: r.load1,
+      load5: r.load5,
+      load15: r.load15,
+      memTotalBytes: Number(r.memTotalBytes),
+      memAvailableBytes: Number(r.memAvailableBytes),
+      swapTotalBytes: Number(r.swapTotalBytes),
+      swapUsedBytes: Number(r.swapUsedBytes),
+      diskTotalBytes: num(r.diskTotalBytes),
+      diskFreeBytes: num(r.diskFreeBytes),
+      socTempC: r.socTempC,
+      throttle: r.throttleRaw === null ? null : decodeThrottle(r.throttleRaw),
+      runnerRssBytes: num(r.runnerRssBytes),
+      tokensPerSecond: r.tokensPerSecond,
+    }));
+  }
+
   /**
    * A device's telemetry over [toMs - rangeMs, toMs] for a chart: raw samples for
    * short ranges inside the raw window (evenly thinned to MAX_CHART_POINTS), per-minute
@@ -214,29 +239,7 @@ export class TelemetryStore {
     const fromMs = toMs - rangeMs;
     const { source, bucketMs } = chooseResolution(rangeMs, this.rawWindowMs);
     if (source === "raw") {
-      const rows = await this.prisma.telemetrySample.findMany({
-        where: { deviceId, ts: { gte: new Date(fromMs), lte: new Date(toMs) } },
-        orderBy: [{ ts: "asc" }, { id: "asc" }],
-      });
-      const points = thin(rows).map((r) =>
-        pointFromSample({
-          ts: r.ts.getTime(),
-          cpuPercent: r.cpuPercent,
-          load1: r.load1,
-          load5: r.load5,
-          load15: r.load15,
-          memTotalBytes: Number(r.memTotalBytes),
-          memAvailableBytes: Number(r.memAvailableBytes),
-          swapTotalBytes: Number(r.swapTotalBytes),
-          swapUsedBytes: Number(r.swapUsedBytes),
-          diskTotalBytes: num(r.diskTotalBytes),
-          diskFreeBytes: num(r.diskFreeBytes),
-          socTempC: r.socTempC,
-          throttle: r.throttleRaw === null ? null : decodeThrottle(r.throttleRaw),
-          runnerRssBytes: num(r.runnerRssBytes),
-          tokensPerSecond: r.tokensPerSecond,
-        }),
-      );
+      const points = (await this.rawSamples(deviceId, fromMs, toMs)).map(pointFromSample);
       return { source, bucketMs, fromMs, toMs, points };
     }
     // A long-range chart must not wait for the next timer run to see the last minute (or a new device at all).
