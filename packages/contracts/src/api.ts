@@ -16,8 +16,22 @@ export const EnrollResponse = z.object({
   mqttUrl: z.string().url(),
   mqttUsername: z.string(),
   mqttPassword: z.string(),
+  /**
+   * The server's ed25519 artifact-signing public key (SPKI DER, base64): agents verify every
+   * rollout manifest with it. Absent from servers older than rollouts; such agents (and agents
+   * enrolled before) fetch it from `GET /api/device/artifact-key` (ArtifactKeyResponse).
+   */
+  artifactPublicKey: z.string().min(1).max(512).optional(),
 });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
+
+/** `GET /api/device/artifact-key` (Basic auth: device id and broker password): the key rollout manifests are signed with. */
+export const ArtifactKeyResponse = z.object({
+  artifactPublicKey: z.string().min(1).max(512),
+  /** base64url of sha256(SPKI DER), first 16 characters: the keyId in SignedManifest. */
+  keyId: z.string().min(1).max(64),
+});
+export type ArtifactKeyResponse = z.infer<typeof ArtifactKeyResponse>;
 
 /** Error body of every REST endpoint: a stable code and a sentence a person can act on. */
 export const ApiError = z.object({

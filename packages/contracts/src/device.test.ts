@@ -17,6 +17,11 @@ const sample: TelemetrySample = {
   throttle: decodeThrottle(0),
   runnerRssBytes: 123_456,
   tokensPerSecond: null,
+  prefillTokensPerSecond: null,
+  generatedTokens: null,
+  activeGenerations: null,
+  cpuFreqHz: null,
+  boardPowerW: null,
 };
 
 describe("telemetry", () => {
@@ -24,6 +29,14 @@ describe("telemetry", () => {
     expect(TelemetryMessage.parse({ samples: [sample] }).samples[0]).toEqual(sample);
     const bare = { ...sample, socTempC: null, throttle: null, cpuPercent: null, diskFreeBytes: null, diskTotalBytes: null };
     expect(TelemetryMessage.safeParse({ samples: [bare] }).success).toBe(true);
+  });
+
+  it("reads a sample from an agent that predates the throughput fields as nulls", () => {
+    const older: Record<string, unknown> = { ...sample };
+    for (const k of ["prefillTokensPerSecond", "generatedTokens", "activeGenerations", "cpuFreqHz", "boardPowerW"]) delete older[k];
+    expect(TelemetryMessage.parse({ samples: [older] }).samples[0]).toEqual(sample);
+    const full = { ...sample, prefillTokensPerSecond: 31.5, generatedTokens: 6, activeGenerations: 2, cpuFreqHz: 2.4e9, boardPowerW: 6.8 };
+    expect(TelemetryMessage.parse({ samples: [full] }).samples[0]).toEqual(full);
   });
 
   it("rejects impossible values instead of charting them", () => {
@@ -34,6 +47,11 @@ describe("telemetry", () => {
       { cpuPercent: 140 },
       { load1: Number.POSITIVE_INFINITY },
       { ts: -5 },
+      { boardPowerW: 1_000 },
+      { boardPowerW: -1 },
+      { cpuFreqHz: 2.5 },
+      { generatedTokens: -3 },
+      { prefillTokensPerSecond: Number.NaN },
     ]) {
       expect(TelemetryMessage.safeParse({ samples: [{ ...sample, ...bad }] }).success, JSON.stringify(bad)).toBe(false);
     }

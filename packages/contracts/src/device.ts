@@ -5,7 +5,10 @@
  * never a guess.
  */
 import { z } from "zod";
+import { ArtifactId, ArtifactRuntime } from "./artifact.ts";
+import { BenchProgressEvent, BenchResultEvent, BenchRunCommand } from "./bench.ts";
 import { ChatCancelCommand, ChatStartCommand } from "./chat.ts";
+import { RolloutAbortCommand, RolloutApplyCommand, RolloutProgressEvent, RolloutRollbackCommand, RolloutStateEvent } from "./rollout.ts";
 
 /** Largest MQTT payload the server accepts from a device; bigger ones are dropped and counted. */
 export const MAX_DEVICE_PAYLOAD_BYTES = 256 * 1024;
@@ -52,15 +55,22 @@ export const RunnerStatus = z.object({
   restarts: z.number().int().nonnegative(),
   /** Why the runner last stopped or failed to start, if it did. */
   lastError: z.string().max(2000).nullable(),
+  /** The runner program's own version from its `ready` line (orchard-runner, not the engine); null before the first ready. */
+  version: z.string().max(64).nullable().default(null),
 });
 export type RunnerStatus = z.infer<typeof RunnerStatus>;
 
 export const ActiveModel = z.object({
   name: z.string().min(1).max(256),
+  /** sha256 of the model file. */
   sha256: z
     .string()
     .regex(/^[0-9a-f]{64}$/)
     .nullable(),
+  // Set for models that came through a rollout; absent otherwise (and from older agents).
+  artifactId: ArtifactId.nullish(),
+  version: z.string().max(64).nullish(),
+  runtime: ArtifactRuntime.nullish(),
 });
 export type ActiveModel = z.infer<typeof ActiveModel>;
 
@@ -74,6 +84,8 @@ export const DeviceStatus = z.discriminatedUnion("state", [
     arch: z.string().max(32),
     runner: RunnerStatus,
     activeModel: ActiveModel.nullable(),
+    /** The model kept on disk for a rollback; absent or null when there is none. */
+    previousModel: ActiveModel.nullish(),
   }),
   z.object({
     state: z.literal("offline"),
@@ -135,6 +147,17 @@ export const TelemetrySample = z.object({
   runnerRssBytes: bytes.nullable(),
   /** Decode tokens/s over the last window, null when nothing was generated in it. */
   tokensPerSecond: z.number().nonnegative().max(100_000).nullable(),
+  // Fields below were added after the first agents shipped: absent means null.
+  /** Prompt-feed (prefill) tokens/s over the same window as tokensPerSecond, null when nothing was prefilled in it. */
+  prefillTokensPerSecond: z.number().nonnegative().max(1_000_000).nullable().default(null),
+  /** Tokens generated since the previous sample (counted as they stream), for fleet throughput; null when unknown. */
+  generatedTokens: z.number().int().nonnegative().max(10_000_000).nullable().default(null),
+  /** Generations the device holds right now (running + queued), null when unknown. */
+  activeGenerations: z.number().int().nonnegative().max(1000).nullable().default(null),
+  /** ARM core clock (`vcgencmd measure_clock arm`), Hz; null where unreadable. */
+  cpuFreqHz: z.number().int().nonnegative().max(10_000_000_000).nullable().default(null),
+  /** Board power summed over the PMIC rails (`vcgencmd pmic_read_adc`, Pi 5 only), watts; null where unreadable. */
+  boardPowerW: z.number().nonnegative().max(200).nullable().default(null),
 });
 export type TelemetrySample = z.infer<typeof TelemetrySample>;
 
@@ -167,6 +190,10 @@ export const DeviceEvent = z.discriminatedUnion("kind", [
     ok: z.boolean(),
     message: z.string().max(2000),
   }),
+  BenchProgressEvent,
+  BenchResultEvent,
+  RolloutProgressEvent,
+  RolloutStateEvent,
 ]);
 export type DeviceEvent = z.infer<typeof DeviceEvent>;
 
@@ -176,5 +203,9 @@ export const DeviceCommand = z.discriminatedUnion("type", [
   z.object({ type: z.literal("runner.restart"), id: z.string().min(1).max(64), ts: timestamp }),
   ChatStartCommand,
   ChatCancelCommand,
+  BenchRunCommand,
+  RolloutApplyCommand,
+  RolloutAbortCommand,
+  RolloutRollbackCommand,
 ]);
 export type DeviceCommand = z.infer<typeof DeviceCommand>;

@@ -4,3 +4,6 @@ export * from "./runner.ts";
 export * from "./socket.ts";
 export * from "./api.ts";
 export * from "./chat.ts";
+export * from "./bench.ts";
+export * from "./artifact.ts";
+export * from "./rollout.ts";

@@ -4,7 +4,18 @@
  */
 import { z } from "zod";
 import { ActiveModel, DeviceEvent, RunnerStatus, TelemetrySample } from "./device.ts";
+import { ArtifactRuntime } from "./artifact.ts";
+import { BenchDeviceResult, BenchPrompt } from "./bench.ts";
 import { ChatErrorCode, GenerationStats } from "./chat.ts";
+import { RolloutDeviceState, RolloutError, RolloutState, RolloutStrategy } from "./rollout.ts";
+
+/** A device tag: 1-32 characters, lower-case letters, digits and '-', starting with a letter or digit. */
+export const DeviceTag = z
+  .string()
+  .min(1, "A tag cannot be empty.")
+  .max(32, "A tag may be at most 32 characters long.")
+  .regex(/^[a-z0-9][a-z0-9-]*$/, "A tag uses lower-case letters, digits and '-' (and starts with a letter or digit).");
+export const MAX_DEVICE_TAGS = 16;
 
 /** One row of the fleet table, as the server keeps it and the browser shows it. */
 export const DeviceSummary = z.object({
@@ -20,6 +31,10 @@ export const DeviceSummary = z.object({
   activeModel: ActiveModel.nullable(),
   telemetry: TelemetrySample.nullable(),
   enrolledAt: z.number(),
+  /** Labels to target rollouts by ("kitchen", "pi5-8gb"): lower-case letters, digits and '-'. */
+  tags: z.array(z.string()).default([]),
+  /** The model kept on disk for a rollback, from the device's status; null when there is none (or not reported yet). */
+  previousModel: ActiveModel.nullable().default(null),
 });
 export type DeviceSummary = z.infer<typeof DeviceSummary>;
 
@@ -87,6 +102,146 @@ export interface ChatErrorEvent {
   message: string;
 }
 
+// ---------------------------------------------------------------- fleet overview
+
+/** Fleet-wide figures right now, pushed every few seconds to every signed-in browser. */
+export const FleetTotals = z.object({
+  ts: z.number(),
+  devicesTotal: z.number().int().nonnegative(),
+  devicesOnline: z.number().int().nonnegative(),
+  /** Sum over online devices of the tokens they generated per second in their latest samples. */
+  tokensPerSecond: z.number().nonnegative(),
+  /** Generations held by devices (running + queued), from their latest samples. */
+  activeGenerations: z.number().int().nonnegative(),
+  alertsActive: z.number().int().nonnegative(),
+});
+export type FleetTotals = z.infer<typeof FleetTotals>;
+
+// ---------------------------------------------------------------- alerts
+
+export const ALERT_KINDS = [
+  "offline", // the device stopped reporting (last will or stale)
+  "throttled", // the firmware is throttling the CPU now
+  "under_voltage", // the supply is below spec now
+  "temperature", // SoC temperature above the threshold
+  "disk_low", // free disk below the threshold
+  "crash_loop", // the runner keeps crashing
+] as const;
+export const AlertKind = z.enum(ALERT_KINDS);
+export type AlertKind = z.infer<typeof AlertKind>;
+
+export const AlertDto = z.object({
+  id: z.string(),
+  deviceId: z.string(),
+  deviceName: z.string(),
+  kind: AlertKind,
+  /** What fired it, for people: "SoC 86.2 °C (threshold 80 °C)". */
+  message: z.string(),
+  startedAt: z.number(),
+  /** null while the alert is active. */
+  clearedAt: z.number().nullable(),
+});
+export type AlertDto = z.infer<typeof AlertDto>;
+
+// ---------------------------------------------------------------- benchmarks
+
+export const BENCH_DEVICE_STATES = ["pending", "running", "done", "failed"] as const;
+export const BenchDeviceState = z.enum(BENCH_DEVICE_STATES);
+
+export const BenchDeviceRunDto = z.object({
+  deviceId: z.string(),
+  deviceName: z.string(),
+  state: BenchDeviceState,
+  completed: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+  error: z.string().nullable(),
+  result: BenchDeviceResult.nullable(),
+  startedAt: z.number().nullable(),
+  finishedAt: z.number().nullable(),
+});
+export type BenchDeviceRunDto = z.infer<typeof BenchDeviceRunDto>;
+
+export const BenchRunDto = z.object({
+  id: z.string(),
+  name: z.string(),
+  createdAt: z.number(),
+  /** running until every device is done or failed. */
+  state: z.enum(["running", "finished"]),
+  maxNewTokens: z.number().int().positive(),
+  prompts: z.array(BenchPrompt),
+  devices: z.array(BenchDeviceRunDto),
+});
+export type BenchRunDto = z.infer<typeof BenchRunDto>;
+
+// ---------------------------------------------------------------- rollouts
+
+/** One device of a rollout, as the Rollouts page shows it. */
+export const RolloutDeviceDto = z.object({
+  deviceId: z.string(),
+  deviceName: z.string(),
+  /** Whether the device is online now (an offline device's rollout waits for it, up to the device timeout). */
+  online: z.boolean(),
+  /** Planning order: canaries first. */
+  position: z.number().int().nonnegative(),
+  canary: z.boolean(),
+  state: RolloutDeviceState,
+  /** rollout.apply sent for the current try; false while the device waits for its turn. */
+  sent: z.boolean(),
+  /** Tries so far (1 = the first); a retry after a failure is a new try. */
+  attempt: z.number().int().nonnegative(),
+  bytesDone: z.number().nonnegative(),
+  bytesTotal: z.number().nonnegative(),
+  rateBps: z.number().nonnegative().nullable(),
+  etaSeconds: z.number().nonnegative().nullable(),
+  error: RolloutError.nullable(),
+  /** The failure was acknowledged by resuming the rollout: it no longer counts toward the failure threshold. */
+  acknowledged: z.boolean(),
+  /** Failed, and will be tried again (retries left). */
+  willRetry: z.boolean(),
+  /** The artifact the device ran before the rollout (what a rollback returns to); null when unknown or none. */
+  previousArtifactId: z.string().nullable(),
+  sentAt: z.number().nullable(),
+  updatedAt: z.number(),
+  finishedAt: z.number().nullable(),
+});
+export type RolloutDeviceDto = z.infer<typeof RolloutDeviceDto>;
+
+export const RolloutCounts = z.object({
+  total: z.number().int().nonnegative(),
+  /** Not sent yet. */
+  waiting: z.number().int().nonnegative(),
+  /** Sent, working (preflight … health_check). */
+  inFlight: z.number().int().nonnegative(),
+  active: z.number().int().nonnegative(),
+  /** failed, or rolled back by the health gate (operator rollbacks and aborts are counted apart). */
+  failed: z.number().int().nonnegative(),
+  rolledBack: z.number().int().nonnegative(),
+  aborted: z.number().int().nonnegative(),
+});
+export type RolloutCounts = z.infer<typeof RolloutCounts>;
+
+/** A rollout without its devices (the list). */
+export const RolloutSummaryDto = z.object({
+  id: z.string(),
+  name: z.string(),
+  artifactId: z.string(),
+  artifactName: z.string(),
+  artifactVersion: z.string(),
+  artifactRuntime: ArtifactRuntime,
+  state: RolloutState,
+  /** Why it is paused (failure threshold, a canary failed, an operator), for people; null unless paused. */
+  pausedReason: z.string().nullable(),
+  strategy: RolloutStrategy,
+  counts: RolloutCounts,
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  finishedAt: z.number().nullable(),
+});
+export type RolloutSummaryDto = z.infer<typeof RolloutSummaryDto>;
+
+export const RolloutDto = RolloutSummaryDto.extend({ devices: z.array(RolloutDeviceDto) });
+export type RolloutDto = z.infer<typeof RolloutDto>;
+
 /** Server → browser. */
 export interface ServerToClientEvents {
   /** A device row changed (status, runner, telemetry summary). Coalesced per device. */
@@ -103,6 +258,14 @@ export interface ServerToClientEvents {
   /** The answer finished (complete or cancelled), with its final text and stats. */
   "chat:done": (event: { conversationId: string; message: ConversationMessageDto }) => void;
   "chat:error": (event: ChatErrorEvent) => void;
+  /** Fleet-wide figures, every few seconds. */
+  "fleet:totals": (totals: FleetTotals) => void;
+  /** An alert started or cleared. */
+  "alert:changed": (alert: AlertDto) => void;
+  /** A benchmark run changed (a device started, progressed, finished). */
+  "bench:changed": (run: BenchRunDto) => void;
+  /** A rollout changed (a device moved on or progressed, paused, finished). Coalesced per rollout. */
+  "rollout:changed": (rollout: RolloutDto) => void;
 }
 
 /** Browser → server. */

@@ -1,0 +1,120 @@
+/**
+ * Artifacts: a model and its tokenizer files, described by a manifest the server
+ * signs with its ed25519 key. Agents learn the public key at enrollment and refuse
+ * any manifest whose signature does not verify, so a model can only reach a Pi
+ * through the server that enrolled it.
+ *
+ * The signature covers `canonicalJson(manifest)`: keys sorted, no whitespace, so the
+ * bytes signed on the server are the bytes verified on the agent whatever order the
+ * JSON travelled in. Files are stored and fetched by sha256 (content-addressed); their
+ * names only say what a runner should call them on disk, and are checked so that no
+ * name can leave the artifact's folder.
+ */
+import { z } from "zod";
+
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 in lower-case hex");
+
+/**
+ * Runtimes an artifact can be for. `sim` artifacts are simulated models for tests and
+ * demos (a small header that tells the `sim` backend how to behave, then padding);
+ * the dashboard labels them as such.
+ */
+export const ARTIFACT_RUNTIMES = ["executorch", "sim"] as const;
+export const ArtifactRuntime = z.enum(ARTIFACT_RUNTIMES);
+export type ArtifactRuntime = z.infer<typeof ArtifactRuntime>;
+
+/**
+ * A file name inside an artifact: one path segment, no `..`, no separators, no
+ * leading dot, printable ASCII. "model.pte", "tokenizer.json" pass; "../x",
+ * "a/b", "a\\b", ".hidden" and "" do not.
+ */
+export const ArtifactFileName = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/, "a plain file name (letters, digits, '.', '_', '-'; no path separators)")
+  .refine((n) => !n.includes(".."), "a file name must not contain '..'");
+
+export const ARTIFACT_FILE_ROLES = ["model", "tokenizer", "tokenizer_config", "other"] as const;
+
+export const ArtifactFile = z.object({
+  name: ArtifactFileName,
+  role: z.enum(ARTIFACT_FILE_ROLES),
+  size: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 45),
+  sha256: Sha256Hex,
+});
+export type ArtifactFile = z.infer<typeof ArtifactFile>;
+
+/** The health gate's reference check: greedy generation of the prompt (one user message, chat template). */
+export const ReferenceCheck = z.object({
+  prompt: z.string().min(1).max(4000),
+  /** The token ids the model must produce; null = only check that it generates at all. */
+  expectedTokenIds: z.array(z.number().int().nonnegative()).min(1).max(256).nullable(),
+});
+export type ReferenceCheck = z.infer<typeof ReferenceCheck>;
+
+export const ArtifactManifest = z
+  .object({
+    schema: z.literal(1),
+    name: z.string().min(1).max(128),
+    version: z.string().min(1).max(64),
+    runtime: ArtifactRuntime,
+    /** The runtime version the model was exported for (e.g. ExecuTorch "1.2.0"); agents refuse what their runner cannot load. */
+    runtimeVersion: z.string().min(1).max(64),
+    /** Runner model profile (executorch: "gemma4-e2b-extcache" or "llm-standard"); null for sim. */
+    profile: z.string().min(1).max(64).nullable(),
+    maxContext: z.number().int().positive().max(1_048_576).nullable(),
+    files: z.array(ArtifactFile).min(1).max(16),
+    reference: ReferenceCheck.nullable(),
+    createdAt: z.number().int().positive(),
+  })
+  .superRefine((m, ctx) => {
+    const names = new Set<string>();
+    for (const f of m.files) {
+      if (names.has(f.name)) ctx.addIssue({ code: "custom", message: `the file name ${f.name} appears twice`, path: ["files"] });
+      names.add(f.name);
+    }
+    if (m.files.filter((f) => f.role === "model").length !== 1) {
+      ctx.addIssue({ code: "custom", message: "an artifact has exactly one file with role model", path: ["files"] });
+    }
+  });
+export type ArtifactManifest = z.infer<typeof ArtifactManifest>;
+
+/** A manifest with its signature: base64 of the ed25519 signature over canonicalJson(manifest). */
+export const SignedManifest = z.object({
+  manifest: ArtifactManifest,
+  /** Which key signed it: base64url of sha256(public key as SPKI DER), first 16 characters. */
+  keyId: z.string().min(1).max(64),
+  signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, "a base64 ed25519 signature"),
+});
+export type SignedManifest = z.infer<typeof SignedManifest>;
+
+/** Bytes a model of this manifest occupies on disk. */
+export function manifestBytes(m: Pick<ArtifactManifest, "files">): number {
+  return m.files.reduce((n, f) => n + f.size, 0);
+}
+
+/**
+ * JSON with object keys sorted at every level and no whitespace: the exact bytes a
+ * signature covers. Arrays keep their order; undefined members are dropped as
+ * JSON.stringify does.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== "object") {
+    const s = JSON.stringify(value);
+    if (s === undefined) throw new TypeError("canonicalJson: value is not representable in JSON");
+    return s;
+  }
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? "null" : canonicalJson(v))).join(",")}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+}
+
+/** The artifact's id: sha256 of its canonical manifest (computed by the server; agents key their model folders by it). */
+export const ArtifactId = Sha256Hex;

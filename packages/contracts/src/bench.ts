@@ -1,0 +1,221 @@
+/**
+ * Benchmarks: the server sends `bench.run` on a device's `cmd` topic; the agent runs
+ * the prompts one after another through the same queue as chats (so a benchmark never
+ * overlaps an answer), samples the board before and after, and reports on `events`:
+ * `bench.progress` after each prompt and one final `bench.result` (QoS 1). A repeated
+ * `bench.run` for a run the device already has is ignored.
+ *
+ * The table helpers at the end render results the way the reference deployment's
+ * Performance table does; the dashboard, the CSV/Markdown export and `orchard bench`
+ * all use them, so every place shows the same columns.
+ */
+import { z } from "zod";
+
+const timestamp = z.number().int().positive();
+export const BenchRunId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+
+export const BenchPrompt = z.object({
+  id: z.string().regex(/^[a-z0-9-]{1,32}$/),
+  text: z.string().min(1).max(8000),
+});
+export type BenchPrompt = z.infer<typeof BenchPrompt>;
+
+/**
+ * The standard prompt set. The first is the reference deployment's prompt (its
+ * Performance table and token-id check use it); the others cover a short answer,
+ * a longer prompt to feed, and a long generation.
+ */
+export const BENCH_STANDARD_PROMPTS: readonly BenchPrompt[] = [
+  { id: "capital-of-france", text: "The capital of France is" },
+  { id: "short-answer", text: "In one sentence, what is a Raspberry Pi?" },
+  {
+    id: "long-prompt",
+    text:
+      "Summarise the following notes in three bullet points.\n" +
+      "The fleet has several Raspberry Pi 5 boards with 8 GB of RAM each. Each board runs an on-device language model " +
+      "exported to a single file of about five gigabytes. Boards heat up under sustained load and the firmware lowers the " +
+      "clock when the SoC reaches its soft limit, which lowers the decode speed. A weak power supply causes under-voltage " +
+      "warnings and the same slowdown. Swapping makes every token slower still, because the model's weights are memory-mapped.",
+  },
+  { id: "long-generation", text: "Write a short story about an orchard that is tended by robots." },
+];
+
+/** Max new tokens per prompt unless the caller says otherwise (the reference table used 64). */
+export const BENCH_DEFAULT_MAX_NEW_TOKENS = 64;
+
+export const BenchRunCommand = z.object({
+  type: z.literal("bench.run"),
+  id: z.string().min(1).max(64),
+  ts: timestamp,
+  runId: BenchRunId,
+  prompts: z.array(BenchPrompt).min(1).max(20),
+  maxNewTokens: z.number().int().positive().max(2048).default(BENCH_DEFAULT_MAX_NEW_TOKENS),
+});
+export type BenchRunCommand = z.infer<typeof BenchRunCommand>;
+
+/** The board's state at one moment (before the first prompt, after the last). */
+export const BenchBoardState = z.object({
+  socTempC: z.number().min(-40).max(150).nullable(),
+  throttleRaw: z.number().int().nonnegative().nullable(),
+  cpuFreqHz: z.number().int().nonnegative().nullable(),
+  boardPowerW: z.number().nonnegative().max(200).nullable(),
+});
+export type BenchBoardState = z.infer<typeof BenchBoardState>;
+
+/** One prompt's measurements, from the runner's own `done` statistics. Greedy, fresh session (no KV reuse). */
+export const BenchPromptResult = z.object({
+  promptId: z.string().max(32),
+  promptTokens: z.number().int().nonnegative(),
+  generatedTokens: z.number().int().nonnegative(),
+  ttftMs: z.number().nonnegative(),
+  prefillTokS: z.number().nonnegative(),
+  decodeTokS: z.number().nonnegative(),
+  totalMs: z.number().nonnegative(),
+  peakRssBytes: z.number().int().nonnegative(),
+  /** Mean board power during the prompt × its duration ÷ generated tokens; null where power is unreadable. */
+  energyJPerToken: z.number().nonnegative().nullable(),
+  finishReason: z.enum(["stop", "length", "cancelled"]),
+  /** The first characters of the answer, so a reader can tell a real answer from gibberish. */
+  textPreview: z.string().max(200),
+});
+export type BenchPromptResult = z.infer<typeof BenchPromptResult>;
+
+/** What the device ran and how the whole run went. */
+export const BenchDeviceResult = z.object({
+  backend: z.string().max(32),
+  runnerVersion: z.string().max(64).nullable(),
+  model: z.string().max(256).nullable(),
+  modelSha256: z.string().max(64).nullable(),
+  /** Time the runner took to load the model (from its `ready` line). */
+  loadMs: z.number().nonnegative().nullable(),
+  before: BenchBoardState,
+  after: BenchBoardState,
+  prompts: z.array(BenchPromptResult).max(20),
+});
+export type BenchDeviceResult = z.infer<typeof BenchDeviceResult>;
+
+export const BenchProgressEvent = z.object({
+  kind: z.literal("bench.progress"),
+  ts: timestamp,
+  runId: BenchRunId,
+  completed: z.number().int().nonnegative(),
+  total: z.number().int().positive(),
+});
+
+export const BenchResultEvent = z.object({
+  kind: z.literal("bench.result"),
+  ts: timestamp,
+  runId: BenchRunId,
+  /** ok=false: `error` says why; `result` holds whatever prompts finished before the failure. */
+  ok: z.boolean(),
+  error: z.string().max(2000).nullable(),
+  result: BenchDeviceResult.nullable(),
+});
+
+// ------------------------------------------------------------------ results table
+
+/** One row of a results table: a device's run of one prompt. */
+export interface BenchTableRow {
+  run: string;
+  device: string;
+  backend: string;
+  runnerVersion: string | null;
+  model: string | null;
+  modelSha256: string | null;
+  prompt: string;
+  loadMs: number | null;
+  ttftMs: number;
+  prefillTokS: number;
+  decodeTokS: number;
+  promptTokens: number;
+  generatedTokens: number;
+  peakRssBytes: number;
+  energyJPerToken: number | null;
+  tempBeforeC: number | null;
+  tempAfterC: number | null;
+  throttleBefore: number | null;
+  throttleAfter: number | null;
+}
+
+/** Flattens one device's result into table rows, one per prompt. */
+export function benchTableRows(run: string, device: string, result: BenchDeviceResult): BenchTableRow[] {
+  return result.prompts.map((p) => ({
+    run,
+    device,
+    backend: result.backend,
+    runnerVersion: result.runnerVersion,
+    model: result.model,
+    modelSha256: result.modelSha256,
+    prompt: p.promptId,
+    loadMs: result.loadMs,
+    ttftMs: p.ttftMs,
+    prefillTokS: p.prefillTokS,
+    decodeTokS: p.decodeTokS,
+    promptTokens: p.promptTokens,
+    generatedTokens: p.generatedTokens,
+    peakRssBytes: p.peakRssBytes,
+    energyJPerToken: p.energyJPerToken,
+    tempBeforeC: result.before.socTempC,
+    tempAfterC: result.after.socTempC,
+    throttleBefore: result.before.throttleRaw,
+    throttleAfter: result.after.throttleRaw,
+  }));
+}
+
+interface Column {
+  key: keyof BenchTableRow;
+  title: string;
+  /** How a value prints in Markdown (CSV keeps the raw number). */
+  format?: (value: number) => string;
+}
+
+const fixed = (digits: number) => (v: number) => v.toFixed(digits);
+const hex = (v: number) => `0x${v.toString(16)}`;
+
+export const BENCH_COLUMNS: readonly Column[] = [
+  { key: "run", title: "Run" },
+  { key: "device", title: "Device" },
+  { key: "backend", title: "Backend" },
+  { key: "runnerVersion", title: "Runner" },
+  { key: "model", title: "Model" },
+  { key: "modelSha256", title: "Model sha256" },
+  { key: "prompt", title: "Prompt" },
+  { key: "loadMs", title: "Load (ms)", format: fixed(0) },
+  { key: "ttftMs", title: "TTFT (ms)", format: fixed(0) },
+  { key: "prefillTokS", title: "Prompt feed (tok/s)", format: fixed(2) },
+  { key: "decodeTokS", title: "Decode (tok/s)", format: fixed(2) },
+  { key: "promptTokens", title: "Prompt tokens" },
+  { key: "generatedTokens", title: "Generated tokens" },
+  { key: "peakRssBytes", title: "Peak RSS (MiB)", format: (v) => (v / 2 ** 20).toFixed(0) },
+  { key: "energyJPerToken", title: "Energy (J/token)", format: fixed(3) },
+  { key: "tempBeforeC", title: "SoC °C before", format: fixed(1) },
+  { key: "tempAfterC", title: "SoC °C after", format: fixed(1) },
+  { key: "throttleBefore", title: "Throttle before", format: hex },
+  { key: "throttleAfter", title: "Throttle after", format: hex },
+];
+
+function csvCell(value: string | number | null): string {
+  if (value === null) return "";
+  const s = String(value);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** RFC 4180 CSV with a header row; raw numbers (bytes, not MiB), empty cells for "not readable". */
+export function benchToCsv(rows: readonly BenchTableRow[]): string {
+  const header = BENCH_COLUMNS.map((c) => csvCell(c.key)).join(",");
+  const lines = rows.map((r) => BENCH_COLUMNS.map((c) => csvCell(r[c.key])).join(","));
+  return [header, ...lines].join("\r\n") + "\r\n";
+}
+
+/** A GitHub-flavoured Markdown table; "n/a" where a value was not readable on the device. */
+export function benchToMarkdown(rows: readonly BenchTableRow[]): string {
+  const cell = (c: Column, r: BenchTableRow) => {
+    const v = r[c.key];
+    if (v === null) return "n/a";
+    const s = typeof v === "number" && c.format ? c.format(v) : String(v);
+    return s.replace(/\|/g, "\\|").replace(/\n/g, " ");
+  };
+  const head = `| ${BENCH_COLUMNS.map((c) => c.title).join(" | ")} |`;
+  const rule = `|${BENCH_COLUMNS.map((c) => (c.format ? " ---: " : " --- ")).join("|")}|`;
+  return [head, rule, ...rows.map((r) => `| ${BENCH_COLUMNS.map((c) => cell(c, r)).join(" | ")} |`)].join("\n") + "\n";
+}
