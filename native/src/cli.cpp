@@ -45,13 +45,17 @@ common:
                              0 on match, 1 on mismatch, 2 on error
   --verify-ids 1,2,3         expected ids (default: the profile's reference;
                              required for sim)
+  --capabilities             print the runtimes, versions and profiles this
+                             build can load (one JSON line) and exit
   --version                  print the version and exit
   --help                     print this help and exit
 
-sim (no model; for tests and demos):
-  --sim-prefill-tok-s X      prompt feed rate (default 200)
-  --sim-decode-tok-s Y       decode rate (default 20)
-  --sim-load-ms N            simulated load time (default 200)
+sim (simulated inference, for tests and demos):
+  --model FILE               a simulated model file (JSON header line, then
+                             padding); without it: no model at all
+  --sim-prefill-tok-s X      prompt feed rate (default 200, or the file's)
+  --sim-decode-tok-s Y       decode rate (default 20, or the file's)
+  --sim-load-ms N            simulated load time (default 200, or the file's)
 
 executorch:
   --model PATH.pte           ExecuTorch program (memory-mapped, not locked)
@@ -120,6 +124,10 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       if (!no_value()) return fail(flag + " takes no value");
       cli.action = CommandLine::Action::Version;
       return cli;
+    } else if (flag == "--capabilities") {
+      if (!no_value()) return fail(flag + " takes no value");
+      cli.action = CommandLine::Action::Capabilities;
+      return cli;
     } else if (flag == "--backend") {
       if (!value(&v)) return fail("--backend needs a value");
       if (v != "sim" && v != "executorch") return fail("--backend must be sim or executorch, not \"" + v + "\"");
@@ -131,19 +139,22 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       if (!value(&v) || !parse_int(v, 2, 1 << 24, &n)) return fail("--max-context needs an integer from 2 to 16777216");
       o.max_context = static_cast<std::size_t>(n);
     } else if (flag == "--sim-prefill-tok-s") {
-      if (!value(&v) || !parse_positive_double(v, &o.sim_prefill_tok_s)) return fail("--sim-prefill-tok-s needs a number > 0");
+      double rate = 0;
+      if (!value(&v) || !parse_positive_double(v, &rate)) return fail("--sim-prefill-tok-s needs a number > 0");
+      o.sim_prefill_tok_s = rate;
       sim_flag = true;
     } else if (flag == "--sim-decode-tok-s") {
-      if (!value(&v) || !parse_positive_double(v, &o.sim_decode_tok_s)) return fail("--sim-decode-tok-s needs a number > 0");
+      double rate = 0;
+      if (!value(&v) || !parse_positive_double(v, &rate)) return fail("--sim-decode-tok-s needs a number > 0");
+      o.sim_decode_tok_s = rate;
       sim_flag = true;
     } else if (flag == "--sim-load-ms") {
       if (!value(&v) || !parse_int(v, 0, 600000, &n)) return fail("--sim-load-ms needs an integer from 0 to 600000");
       o.sim_load_ms = static_cast<int>(n);
       sim_flag = true;
     } else if (flag == "--model") {
-      if (!value(&v) || v.empty()) return fail("--model needs a path to a .pte file");
+      if (!value(&v) || v.empty()) return fail("--model needs a path (executorch: a .pte; sim: a simulated model file)");
       o.model_path = v;
-      executorch_flag = true;
     } else if (flag == "--tokenizer") {
       if (!value(&v) || v.empty()) return fail("--tokenizer needs a directory");
       o.tokenizer_dir = v;
@@ -176,7 +187,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     if (sim_flag) cli.warnings.push_back("--sim-* flags are ignored by the executorch backend");
   } else {
     if (executorch_flag) {
-      cli.warnings.push_back("--model, --tokenizer, --profile and --threads are ignored by the sim backend");
+      cli.warnings.push_back("--tokenizer, --profile and --threads are ignored by the sim backend");
     }
     if (o.verify && !o.verify_ids) {
       return fail("the sim backend has no reference output: --verify needs --verify-ids");

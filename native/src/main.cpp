@@ -4,6 +4,8 @@
 #include <vector>
 
 #include "orchard/app.h"
+#include "orchard/backend.h"
+#include "orchard/capabilities.h"
 #include "orchard/cli.h"
 #include "orchard/version.h"
 
@@ -13,6 +15,9 @@ int main(int argc, char** argv) {
   switch (cli.action) {
     case orchard::CommandLine::Action::Version:
       std::cout << "orchard-runner " << orchard::kRunnerVersion << "\n";
+      return 0;
+    case orchard::CommandLine::Action::Capabilities:
+      std::cout << orchard::capabilities_json(orchard::executorch_runtime_version()) << "\n";
       return 0;
     case orchard::CommandLine::Action::Help:
       std::cout << orchard::usage_text();

@@ -12,10 +12,24 @@ TEST(CommandLine, SimDefaults) {
   ASSERT_EQ(c.action, Action::Run) << c.error;
   EXPECT_EQ(c.options.backend, "sim");
   EXPECT_FALSE(c.options.max_context);
-  EXPECT_EQ(c.options.sim_prefill_tok_s, 200.0);
-  EXPECT_EQ(c.options.sim_decode_tok_s, 20.0);
-  EXPECT_EQ(c.options.sim_load_ms, 200);
+  // Unset: the sim takes them from a simulated model file, else the defaults.
+  EXPECT_FALSE(c.options.sim_prefill_tok_s);
+  EXPECT_FALSE(c.options.sim_decode_tok_s);
+  EXPECT_FALSE(c.options.sim_load_ms);
+  EXPECT_EQ(kDefaultSimPrefillTokS, 200.0);
+  EXPECT_EQ(kDefaultSimDecodeTokS, 20.0);
+  EXPECT_EQ(kDefaultSimLoadMs, 200);
+  EXPECT_TRUE(c.options.model_path.empty());
   EXPECT_FALSE(c.options.verify);
+  EXPECT_TRUE(c.warnings.empty());
+}
+
+TEST(CommandLine, SimTakesASimulatedModelFile) {
+  CommandLine c = parse_command_line({"--backend", "sim", "--model", "/data/models/abc/model.sim", "--sim-load-ms=0"});
+  ASSERT_EQ(c.action, Action::Run) << c.error;
+  EXPECT_EQ(c.options.model_path, "/data/models/abc/model.sim");
+  EXPECT_EQ(c.options.sim_load_ms, std::optional<int>(0));
+  EXPECT_TRUE(c.warnings.empty()) << "--model is not ignored by the sim any more";
 }
 
 TEST(CommandLine, SimFlagsBothSpellings) {
@@ -23,9 +37,9 @@ TEST(CommandLine, SimFlagsBothSpellings) {
                                       "--sim-decode-tok-s", "2000", "--sim-load-ms", "0", "--model-name", "demo"});
   ASSERT_EQ(c.action, Action::Run) << c.error;
   EXPECT_EQ(c.options.max_context, std::optional<std::size_t>(64));
-  EXPECT_EQ(c.options.sim_prefill_tok_s, 5000.0);
-  EXPECT_EQ(c.options.sim_decode_tok_s, 2000.0);
-  EXPECT_EQ(c.options.sim_load_ms, 0);
+  EXPECT_EQ(c.options.sim_prefill_tok_s, std::optional<double>(5000.0));
+  EXPECT_EQ(c.options.sim_decode_tok_s, std::optional<double>(2000.0));
+  EXPECT_EQ(c.options.sim_load_ms, std::optional<int>(0));
   EXPECT_EQ(c.options.model_name, std::optional<std::string>("demo"));
 }
 
@@ -42,9 +56,11 @@ TEST(CommandLine, ExecuTorchFlags) {
             "gemma4-e2b-extcache");
 }
 
-TEST(CommandLine, VersionAndHelp) {
+TEST(CommandLine, VersionCapabilitiesAndHelp) {
   EXPECT_EQ(parse_command_line({"--version"}).action, Action::Version);
+  EXPECT_EQ(parse_command_line({"--capabilities"}).action, Action::Capabilities);
   EXPECT_EQ(parse_command_line({"--help"}).action, Action::Help);
+  EXPECT_NE(usage_text().find("--capabilities"), std::string::npos);
 }
 
 TEST(CommandLine, UsageErrors) {
@@ -65,6 +81,8 @@ TEST(CommandLine, UsageErrors) {
       {"--backend", "executorch", "--model", "m"},
       {"--backend", "executorch", "--model", "m", "--tokenizer", "t", "--threads", "0"},
       {"--version=1"},
+      {"--capabilities=yes"},
+      {"--backend", "sim", "--model", ""},
   };
   for (const auto& args : bad) {
     CommandLine c = parse_command_line(args);

@@ -130,6 +130,45 @@ TEST(SimModel, PositionsOverwriteAndAreChecked) {
   EXPECT_FALSE(model.forward(&bad, 1, 0, FeedKind::Prompt, &logits).ok) << "outside the vocabulary";
 }
 
+TEST(SimModel, TokenOffsetRotatesEveryGeneratedByteId) {
+  for (const char* p : {"The capital of France is", "hello orchard", "prompt 3"}) {
+    SimModel plain(fast());
+    const auto base = run_greedy(plain, encode(p), 10000);
+    for (int offset : {1, 7, 255}) {
+      SimConfig config = fast();
+      config.token_offset = offset;
+      SimModel shifted(config);
+      const auto ids = run_greedy(shifted, encode(p), 10000);
+      ASSERT_EQ(ids.size(), base.size()) << p << " offset " << offset;
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (base[i] < 256) {
+          EXPECT_EQ(ids[i], (base[i] + offset) % 256) << p << " offset " << offset << " token " << i;
+          EXPECT_NE(ids[i], base[i]);
+        } else {
+          EXPECT_EQ(ids[i], base[i]) << "control ids stay put, so the answer still ends";
+        }
+      }
+      EXPECT_EQ(ids.back(), kEndOfTurn);
+    }
+  }
+}
+
+TEST(SimModel, TokenOffsetModelIsDeterministicAndSamplesNearItsText) {
+  SimConfig config = fast();
+  config.token_offset = 2;
+  SimModel a(config);
+  SimModel b(config);
+  const auto prompt = encode("hello orchard");
+  EXPECT_EQ(run_greedy(a, prompt, 1000), run_greedy(b, prompt, 1000));
+
+  // The noise logits sit on the rotated letters and space, like the plain sim's on the letters.
+  Logits logits;
+  ASSERT_TRUE(a.forward(prompt.data(), prompt.size(), 0, FeedKind::Prompt, &logits).ok);
+  EXPECT_GT(logits.data[('a' + 2) % 256], -10.0f);
+  EXPECT_GT(logits.data[(' ' + 2) % 256], -10.0f);
+  EXPECT_EQ(logits.data[static_cast<unsigned char>('a')], -10.0f) << "'a' is ('_' + 2): not a rotated word byte";
+}
+
 TEST(SimModel, VocabularyHasMultiByteWords) {
   const auto& words = vocabulary();
   for (const char* w : {"café", "naïve", "—", "🍎"}) {

@@ -6,6 +6,7 @@
  */
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunnerDone, RunnerError, RunnerMessage, RunnerStats, RunnerToken } from "@orchard/contracts";
+import { z } from "zod";
 import { FAST_SIM, RunnerProcess, SLOW_SIM, assertRunnerBuilt, runOnce } from "./runner-process.ts";
 
 const started: RunnerProcess[] = [];
@@ -318,6 +319,29 @@ describe("orchard-runner flags", () => {
     expect(unknown.stdout).toBe("");
     expect(unknown.stderr).toMatch(/unknown argument "--no-such-flag"/);
     expect(unknown.stderr).toMatch(/usage: orchard-runner/);
+  });
+
+  it("--capabilities prints one JSON line naming the runtimes, versions and profiles it can load", async () => {
+    const result = await runOnce(["--capabilities"]);
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stdout.split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toBe("");
+    const RuntimeSupport = z.object({ versions: z.array(z.string().min(1)).min(1), profiles: z.array(z.string()) }).strict();
+    const caps = z
+      .object({ version: z.string(), runtimes: z.object({ sim: RuntimeSupport, executorch: RuntimeSupport.optional() }).strict() })
+      .strict()
+      .parse(JSON.parse(lines[0]!));
+    expect(caps.version).toBe("0.1.0");
+    expect(caps.runtimes.sim).toEqual({ versions: ["1"], profiles: [] });
+    // This machine's build has no ExecuTorch; a Pi build lists it with its profiles.
+    const built = await runOnce(["--backend", "executorch", "--model", "/nonexistent/model.pte", "--tokenizer", "/nonexistent"]);
+    if (built.stdout.includes('"unsupported"')) {
+      expect(caps.runtimes.executorch).toBeUndefined();
+    } else {
+      expect(caps.runtimes.executorch?.profiles).toEqual(["gemma4-e2b-extcache", "llm-standard"]);
+    }
+    expect((await runOnce(["--capabilities=yes"])).code).toBe(2);
   });
 
   it("--backend executorch says clearly when ExecuTorch is not built in", async () => {

@@ -32,7 +32,12 @@ struct BackendLoad {
 /// which knows whether ExecuTorch was compiled in).
 BackendLoad load_backend(const Options& options);
 
-/// The sim backend (always available).
+/// The ExecuTorch version this executable links, or nullopt when it was built
+/// without ExecuTorch (defined with the executable, like load_backend).
+std::optional<std::string> executorch_runtime_version();
+
+/// The sim backend (always available): no model, or a simulated model file
+/// (--model FILE, see backends/sim_model.h).
 BackendLoad load_sim_backend(const Options& options);
 
 #ifdef ORCHARD_WITH_EXECUTORCH

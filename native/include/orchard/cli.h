@@ -15,13 +15,16 @@ struct Options {
   std::optional<std::string> model_name;  // what `ready.model` says
   std::optional<std::size_t> max_context; // sim: default 2048; executorch: cap below the model's
 
-  // sim
-  double sim_prefill_tok_s = 200.0;
-  double sim_decode_tok_s = 20.0;
-  int sim_load_ms = 200;
+  // sim: set only when the flag was given (a flag beats a simulated model's
+  // header, which beats the defaults below)
+  std::optional<double> sim_prefill_tok_s;
+  std::optional<double> sim_decode_tok_s;
+  std::optional<int> sim_load_ms;
+
+  // executorch: the .pte; sim: a simulated model file (optional)
+  std::string model_path;
 
   // executorch
-  std::string model_path;
   std::string tokenizer_dir;
   std::string profile = "gemma4-e2b-extcache";
   int threads = 0;  // 0: ExecuTorch's default
@@ -32,9 +35,12 @@ struct Options {
 };
 
 inline constexpr std::size_t kDefaultSimContext = 2048;
+inline constexpr double kDefaultSimPrefillTokS = 200.0;
+inline constexpr double kDefaultSimDecodeTokS = 20.0;
+inline constexpr int kDefaultSimLoadMs = 200;
 
 struct CommandLine {
-  enum class Action { Run, Version, Help, Usage };
+  enum class Action { Run, Version, Capabilities, Help, Usage };
   Action action = Action::Run;
   Options options;
   std::string error;  // for Action::Usage: what was wrong

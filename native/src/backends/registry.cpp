@@ -4,6 +4,14 @@
 
 namespace orchard {
 
+std::optional<std::string> executorch_runtime_version() {
+#ifdef ORCHARD_WITH_EXECUTORCH
+  return std::string(ORCHARD_EXECUTORCH_VERSION);
+#else
+  return std::nullopt;
+#endif
+}
+
 BackendLoad load_backend(const Options& options) {
   if (options.backend == "sim") return load_sim_backend(options);
   if (options.backend == "executorch") {

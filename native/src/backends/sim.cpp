@@ -118,17 +118,34 @@ Status SimModel::forward(const std::int32_t* tokens, std::size_t count, std::siz
   return Status::success();
 }
 
+std::int32_t SimModel::shift(std::int32_t id) const {
+  if (config_.token_offset == 0 || id < 0 || id > 255) return id;
+  return (id + config_.token_offset) & 0xFF;
+}
+
+std::int32_t SimModel::unshift(std::int32_t id) const {
+  if (config_.token_offset == 0 || id < 0 || id > 255) return id;
+  return (id - config_.token_offset + 256) & 0xFF;
+}
+
 std::int32_t SimModel::favoured_token() const {
   const auto& words = vocabulary();
   const std::size_t start = generation_start_;
-  const std::uint64_t prompt_hash = fnv1a(history_.data(), start);
+  // The history as the plain sim would have produced it: what this generation
+  // emitted (everything after the prompt) with the token offset undone. The
+  // prompt is taken as fed, so a conversation is the same whether its earlier
+  // answers come from the cache or are sent back as text.
+  std::vector<std::int32_t> plain(history_);
+  for (std::size_t i = start; i < plain.size(); ++i) plain[i] = unshift(plain[i]);
+
+  const std::uint64_t prompt_hash = fnv1a(plain.data(), start);
   const std::size_t target_words = kMinWords + mix(prompt_hash) % (kMaxWords - kMinWords + 1);
 
   // Words completed so far, and where the current word starts.
   std::size_t spaces = 0;
   std::size_t word_start = start;
-  for (std::size_t i = start; i < history_.size(); ++i) {
-    if (history_[i] == kSpace) {
+  for (std::size_t i = start; i < plain.size(); ++i) {
+    if (plain[i] == kSpace) {
       ++spaces;
       word_start = i + 1;
     }
@@ -136,29 +153,29 @@ std::int32_t SimModel::favoured_token() const {
   const bool last_word = spaces + 1 >= target_words;
 
   // The word this position should spell, chosen by the history before it.
-  const std::string& word = words[mix(fnv1a(history_.data(), word_start)) % words.size()];
+  const std::string& word = words[mix(fnv1a(plain.data(), word_start)) % words.size()];
   std::string target = word;
   if (last_word) target += '.';
 
-  const std::size_t typed = history_.size() - word_start;
+  const std::size_t typed = plain.size() - word_start;
   bool prefix = typed < target.size();
   for (std::size_t i = 0; prefix && i < typed; ++i) {
-    prefix = history_[word_start + i] == static_cast<std::int32_t>(static_cast<unsigned char>(target[i]));
+    prefix = plain[word_start + i] == static_cast<std::int32_t>(static_cast<unsigned char>(target[i]));
   }
-  if (prefix) return static_cast<std::int32_t>(static_cast<unsigned char>(target[typed]));
+  if (prefix) return shift(static_cast<std::int32_t>(static_cast<unsigned char>(target[typed])));
   // The word is complete, or sampling wandered off it: end the word or the turn.
   if (last_word) {
-    const bool ends_with_period = typed > 0 && history_.back() == kPeriod;
-    return ends_with_period || typed == 0 ? kEndOfTurn : kPeriod;
+    const bool ends_with_period = typed > 0 && plain.back() == kPeriod;
+    return ends_with_period || typed == 0 ? kEndOfTurn : shift(kPeriod);
   }
-  return kSpace;
+  return shift(kSpace);
 }
 
 void SimModel::compute_logits() {
   const std::uint64_t history_hash = fnv1a(history_.data(), history_.size());
   for (std::size_t id = 0; id < kVocabSize; ++id) {
     const auto token = static_cast<std::int32_t>(id);
-    if (is_word_byte(token)) {
+    if (is_word_byte(unshift(token))) {
       const double unit = static_cast<double>(mix(history_hash ^ (id * 0x100000001B3ull)) >> 11) *
                           (1.0 / 9007199254740992.0);
       logits_[id] = static_cast<float>(unit) * kNoiseRange;
