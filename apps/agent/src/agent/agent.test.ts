@@ -8,7 +8,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { ChatStreamMessage, DeviceEvent, type DeviceStatus, TelemetryMessage, topics } from "@orchard/contracts";
+import { BENCH_STANDARD_PROMPTS, ChatStreamMessage, DeviceEvent, type DeviceStatus, TelemetryMessage, topics } from "@orchard/contracts";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Observer, TestBroker } from "../../test/helpers/broker.js";
 import { REPO_RUNNER_PATH } from "../config/cli.js";
@@ -207,6 +207,52 @@ describe("Agent (real broker, real sim runner, Pi 5 fixture)", () => {
     });
     expect(order).toEqual(["done", "offline"]);
     expect(statuses().at(-1)).toMatchObject({ state: "offline", reason: "shutdown" });
+  });
+
+  it("runs bench.run from the server: progress after each prompt, one result on events; a repeated run is ignored", async () => {
+    const { broker, agent, events } = await setup();
+    await agent.start();
+    await until("ready", () => agent.supervisor.status().state === "ready");
+    const server = await Observer.connect(broker.url, topics.events(DEVICE));
+    cleanup.push(() => server.close());
+    const run = {
+      type: "bench.run",
+      id: "bench-cmd-1",
+      ts: Date.now(),
+      runId: "run-agent",
+      prompts: BENCH_STANDARD_PROMPTS.slice(0, 2),
+      maxNewTokens: 8,
+    };
+    await server.publish(topics.cmd(DEVICE), run);
+    const result = await until("bench.result", () => events().find((e) => e.kind === "bench.result"));
+    expect(result).toMatchObject({
+      runId: "run-agent",
+      ok: true,
+      error: null,
+      result: { backend: "sim", runnerVersion: expect.any(String), before: { socTempC: 51.9, throttleRaw: 0x50005 } },
+    });
+    expect(result.kind === "bench.result" && result.result?.prompts.map((p) => [p.promptId, p.generatedTokens])).toEqual([
+      ["capital-of-france", 8],
+      ["short-answer", 8],
+    ]);
+    const progress = events().flatMap((e) => (e.kind === "bench.progress" ? [`${e.completed}/${e.total}`] : []));
+    expect(progress).toEqual(["0/2", "1/2", "2/2"]);
+
+    // The same run again under a new command id: ignored. Commands are handled in order, so once the ping is answered it was seen.
+    await server.publish(topics.cmd(DEVICE), { ...run, id: "bench-cmd-2" });
+    await server.publish(topics.cmd(DEVICE), { type: "ping", id: "ping-after", ts: Date.now() });
+    await until("ping answered", () => events().some((e) => e.kind === "command.result" && e.commandId === "ping-after"));
+    expect(agent.bench.held()).toEqual([]);
+    expect(events().filter((e) => e.kind === "bench.result")).toHaveLength(1);
+    // A malformed bench.run is answered where the server waits for it: with a failed result for its run.
+    await server.publish(topics.cmd(DEVICE), { ...run, id: "bench-cmd-3", runId: "run-bad", maxNewTokens: 0 });
+    const refused = await until("refusal", () => events().find((e) => e.kind === "bench.result" && e.runId === "run-bad"));
+    expect(refused).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/^the device refused the benchmark: invalid command: maxNewTokens/),
+      result: null,
+    });
+    expect(events().filter((e) => e.kind === "command.result" && e.commandId.startsWith("bench-cmd"))).toEqual([]);
   });
 
   it("shuts down cleanly: offline status, runner stopped, final state file", async () => {

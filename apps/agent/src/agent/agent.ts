@@ -4,11 +4,12 @@
  * knows nothing of the others; this module is the only place they meet.
  */
 import os from "node:os";
-import { CHAT_DEFAULT_QUEUE_LIMIT, type DeviceStatus, type RunnerStatus } from "@orchard/contracts";
+import { BenchRunId, CHAT_DEFAULT_QUEUE_LIMIT, type DeviceStatus, type RunnerStatus } from "@orchard/contracts";
+import { BenchRunner } from "../bench/bench-runner.js";
 import { ChatExecutor } from "../chat/executor.js";
 import { invalidRequest } from "../chat/errors.js";
 import { SocReader } from "../chat/soc-reading.js";
-import { type AgentFile, publicMqttUrl } from "../config/agent-file.js";
+import { type AgentFile, publicMqttUrl, saveAgentFile } from "../config/agent-file.js";
 import type { RunnerConfig } from "../config/cli.js";
 import { dataPaths } from "../config/paths.js";
 import { CommandDispatcher } from "../link/commands.js";
@@ -17,11 +18,17 @@ import type { BackoffOptions } from "../lib/backoff.js";
 import { type Clock, systemClock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { RestartPolicyOptions } from "../runner/restart-policy.js";
-import { RunnerSupervisor } from "../runner/supervisor.js";
+import { type RunnerLaunch, RunnerSupervisor } from "../runner/supervisor.js";
+import { deviceAuthorization, fetchArtifactKey } from "../rollout/artifact-key.js";
+import { CapabilityCache, probeCapabilities } from "../rollout/capabilities.js";
+import { SupervisorModelHost, canRun } from "../rollout/model-host.js";
+import { ModelStore } from "../rollout/model-store.js";
+import { RolloutRunner, type RolloutRunnerOptions } from "../rollout/rollout-runner.js";
 import { type AgentStateFile, StateFileWriter } from "../state/state-file.js";
 import { TelemetryOutbox } from "../telemetry/outbox.js";
 import { TelemetrySampler } from "../telemetry/sampler.js";
-import { DecodeRateWindow } from "../telemetry/token-rate.js";
+import { TokenRates } from "../telemetry/token-rate.js";
+import { Vcgencmd } from "../telemetry/vcgencmd.js";
 import { AGENT_VERSION } from "../version.js";
 
 export interface AgentOptions {
@@ -44,6 +51,10 @@ export interface AgentOptions {
   /** How long a chat waits for a loading or restarting runner before `not_ready`. */
   chatReadyWaitMs?: number;
   chatHeartbeatMs?: number;
+  /** Most bytes rolled-out models may occupy (`--models-quota`); null or absent = only the disk limits them. */
+  modelsQuotaBytes?: number | null;
+  /** Rollout tuning (tests shorten the retries). */
+  rollout?: Pick<RolloutRunnerOptions, "downloadAttempts" | "httpRetries" | "downloadBackoff" | "idleTimeoutMs">;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -53,8 +64,16 @@ export class Agent {
   readonly link: MqttLink;
   /** Runs chat.start / chat.cancel on the runner and streams the answers on the chat topics. */
   readonly chat: ChatExecutor;
-  /** Where the chat executor reports decode throughput (tokens/s in telemetry). */
-  readonly decodeRate: DecodeRateWindow;
+  /** Runs bench.run through the chat queue and reports bench.progress / bench.result on the events topic. */
+  readonly bench: BenchRunner;
+  /** Token rates and counts for telemetry, fed from every generation the runner streams (chats and benchmarks). */
+  readonly rates: TokenRates;
+  /** Firmware readings (throttle bits, ARM clock, board power), shared by telemetry, answers and benchmarks. */
+  readonly vcgencmd: Vcgencmd;
+  /** Runs rollout.apply / abort / rollback: downloads, verifies and activates models (rollout/). */
+  readonly rollout: RolloutRunner;
+  /** What `orchard-runner --capabilities` says it loads (asked once). */
+  readonly capabilities: CapabilityCache;
   readonly #opts: AgentOptions;
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -70,6 +89,9 @@ export class Agent {
   #lastSampleAt: number | null = null;
   #closing: Promise<void> | null = null;
   #stateFinal = false;
+  /** agent.json as loaded, plus the artifact key once fetched. */
+  #enrollment: AgentFile;
+  #keyFetch: Promise<string> | null = null;
 
   constructor(options: AgentOptions) {
     this.#opts = options;
@@ -79,6 +101,7 @@ export class Agent {
     this.#hostname = options.hostname ?? os.hostname();
     this.#arch = options.arch ?? os.arch();
     const { enrollment } = options;
+    this.#enrollment = enrollment;
 
     this.supervisor = new RunnerSupervisor({
       command: options.runner.bin.path,
@@ -103,13 +126,19 @@ export class Agent {
       clock: this.#clock,
     });
 
-    this.decodeRate = new DecodeRateWindow(60_000, this.#clock);
+    this.rates = new TokenRates(60_000, this.#clock);
+    this.supervisor.on("message", (message) => {
+      if (message.type === "token") this.rates.countToken();
+      else if (message.type === "done") this.rates.recordDone(message);
+    });
+    this.vcgencmd = new Vcgencmd({ command: options.vcgencmd, timeoutMs: 1_000 });
     this.#sampler = new TelemetrySampler({
       root: options.systemRoot,
       dataDir: options.dataDir,
-      vcgencmd: options.vcgencmd,
+      vcgencmd: this.vcgencmd,
       runnerRssBytes: () => this.supervisor.status().rssBytes,
-      decodeRate: this.decodeRate,
+      rates: this.rates,
+      activeGenerations: () => this.chat.info().held,
       clock: this.#clock,
       logger: options.logger.child({ component: "telemetry" }),
     });
@@ -119,11 +148,10 @@ export class Agent {
       logger: options.logger.child({ component: "telemetry" }),
     });
 
-    const soc = new SocReader({ root: options.systemRoot, vcgencmd: options.vcgencmd });
+    const soc = new SocReader({ root: options.systemRoot, vcgencmd: this.vcgencmd });
     this.chat = new ChatExecutor({
       runner: this.supervisor,
       publish: (message) => this.link.publishChat(message),
-      decodeRate: this.decodeRate,
       readSoc: () => soc.read(),
       logger: options.logger,
       clock: this.#clock,
@@ -131,6 +159,38 @@ export class Agent {
       readyWaitMs: options.chatReadyWaitMs,
       heartbeatMs: options.chatHeartbeatMs,
       deviceName: enrollment.name,
+      modelSha256: () => this.rollout.models().active?.sha256 ?? null,
+    });
+    this.bench = new BenchRunner({
+      runner: this.supervisor,
+      queue: this.chat,
+      publish: (event) => this.link.publishEvent(event),
+      readBoard: async () => {
+        const [reading, cpuFreqHz, boardPowerW] = await Promise.all([soc.read(), this.vcgencmd.armClockHz(), this.vcgencmd.boardPowerW()]);
+        return { ...reading, cpuFreqHz, boardPowerW };
+      },
+      modelSha256: () => this.onlineStatus().activeModel?.sha256 ?? null,
+      logger: options.logger,
+      clock: this.#clock,
+    });
+
+    const runnerCommand = options.runner.bin.path;
+    this.capabilities = new CapabilityCache(() => probeCapabilities(runnerCommand));
+    this.rollout = new RolloutRunner({
+      store: new ModelStore({ dataDir: options.dataDir, quotaBytes: options.modelsQuotaBytes ?? null, logger: options.logger }),
+      host: new SupervisorModelHost({ supervisor: this.supervisor, queue: this.chat, logger: options.logger }),
+      cli: options.runner,
+      stateFile: dataPaths(options.dataDir).rolloutFile,
+      serverUrl: enrollment.serverUrl,
+      authorization: () => deviceAuthorization(enrollment.deviceId, enrollment.mqtt.password),
+      artifactKey: () => this.#artifactKey(),
+      capabilities: () => this.capabilities.get(),
+      publish: (event) => this.link.publishEvent(event),
+      onModelsChanged: () => void this.link.publishStatus(),
+      logger: options.logger,
+      clock: this.#clock,
+      systemRoot: options.systemRoot,
+      ...options.rollout,
     });
 
     this.#commands = new CommandDispatcher({
@@ -150,10 +210,28 @@ export class Agent {
           this.chat.cancel(command);
           return null;
         },
+        // Benchmarks answer with bench.progress / bench.result events.
+        "bench.run": async (command) => {
+          this.bench.start(command);
+          return null;
+        },
+        // Rollouts answer with rollout.state / rollout.progress events; abort and rollback also say how it went.
+        "rollout.apply": async (command) => {
+          await this.rollout.apply(command);
+          return null;
+        },
+        "rollout.abort": (command) => this.rollout.abort(command),
+        "rollout.rollback": (command) => this.rollout.rollback(command),
       },
       invalid: (json, reason) => {
         // A malformed chat.start whose request id is usable is refused where the server waits for it.
-        const c = json as { type?: unknown; requestId?: unknown } | null;
+        const c = json as { type?: unknown; requestId?: unknown; runId?: unknown } | null;
+        if (typeof c === "object" && c !== null && c.type === "bench.run" && BenchRunId.safeParse(c.runId).success) {
+          this.bench.refuseInvalid(c.runId as string, reason);
+          return true;
+        }
+        // e.g. a manifest with a file name like "../x": failed / bad_manifest for the rollout.
+        if (this.rollout.refuseInvalid(json, reason)) return true;
         if (typeof c !== "object" || c === null || c.type !== "chat.start") return false;
         if (typeof c.requestId !== "string" || !REQUEST_ID.test(c.requestId)) return false;
         this.chat.refuseInvalid(c.requestId, invalidRequest(reason));
@@ -174,6 +252,7 @@ export class Agent {
   }
 
   onlineStatus(): Extract<DeviceStatus, { state: "online" }> {
+    const models = this.rollout.models();
     return {
       state: "online",
       ts: this.#clock.now(),
@@ -181,8 +260,9 @@ export class Agent {
       hostname: this.#hostname.slice(0, 255),
       arch: this.#arch.slice(0, 32),
       runner: this.supervisor.status(),
-      // Rollouts (a later issue) set the active model; until then there is none to report.
-      activeModel: null,
+      // From models/current.json: null while the runner runs the command line's model.
+      activeModel: models.active,
+      previousModel: models.previous,
     };
   }
 
@@ -221,11 +301,53 @@ export class Agent {
       chatQueueLimit: this.chat.queueLimit,
     });
     await this.#sampler.prime();
-    this.supervisor.start();
+    // A model a rollout activated takes precedence over --model; a rollout a crash interrupted carries on.
+    let launch: RunnerLaunch;
+    try {
+      launch = await this.rollout.init();
+    } catch (error) {
+      this.#log.error("cannot read the models folder or rollout.json; running the command line's model", { error });
+      launch = this.rollout.launch();
+    }
+    this.supervisor.setLaunch(launch);
+    if (canRun(launch)) this.supervisor.start();
+    else this.#log.warn("no model to run: --runner executorch without --model waits for a rollout to activate one");
+    void this.capabilities.get().then(
+      (caps) => this.#log.info("runner capabilities", { runnerVersion: caps.version, runtimes: Object.keys(caps.runtimes) }),
+      (error: unknown) =>
+        this.#log.warn("the runner does not say what it can load; rollouts will be refused", { error: (error as Error).message }),
+    );
+    if (!this.#enrollment.artifactPublicKey) {
+      void this.#artifactKey().catch((error: unknown) =>
+        this.#log.warn("could not fetch the server's artifact key yet; tried again at the next rollout", {
+          error: (error as Error).message,
+        }),
+      );
+    }
     this.link.start();
+    this.rollout.resume();
     this.#nextTickAt = this.#clock.now() + this.#opts.telemetryIntervalMs;
     this.#scheduleTick();
     this.#writeState();
+  }
+
+  /** The server's artifact key: from agent.json, else fetched once and saved there. */
+  #artifactKey(): Promise<string> {
+    const known = this.#enrollment.artifactPublicKey;
+    if (known) return Promise.resolve(known);
+    this.#keyFetch ??= (async () => {
+      const { serverUrl, deviceId, mqtt } = this.#enrollment;
+      const key = await fetchArtifactKey({ serverUrl, authorization: deviceAuthorization(deviceId, mqtt.password) });
+      this.#enrollment = { ...this.#enrollment, artifactPublicKey: key };
+      await saveAgentFile(this.#opts.dataDir, this.#enrollment, this.#log).catch((error: unknown) =>
+        this.#log.warn("could not save the artifact key in agent.json; it is fetched again next start", { error }),
+      );
+      this.#log.info("fetched the server's artifact key");
+      return key;
+    })().finally(() => {
+      this.#keyFetch = null;
+    });
+    return this.#keyFetch;
   }
 
   #scheduleTick(): void {
@@ -284,16 +406,18 @@ export class Agent {
   }
 
   /**
-   * Clean shutdown: chats ended (the running one cancelled and its partial answer sent,
-   * queued ones refused), runner shutdown, retained offline status, disconnect, final state file.
+   * Clean shutdown: chats and benchmarks ended (the running one cancelled and its partial
+   * answer or results sent, queued ones refused), runner shutdown, retained offline status, disconnect, final state file.
    */
   shutdown(reason = "shutdown"): Promise<void> {
     this.#closing ??= (async () => {
       this.#log.info("agent shutting down", { reason });
       if (this.#tickTimer) clearTimeout(this.#tickTimer);
       this.#tickTimer = null;
+      // A download stops at once (its partial file stays for the resume); the rollout's state stays on disk.
+      await this.rollout.shutdown();
       // While the link is still up, so every chat's last message reaches the server.
-      await this.chat.shutdown();
+      await Promise.all([this.bench.shutdown(), this.chat.shutdown()]);
       // The runner first, so its last state change is published before `offline`, which must be the final status.
       await this.supervisor.stop();
       const announced = await this.link.publishOffline();

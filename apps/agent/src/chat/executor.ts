@@ -28,7 +28,6 @@ import { type Clock, systemClock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { Generation } from "../runner/generation.js";
 import type { RunnerSupervisor } from "../runner/supervisor.js";
-import type { DecodeRateWindow } from "../telemetry/token-rate.js";
 import { ChatQueue } from "./chat-queue.js";
 import { type ChatFailure, chatErrorFor, duplicate, notReady, queueFull, shuttingDown } from "./errors.js";
 import type { SocReading } from "./soc-reading.js";
@@ -42,8 +41,6 @@ export interface ChatExecutorOptions {
   /** Sends one message on the request's chat topic (QoS by type is the link's business). Must not throw. */
   publish: (message: ChatStreamMessage) => void;
   logger: Logger;
-  /** Fed with every finished generation (telemetry's tokensPerSecond). */
-  decodeRate?: Pick<DecodeRateWindow, "recordDecode">;
   /** SoC temperature and throttle bits for an answer's stats. */
   readSoc?: () => Promise<SocReading>;
   clock?: Clock;
@@ -59,6 +56,8 @@ export interface ChatExecutorOptions {
   deviceName?: string;
   /** Finished request ids remembered to answer a repeated chat.start with `duplicate`. */
   rememberFinished?: number;
+  /** sha256 of the model file the runner has loaded (a rolled-out model), for an answer's stats. */
+  modelSha256?: () => string | null;
 }
 
 export const CHAT_READY_WAIT_MS = 120_000;
@@ -82,6 +81,30 @@ interface ChatJob {
   wake: (() => void) | null;
 }
 
+/**
+ * Work that is not a chat (a benchmark), held as one entry of the same queue so it never
+ * overlaps an answer: it runs once it reaches the front and the runner is ready.
+ */
+export interface QueuedWork {
+  /** False for work that manages the runner itself (a rollout's activation): it runs at the front whatever the runner's state. */
+  readonly needsReadyRunner?: boolean;
+  /** Runs it; the entry behind it starts when this resolves. */
+  run(): Promise<void>;
+  /** It will not run, or must stop now (the runner never became ready, the agent is shutting down). */
+  abort(failure: ChatFailure): void;
+}
+
+interface WorkJob {
+  readonly requestId: string;
+  readonly commandId: string;
+  readonly work: QueuedWork;
+  readonly generation: null;
+  settled: boolean;
+  wake: (() => void) | null;
+}
+
+type HeldJob = ChatJob | WorkJob;
+
 type Terminal = Extract<ChatStreamMessage, { type: "done" | "error" }>;
 
 export class ChatExecutor {
@@ -89,7 +112,7 @@ export class ChatExecutor {
   readonly #runner: ChatRunner;
   readonly #log: Logger;
   readonly #clock: Clock;
-  readonly #queue: ChatQueue<ChatJob>;
+  readonly #queue: ChatQueue<HeldJob>;
   /** requestId → command id of chats that ended lately (insertion order = age). */
   readonly #finished = new Map<string, string>();
   readonly #completing = new Set<Promise<void>>();
@@ -168,7 +191,7 @@ export class ChatExecutor {
   cancel(command: ChatCancelCommand): void {
     const { requestId } = command;
     const job = this.#queue.get(requestId);
-    if (!job || job.settled) {
+    if (!job || job.settled || "work" in job) {
       this.#log.debug("chat.cancel for a request this device does not hold; ignored", { requestId, commandId: command.id });
       return;
     }
@@ -185,6 +208,20 @@ export class ChatExecutor {
   /** Answers a chat.start that is not valid (its request id is) with an error on its chat topic. */
   refuseInvalid(requestId: string, failure: ChatFailure): void {
     this.#refuse(requestId, failure);
+  }
+
+  /**
+   * Queues work that is not a chat (a benchmark) behind the chats held now, under a `key`
+   * no chat request id can take (e.g. with a colon): its position (0 = runs now), or why not.
+   */
+  enqueue(key: string, commandId: string, work: QueuedWork): { position: number } | { refused: ChatFailure } {
+    if (this.#shuttingDown) return { refused: shuttingDown() };
+    if (this.#queue.has(key)) return { refused: duplicate(key, "held") };
+    if (this.#queue.full) return { refused: queueFull(this.#opts.deviceName ?? "this device", this.#queue.size) };
+    const position = this.#queue.add({ requestId: key, commandId, work, generation: null, settled: false, wake: null })!;
+    this.#log.info("work queued", { key, queuePosition: position });
+    this.#pump();
+    return { position };
   }
 
   /**
@@ -235,10 +272,12 @@ export class ChatExecutor {
     });
   }
 
-  async #run(job: ChatJob): Promise<void> {
+  async #run(job: HeldJob): Promise<void> {
     try {
-      if (!(await this.#waitForRunner(job))) return;
-      await this.#generate(job);
+      const waits = !("work" in job) || job.work.needsReadyRunner !== false;
+      if (waits && !(await this.#waitForRunner(job))) return;
+      if ("work" in job) await this.#runWork(job);
+      else await this.#generate(job);
     } catch (error) {
       // #generate handles the runner's errors; this is a bug of ours, and the chat must still end.
       this.#log.error("chat failed unexpectedly", { requestId: job.requestId, error });
@@ -252,7 +291,7 @@ export class ChatExecutor {
   }
 
   /** True when the runner is ready for `job`; false when the job ended meanwhile (cancelled, not_ready, shutdown). */
-  async #waitForRunner(job: ChatJob): Promise<boolean> {
+  async #waitForRunner(job: HeldJob): Promise<boolean> {
     const deadline = this.#clock.now() + (this.#opts.readyWaitMs ?? CHAT_READY_WAIT_MS);
     let logged = false;
     for (;;) {
@@ -283,6 +322,11 @@ export class ChatExecutor {
         job.wake = done;
       });
     }
+  }
+
+  async #runWork(job: WorkJob): Promise<void> {
+    await job.work.run();
+    this.#settle(job);
   }
 
   async #generate(job: ChatJob): Promise<void> {
@@ -349,7 +393,6 @@ export class ChatExecutor {
     }
     clearTimer();
     sendChunk(batcher.flush());
-    this.#opts.decodeRate?.recordDecode(done.generated_tokens, done.decode_ms);
     if (job.settled) return; // shutdown gave up waiting for it and already answered
     // The runner is free: the next chat starts while this one's stats are read and sent.
     this.#settle(job);
@@ -363,7 +406,7 @@ export class ChatExecutor {
     const stats: GenerationStats = {
       backend: runner.backend,
       model: runner.model,
-      modelSha256: null, // rollouts (a later issue) know the artifact's hash
+      modelSha256: this.#opts.modelSha256?.() ?? null,
       finishReason: done.finish_reason,
       promptTokens: done.prompt_tokens,
       reusedTokens: done.reused_tokens,
@@ -409,7 +452,7 @@ export class ChatExecutor {
     return {
       backend: runner.backend,
       model: runner.model,
-      modelSha256: null,
+      modelSha256: this.#opts.modelSha256?.() ?? null,
       finishReason: "cancelled",
       promptTokens: 0,
       reusedTokens: 0,
@@ -429,7 +472,7 @@ export class ChatExecutor {
   // ---------------------------------------------------------------- endings
 
   /** Takes the chat out of the queue for good; false when it had ended already. */
-  #settle(job: ChatJob): boolean {
+  #settle(job: HeldJob): boolean {
     if (job.settled) return false;
     job.settled = true;
     this.#queue.remove(job.requestId);
@@ -442,8 +485,12 @@ export class ChatExecutor {
   }
 
   /** Ends a held chat with an error (nothing when it has ended already). */
-  #fail(job: ChatJob, failure: ChatFailure): void {
+  #fail(job: HeldJob, failure: ChatFailure): void {
     if (!this.#settle(job)) return;
+    if ("work" in job) {
+      job.work.abort(failure);
+      return;
+    }
     this.#sendTerminal({ type: "error", requestId: job.requestId, ts: this.#clock.now(), ...failure });
   }
 
@@ -498,7 +545,7 @@ export class ChatExecutor {
     }
     const ts = this.#clock.now();
     for (const [position, job] of this.#queue.entries()) {
-      if (job.settled) continue;
+      if (job.settled || "work" in job) continue;
       this.#send({
         type: "progress",
         requestId: job.requestId,

@@ -4,7 +4,7 @@
  * null where the source does not exist; a machine without vcgencmd stops being asked.
  */
 import { readSocTemperature } from "../telemetry/thermal.js";
-import { readThrottle } from "../telemetry/throttle.js";
+import { Vcgencmd } from "../telemetry/vcgencmd.js";
 
 export interface SocReading {
   socTempC: number | null;
@@ -14,29 +14,21 @@ export interface SocReading {
 export interface SocReaderOptions {
   /** Where /sys is looked for ("/" on a device). */
   root?: string;
-  /** The vcgencmd binary (PATH lookup by default). */
-  vcgencmd?: string;
-  /** An answer's `done` waits for this at most. */
-  vcgencmdTimeoutMs?: number;
+  /** The firmware readings (shared with telemetry); by default vcgencmd on PATH with a 1 s timeout, since an answer's `done` waits for it. */
+  vcgencmd?: Vcgencmd;
 }
 
 export class SocReader {
-  readonly #opts: SocReaderOptions;
-  #vcgencmdAvailable = true;
+  readonly #root: string | undefined;
+  readonly #vcgencmd: Vcgencmd;
 
   constructor(options: SocReaderOptions = {}) {
-    this.#opts = options;
+    this.#root = options.root;
+    this.#vcgencmd = options.vcgencmd ?? new Vcgencmd({ timeoutMs: 1_000 });
   }
 
   async read(): Promise<SocReading> {
-    const [socTempC, throttleRaw] = await Promise.all([readSocTemperature(this.#opts.root).catch(() => null), this.#throttle()]);
-    return { socTempC, throttleRaw };
-  }
-
-  async #throttle(): Promise<number | null> {
-    if (!this.#vcgencmdAvailable) return null;
-    const reading = await readThrottle({ command: this.#opts.vcgencmd, timeoutMs: this.#opts.vcgencmdTimeoutMs ?? 1_000 });
-    if (!reading.available) this.#vcgencmdAvailable = false;
-    return reading.flags?.raw ?? null;
+    const [socTempC, throttle] = await Promise.all([readSocTemperature(this.#root).catch(() => null), this.#vcgencmd.throttle()]);
+    return { socTempC, throttleRaw: throttle?.raw ?? null };
   }
 }

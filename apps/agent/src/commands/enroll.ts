@@ -45,6 +45,8 @@ export async function enrollCommand(command: EnrollCommand, logger: Logger, out:
       name: response.name,
       mqtt: { url: response.mqttUrl, username: response.mqttUsername, password: response.mqttPassword },
       enrolledAt: new Date().toISOString(),
+      // Servers older than rollouts send none: `run` fetches it once (GET /api/device/artifact-key).
+      ...(response.artifactPublicKey ? { artifactPublicKey: response.artifactPublicKey } : {}),
     },
     logger,
   );

@@ -16,6 +16,7 @@ export async function runCommand(command: RunCommand, logger: Logger): Promise<n
     runner: command.runner,
     telemetryIntervalMs: command.telemetryIntervalMs,
     chatQueueLimit: command.chatQueueLimit,
+    modelsQuotaBytes: command.modelsQuotaBytes,
     logger,
   });
 

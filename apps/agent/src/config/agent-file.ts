@@ -28,6 +28,11 @@ export const AgentFile = z.object({
     password: z.string(),
   }),
   enrolledAt: z.string().datetime(),
+  /**
+   * The server's artifact signing key (SPKI DER, base64): rollouts are refused unless their
+   * manifest verifies with it. Given at enrollment; agents enrolled before rollouts fetch it once.
+   */
+  artifactPublicKey: z.string().min(1).max(512).optional(),
 });
 export type AgentFile = z.infer<typeof AgentFile>;
 

@@ -65,7 +65,21 @@ describe("orchard-agent command line", () => {
       runner: { backend: "sim", bin: { path: "orchard-runner", source: "PATH" }, model: null, tokenizer: null, extraArgs: [] },
       telemetryIntervalMs: 5_000,
       chatQueueLimit: 4,
+      modelsQuotaBytes: null,
     });
+  });
+
+  it("run: --models-quota takes binary and decimal sizes or bytes, and refuses anything else", () => {
+    expect(parse(["run", "--models-quota", "64MiB"])).toMatchObject({ modelsQuotaBytes: 64 * 1024 * 1024 });
+    expect(parse(["run", "--models-quota", "2GiB"])).toMatchObject({ modelsQuotaBytes: 2 * 1024 ** 3 });
+    expect(parse(["run", "--models-quota", "1.5G"])).toMatchObject({ modelsQuotaBytes: 1.5 * 1024 ** 3 });
+    expect(parse(["run", "--models-quota", "500MB"])).toMatchObject({ modelsQuotaBytes: 500_000_000 });
+    expect(parse(["run", "--models-quota", "1048576"])).toMatchObject({ modelsQuotaBytes: 1_048_576 });
+    const message = "--models-quota must be a size such as 64MiB, 12GiB or a number of bytes";
+    expect(error(["run", "--models-quota", "lots"])).toBe(message);
+    expect(error(["run", "--models-quota", "12 parsecs"])).toBe(message);
+    expect(error(["run", "--models-quota", "0"])).toBe(message);
+    expect(error(["run", "--models-quota=-5MiB"])).toBe(message);
   });
 
   it("run: the repository's runner build is the default when it exists", () => {
@@ -86,9 +100,10 @@ describe("orchard-agent command line", () => {
     expect(parse(["run", "--runner", "executorch", "--model", model, "--tokenizer", tokenizer])).toMatchObject({
       runner: { backend: "executorch", model, tokenizer },
     });
-    expect(error(["run", "--runner", "executorch"])).toBe(
-      "--runner executorch needs --model PATH (the .pte file); --runner executorch needs --tokenizer DIR",
-    );
+    // Without a model the runner waits for a rollout to activate one.
+    expect(parse(["run", "--runner", "executorch"])).toMatchObject({ runner: { backend: "executorch", model: null, tokenizer: null } });
+    expect(error(["run", "--runner", "executorch", "--model", model])).toBe("--runner executorch --model needs --tokenizer DIR too");
+    expect(error(["run", "--runner", "executorch", "--tokenizer", tokenizer])).toBe("--tokenizer needs --model PATH (the .pte file) too");
     expect(error(["run", "--model", model])).toBe("--model only applies to --runner executorch");
     expect(error(["run", "--runner", "executorch", "--model", "/nope.pte", "--tokenizer", tokenizer])).toBe(
       "--model /nope.pte: no such file",

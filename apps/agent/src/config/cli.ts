@@ -38,7 +38,16 @@ export type Command =
   | { name: "help"; text: string }
   | { name: "version" }
   | { name: "enroll"; log: LogConfig; dataDir: string; serverUrl: string; token: string; force: boolean }
-  | { name: "run"; log: LogConfig; dataDir: string; runner: RunnerConfig; telemetryIntervalMs: number; chatQueueLimit: number }
+  | {
+      name: "run";
+      log: LogConfig;
+      dataDir: string;
+      runner: RunnerConfig;
+      telemetryIntervalMs: number;
+      chatQueueLimit: number;
+      /** Most bytes models may occupy under the data dir (`--models-quota`); null = only the disk limits them. */
+      modelsQuotaBytes: number | null;
+    }
   | { name: "status"; log: LogConfig; dataDir: string; json: boolean };
 
 export type RunCommand = Extract<Command, { name: "run" }>;
@@ -65,13 +74,18 @@ run:
   --runner BACKEND        sim (default) | executorch
   --runner-bin PATH       the orchard-runner binary (default: $ORCHARD_RUNNER_BIN, else
                           native/build/orchard-runner of this checkout, else orchard-runner on PATH)
-  --model PATH            the .pte to load (executorch only)
-  --tokenizer DIR         the tokenizer directory (executorch only)
+  --model PATH            the .pte to load (executorch only; a model activated by a rollout
+                          takes precedence: see models/current.json in the data dir)
+  --tokenizer DIR         the tokenizer directory (executorch only, with --model); without
+                          --model, executorch runs nothing until a rollout activates a model
   --runner-arg=FLAG       one more flag for orchard-runner, repeatable
                           (e.g. --runner-arg=--sim-decode-tok-s=50)
   --telemetry-interval S  seconds between telemetry samples (default 5)
   --chat-queue N          chats held at once, the running one included (1-64, default ${CHAT_DEFAULT_QUEUE_LIMIT});
                           more are refused as busy
+  --models-quota SIZE     most disk the rolled-out models may use under the data dir, e.g. 64MiB,
+                          12GiB or a number of bytes (default: no limit but the disk's free space);
+                          a rollout that does not fit is refused before downloading (disk_full)
 
 status:
   --json                  machine-readable output
@@ -95,6 +109,7 @@ const COMMAND_OPTIONS = {
     "runner-arg": { type: "string", multiple: true },
     "telemetry-interval": { type: "string" },
     "chat-queue": { type: "string" },
+    "models-quota": { type: "string" },
   },
   status: { ...COMMON_OPTIONS, json: { type: "boolean" } },
 } as const;
@@ -147,6 +162,42 @@ const ChatQueueLimit = z
   .transform(Number)
   .refine((n) => n >= 1 && n <= CHAT_QUEUE_MAX, { error: `--chat-queue must be between 1 and ${CHAT_QUEUE_MAX}` });
 
+const BYTE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1024,
+  kib: 1024,
+  kb: 1000,
+  m: 1024 ** 2,
+  mib: 1024 ** 2,
+  mb: 1000 ** 2,
+  g: 1024 ** 3,
+  gib: 1024 ** 3,
+  gb: 1000 ** 3,
+  t: 1024 ** 4,
+  tib: 1024 ** 4,
+  tb: 1000 ** 4,
+};
+
+/** "64MiB", "2GiB", "1.5G" (binary), "500MB" (decimal) or a number of bytes; null when it is none of these. */
+export function parseByteSize(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  if (!m) return null;
+  const unit = BYTE_UNITS[m[2]!.toLowerCase()];
+  if (unit === undefined) return null;
+  const bytes = Math.floor(Number(m[1]) * unit);
+  return Number.isSafeInteger(bytes) ? bytes : null;
+}
+
+const ModelsQuota = z.string().transform((v, ctx) => {
+  const bytes = parseByteSize(v);
+  if (bytes === null || bytes <= 0) {
+    ctx.addIssue({ code: "custom", message: "--models-quota must be a size such as 64MiB, 12GiB or a number of bytes" });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
 const RunFlags = LogFlags.extend({
   runner: z.enum(RunnerBackend.options, { error: `--runner must be one of ${RunnerBackend.options.join(", ")}` }).default("sim"),
   "runner-bin": z.string().min(1).optional(),
@@ -157,10 +208,16 @@ const RunFlags = LogFlags.extend({
     .optional(),
   "telemetry-interval": TelemetryInterval.optional(),
   "chat-queue": ChatQueueLimit.optional(),
+  "models-quota": ModelsQuota.optional(),
 }).superRefine((flags, ctx) => {
   if (flags.runner === "executorch") {
-    if (flags.model === undefined) ctx.addIssue({ code: "custom", message: "--runner executorch needs --model PATH (the .pte file)" });
-    if (flags.tokenizer === undefined) ctx.addIssue({ code: "custom", message: "--runner executorch needs --tokenizer DIR" });
+    // Without both, the runner waits for a rollout to activate a model.
+    if (flags.model !== undefined && flags.tokenizer === undefined) {
+      ctx.addIssue({ code: "custom", message: "--runner executorch --model needs --tokenizer DIR too" });
+    }
+    if (flags.tokenizer !== undefined && flags.model === undefined) {
+      ctx.addIssue({ code: "custom", message: "--tokenizer needs --model PATH (the .pte file) too" });
+    }
   } else {
     if (flags.model !== undefined) ctx.addIssue({ code: "custom", message: "--model only applies to --runner executorch" });
     if (flags.tokenizer !== undefined) ctx.addIssue({ code: "custom", message: "--tokenizer only applies to --runner executorch" });
@@ -291,6 +348,7 @@ export function parseCommandLine(argv: readonly string[], rawEnv: Record<string,
         runner,
         telemetryIntervalMs: Math.round(seconds * 1000),
         chatQueueLimit: flags["chat-queue"] ?? CHAT_DEFAULT_QUEUE_LIMIT,
+        modelsQuotaBytes: flags["models-quota"] ?? null,
       };
     }
     case "status": {

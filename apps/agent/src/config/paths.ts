@@ -4,6 +4,8 @@
  *
  *   agent.json   enrollment: server URL, device id, broker credentials (0600)
  *   state.json   what `orchard-agent run` is doing now, read by `orchard-agent status` (0644)
+ *   rollout.json the rollout state machine, written before each transition (rollout/rollout-file.ts)
+ *   models/      rolled-out models and the current.json pointer (rollout/model-store.ts)
  */
 import path from "node:path";
 
@@ -11,11 +13,17 @@ export interface DataPaths {
   dir: string;
   agentFile: string;
   stateFile: string;
+  rolloutFile: string;
 }
 
 export function dataPaths(dir: string): DataPaths {
   const abs = path.resolve(dir);
-  return { dir: abs, agentFile: path.join(abs, "agent.json"), stateFile: path.join(abs, "state.json") };
+  return {
+    dir: abs,
+    agentFile: path.join(abs, "agent.json"),
+    stateFile: path.join(abs, "state.json"),
+    rolloutFile: path.join(abs, "rollout.json"),
+  };
 }
 
 /** agent.json holds the broker password: owner read/write only. */

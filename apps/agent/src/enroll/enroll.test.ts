@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from "node:crypto";
 import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
@@ -77,6 +78,15 @@ describe("requestEnrollment", () => {
     await expect(requestEnrollment({ ...params, serverUrl: base })).rejects.toThrow(/device id this agent cannot use/);
     handler = (_b, res) => json(res, 201, { ...granted, mqttUrl: "http://127.0.0.1:3000" });
     await expect(requestEnrollment({ ...params, serverUrl: base })).rejects.toThrow(/broker URL this agent cannot use/);
+    const rsa = generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey.export({ format: "der", type: "spki" }).toString("base64");
+    handler = (_b, res) => json(res, 201, { ...granted, artifactPublicKey: rsa });
+    await expect(requestEnrollment({ ...params, serverUrl: base })).rejects.toThrow(
+      /artifact key this agent cannot use \(.*expected ed25519\)/,
+    );
+    handler = (_b, res) => json(res, 201, { ...granted, artifactPublicKey: "bm90IGEga2V5" });
+    await expect(requestEnrollment({ ...params, serverUrl: base })).rejects.toThrow(
+      /artifact key this agent cannot use \(.*not a valid SPKI key/,
+    );
   });
 
   it("says when the server cannot be reached", async () => {
@@ -114,14 +124,16 @@ describe("orchard-agent enroll", () => {
       expect(printed.join("\n")).not.toContain(granted.mqttPassword);
       const stored = await loadAgentFile(dir);
       expect(stored).toMatchObject({ serverUrl: base, deviceId: "pi-01", mqtt: { password: granted.mqttPassword } });
+      expect(stored.artifactPublicKey).toBeUndefined(); // a server older than rollouts: fetched later by `run`
       expect((await stat(path.join(dir, "agent.json"))).mode & 0o777).toBe(0o600);
 
       await expect(enrollCommand(command, silentLogger, () => undefined)).rejects.toThrow(
         /already enrolled as device kitchen \(pi-01\).*--force/,
       );
-      handler = (_b, res) => json(res, 201, { ...granted, deviceId: "pi-02", name: "garage" });
+      const key = generateKeyPairSync("ed25519").publicKey.export({ format: "der", type: "spki" }).toString("base64");
+      handler = (_b, res) => json(res, 201, { ...granted, deviceId: "pi-02", name: "garage", artifactPublicKey: key });
       await enrollCommand({ ...command, force: true }, silentLogger, () => undefined);
-      expect(JSON.parse(await readFile(path.join(dir, "agent.json"), "utf8")).deviceId).toBe("pi-02");
+      expect(JSON.parse(await readFile(path.join(dir, "agent.json"), "utf8"))).toMatchObject({ deviceId: "pi-02", artifactPublicKey: key });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

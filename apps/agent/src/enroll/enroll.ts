@@ -4,6 +4,7 @@
  */
 import { ApiError, EnrollRequest, EnrollResponse, isValidDeviceId } from "@orchard/contracts";
 import { MqttUrl } from "../config/agent-file.js";
+import { parseArtifactPublicKey } from "../rollout/signature.js";
 
 export class EnrollError extends Error {
   override readonly name = "EnrollError";
@@ -87,6 +88,13 @@ export async function requestEnrollment(params: EnrollParams): Promise<EnrollRes
   }
   if (!MqttUrl.safeParse(parsed.data.mqttUrl).success) {
     throw new EnrollError(`enrollment failed: the server issued a broker URL this agent cannot use: ${parsed.data.mqttUrl}`);
+  }
+  if (parsed.data.artifactPublicKey !== undefined) {
+    try {
+      parseArtifactPublicKey(parsed.data.artifactPublicKey);
+    } catch (error) {
+      throw new EnrollError(`enrollment failed: the server sent an artifact key this agent cannot use (${(error as Error).message})`);
+    }
   }
   return parsed.data;
 }

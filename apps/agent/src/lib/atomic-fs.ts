@@ -37,7 +37,8 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
   await fsyncDir(path.dirname(file));
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/** Makes a directory's entries (a rename, a new file) durable. */
+export async function fsyncDir(dir: string): Promise<void> {
   const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await handle.sync();

@@ -28,6 +28,22 @@ function setup() {
         calls.push(`chat.cancel:${c.requestId}`);
         return null;
       },
+      "bench.run": async (c) => {
+        calls.push(`bench.run:${c.runId}`);
+        return null;
+      },
+      "rollout.apply": async (c) => {
+        calls.push(`rollout.apply:${c.rolloutId}`);
+        return null;
+      },
+      "rollout.abort": async (c) => {
+        calls.push(`rollout.abort:${c.rolloutId}`);
+        return { ok: true, message: "aborted" };
+      },
+      "rollout.rollback": async (c) => {
+        calls.push(`rollout.rollback:${c.rolloutId}`);
+        return { ok: true, message: "rolled back" };
+      },
     },
     invalid: (json, reason) => {
       const type = (json as { type?: unknown }).type;
@@ -67,14 +83,15 @@ describe("CommandDispatcher", () => {
   it("answers an invalid command that carries an id with ok:false", async () => {
     const { replies, calls, send } = setup();
     await send({ type: "ping", id: "c2" }); // no ts
-    await send({ type: "rollout.apply", id: "c3", ts: 1 });
+    await send({ type: "model.delete", id: "c3", ts: 1 });
     expect(calls).toEqual([]);
     expect(replies[0]).toMatchObject({ commandId: "c2", ok: false });
     expect(replies[0]!.kind === "command.result" && replies[0]!.message).toMatch(/^invalid command: ts: /);
     expect(replies[1]).toMatchObject({
       commandId: "c3",
       ok: false,
-      message: 'unsupported command type "rollout.apply" (this agent handles: ping, runner.restart, chat.start, chat.cancel)',
+      message:
+        'unsupported command type "model.delete" (this agent handles: ping, runner.restart, chat.start, chat.cancel, bench.run, rollout.apply, rollout.abort, rollout.rollback)',
     });
   });
 
@@ -96,6 +113,21 @@ describe("CommandDispatcher", () => {
     await send(chatStart("c1", "req-1")); // re-delivered
     await send({ type: "chat.cancel", id: "c2", ts: 1, requestId: "req-1" });
     expect(calls).toEqual(["chat.start:req-1", "chat.cancel:req-1"]);
+    expect(replies).toEqual([]);
+  });
+
+  it("hands bench.run to its handler without a command.result, once per command id", async () => {
+    const { replies, calls, send } = setup();
+    const run = {
+      type: "bench.run",
+      id: "b1",
+      ts: 1,
+      runId: "run-1",
+      prompts: [{ id: "capital-of-france", text: "The capital of France is" }],
+    };
+    await send(run);
+    await send(run); // re-delivered
+    expect(calls).toEqual(["bench.run:run-1"]);
     expect(replies).toEqual([]);
   });
 

@@ -38,6 +38,7 @@ const online = (): Extract<DeviceStatus, { state: "online" }> => ({
     loadMs: 1,
     restarts: 0,
     lastError: null,
+    version: null,
   },
   activeModel: null,
 });
@@ -58,6 +59,11 @@ const sample = (ts: number): TelemetrySample => ({
   throttle: null,
   runnerRssBytes: null,
   tokensPerSecond: null,
+  prefillTokensPerSecond: null,
+  generatedTokens: null,
+  activeGenerations: null,
+  cpuFreqHz: null,
+  boardPowerW: null,
 });
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -109,6 +115,10 @@ describe("MqttLink with a real broker", () => {
         "runner.restart": async () => ({ ok: true, message: "" }),
         "chat.start": async () => null,
         "chat.cancel": async () => null,
+        "bench.run": async () => null,
+        "rollout.apply": async () => null,
+        "rollout.abort": async () => ({ ok: true, message: "" }),
+        "rollout.rollback": async () => ({ ok: true, message: "" }),
       },
       reply: (e) => l.publishEvent(e),
       logger: silentLogger,

@@ -80,6 +80,16 @@ export interface RunnerSupervisorEvents {
 
 export type GenerateOptions = Omit<GenerateRequest, "type">;
 
+/** What the runner is started with: backend, model and flags (a rollout points it at another model). */
+export interface RunnerLaunch {
+  backend: RunnerBackend;
+  model: string | null;
+  tokenizer: string | null;
+  /** executorch model profile (`--profile`); null = the runner's default. */
+  profile: string | null;
+  extraArgs: readonly string[];
+}
+
 const STDERR_TAIL_LINES = 20;
 const STDERR_LINE_CHARS = 400;
 const STDERR_TAIL_CHARS = 4000; // DeviceEvent runner.exit stderrTail bound
@@ -101,6 +111,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
   readonly #log: Logger;
   readonly #clock: Clock;
   readonly #policy: RestartPolicy;
+  #launch: RunnerLaunch;
 
   #state: RunnerState = "stopped";
   #child: ChildProcessWithoutNullStreams | null = null;
@@ -131,6 +142,22 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
     this.#log = options.logger.child({ component: "runner" });
     this.#clock = options.clock ?? systemClock;
     this.#policy = new RestartPolicy(options.restartPolicy);
+    this.#launch = {
+      backend: options.backend,
+      model: options.model ?? null,
+      tokenizer: options.tokenizer ?? null,
+      profile: null,
+      extraArgs: options.extraArgs ?? [],
+    };
+  }
+
+  /** What the next spawn runs; the running process (if any) is not touched until it is restarted. */
+  setLaunch(launch: RunnerLaunch): void {
+    this.#launch = { ...launch, extraArgs: [...launch.extraArgs] };
+  }
+
+  launch(): RunnerLaunch {
+    return this.#launch;
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -166,7 +193,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
   status(): RunnerStatus {
     return {
       state: this.#state,
-      backend: this.#opts.backend,
+      backend: this.#launch.backend,
       model: this.#ready ? this.#ready.model.slice(0, 256) : null,
       pid: this.#child?.pid ?? null,
       rssBytes: this.#rssBytes,
@@ -174,6 +201,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
       loadMs: this.#ready?.load_ms ?? null,
       restarts: this.#restarts,
       lastError: this.#lastError,
+      version: this.#ready?.version.slice(0, 64) ?? null,
     };
   }
 
@@ -320,10 +348,12 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
   }
 
   #args(): string[] {
-    const args = ["--backend", this.#opts.backend];
-    if (this.#opts.model) args.push("--model", this.#opts.model);
-    if (this.#opts.tokenizer) args.push("--tokenizer", this.#opts.tokenizer);
-    args.push(...(this.#opts.extraArgs ?? []));
+    const launch = this.#launch;
+    const args = ["--backend", launch.backend];
+    if (launch.model) args.push("--model", launch.model);
+    if (launch.tokenizer) args.push("--tokenizer", launch.tokenizer);
+    if (launch.profile) args.push("--profile", launch.profile);
+    args.push(...launch.extraArgs);
     return args;
   }
 

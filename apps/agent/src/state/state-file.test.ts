@@ -42,6 +42,7 @@ const state = (updatedAt: number, patch: Partial<AgentStateFile> = {}): AgentSta
     loadMs: 20,
     restarts: 1,
     lastError: "killed by SIGKILL",
+    version: null,
     badLines: 0,
   },
   telemetry: { intervalMs: 5_000, lastSampleAt: 2_000, lastPublishedAt: 2_000, buffered: 0, dropped: 0 },

@@ -20,6 +20,11 @@ function sample(ts: number): TelemetrySample {
     throttle: null,
     runnerRssBytes: null,
     tokensPerSecond: null,
+    prefillTokensPerSecond: null,
+    generatedTokens: null,
+    activeGenerations: null,
+    cpuFreqHz: null,
+    boardPowerW: null,
   };
 }
 

@@ -11,21 +11,22 @@ import { readDiskSpace } from "./disk.js";
 import { readLoadAverage } from "./load.js";
 import { readMemory } from "./memory.js";
 import { readSocTemperature } from "./thermal.js";
-import { readThrottle } from "./throttle.js";
-import type { DecodeRateWindow } from "./token-rate.js";
+import type { TokenRates } from "./token-rate.js";
+import { type Vcgencmd } from "./vcgencmd.js";
 
 export interface TelemetrySamplerOptions {
   /** Where /proc and /sys are looked for ("/" on a device). */
   root?: string;
   /** Disk space is reported for the filesystem holding this directory. */
   dataDir: string;
-  /** The vcgencmd binary (PATH lookup by default). */
-  vcgencmd?: string;
-  vcgencmdTimeoutMs?: number;
+  /** Firmware readings (throttle bits, ARM clock, PMIC power); shared with the chat and bench readers. */
+  vcgencmd: Vcgencmd;
   /** The runner's resident memory, from the runner supervisor. */
   runnerRssBytes: () => number | null;
-  /** Decode tokens/s, fed by the chat executor. */
-  decodeRate: DecodeRateWindow;
+  /** Token rates and counts, fed from the runner's generations. */
+  rates: TokenRates;
+  /** Generations the device holds now (running + queued). */
+  activeGenerations: () => number;
   clock?: Clock;
   logger: Logger;
 }
@@ -34,12 +35,13 @@ export class TelemetrySampler {
   readonly #opts: TelemetrySamplerOptions;
   readonly #clock: Clock;
   #lastCpu: CpuTimes | null = null;
-  #vcgencmdAvailable = true;
   #warned = new Set<string>();
 
   constructor(options: TelemetrySamplerOptions) {
     this.#opts = options;
     this.#clock = options.clock ?? systemClock;
+    options.vcgencmd.onUnavailable ??= () =>
+      options.logger.info("vcgencmd not found: throttle flags, CPU clock and board power are reported as null on this machine");
   }
 
   /** Takes the first CPU reading, so the first sample already has a CPU figure. */
@@ -53,26 +55,19 @@ export class TelemetrySampler {
     this.#opts.logger.warn(message, fields);
   }
 
-  async #throttle() {
-    if (!this.#vcgencmdAvailable) return null;
-    const reading = await readThrottle({ command: this.#opts.vcgencmd, timeoutMs: this.#opts.vcgencmdTimeoutMs });
-    if (!reading.available) {
-      this.#vcgencmdAvailable = false;
-      this.#opts.logger.info("vcgencmd not found: throttle flags are reported as null on this machine");
-    }
-    return reading.flags;
-  }
-
   /** One sample, or null when the basics (/proc/meminfo, /proc/loadavg) cannot be read. */
   async sample(): Promise<TelemetrySample | null> {
     const root = this.#opts.root;
-    const [cpu, load, memory, disk, socTempC, throttle] = await Promise.all([
+    const vc = this.#opts.vcgencmd;
+    const [cpu, load, memory, disk, socTempC, throttle, cpuFreqHz, boardPowerW] = await Promise.all([
       readCpuTimes(root),
       readLoadAverage(root),
       readMemory(root),
       readDiskSpace(this.#opts.dataDir),
       readSocTemperature(root),
-      this.#throttle(),
+      vc.throttle(),
+      vc.armClockHz(),
+      vc.boardPowerW(),
     ]);
     const percent = cpu && this.#lastCpu ? cpuPercent(this.#lastCpu, cpu) : null;
     if (cpu) this.#lastCpu = cpu;
@@ -94,7 +89,12 @@ export class TelemetrySampler {
       socTempC,
       throttle,
       runnerRssBytes: this.#opts.runnerRssBytes(),
-      tokensPerSecond: this.#opts.decodeRate.tokensPerSecond(),
+      tokensPerSecond: this.#opts.rates.decodeTokensPerSecond(),
+      prefillTokensPerSecond: this.#opts.rates.prefillTokensPerSecond(),
+      generatedTokens: this.#opts.rates.takeGeneratedTokens(),
+      activeGenerations: this.#opts.activeGenerations(),
+      cpuFreqHz,
+      boardPowerW,
     };
     const parsed = TelemetrySample.safeParse(candidate);
     if (!parsed.success) {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,8 +12,9 @@ import { parseLoadAvg, readLoadAverage } from "./load.js";
 import { parseMeminfo, readMemory } from "./memory.js";
 import { TelemetrySampler } from "./sampler.js";
 import { parseMillidegrees, readSocTemperature } from "./thermal.js";
-import { decodeThrottled, parseGetThrottled, readThrottle } from "./throttle.js";
-import { DecodeRateWindow } from "./token-rate.js";
+import { decodeThrottled, parseGetThrottled } from "./throttle.js";
+import { TokenRates } from "./token-rate.js";
+import { parseMeasureClock, parsePmicReadAdc, runVcgencmd, Vcgencmd } from "./vcgencmd.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../test/fixtures/${name}`, import.meta.url));
 const PI5 = fixture("pi5");
@@ -146,49 +147,122 @@ describe("throttling (vcgencmd get_throttled)", () => {
   });
 
   it("runs vcgencmd asynchronously", async () => {
-    const reading = await readThrottle({ command: path.join(PI5, "bin/vcgencmd") });
-    expect(reading.available).toBe(true);
-    expect(reading.flags).toMatchObject({ raw: 0x50005, underVoltage: true, throttledOccurred: true });
+    const flags = await new Vcgencmd({ command: path.join(PI5, "bin/vcgencmd") }).throttle();
+    expect(flags).toMatchObject({ raw: 0x50005, underVoltage: true, throttledOccurred: true });
   });
 
-  it("reports a machine without vcgencmd as unavailable with null flags", async () => {
-    expect(await readThrottle({ command: "/nonexistent/vcgencmd" })).toEqual({ flags: null, available: false });
+  it("reports a machine without vcgencmd as unavailable with null readings, and stops asking", async () => {
+    expect(await runVcgencmd(["get_throttled"], { command: "/nonexistent/vcgencmd" })).toEqual({ stdout: null, available: false });
+    const vc = new Vcgencmd({ command: "/nonexistent/vcgencmd" });
+    let told = 0;
+    vc.onUnavailable = () => (told += 1);
+    expect(await vc.throttle()).toBeNull();
+    expect(await vc.armClockHz()).toBeNull();
+    expect(await vc.boardPowerW()).toBeNull();
+    expect(vc.available).toBe(false);
+    expect(told).toBe(1);
   });
 
   it("gives up on a hanging vcgencmd after the timeout, without blocking the event loop", async () => {
     let ticks = 0;
     const interval = setInterval(() => (ticks += 1), 20);
     const started = Date.now();
-    const reading = await readThrottle({ command: path.join(PI5, "bin/vcgencmd-hangs"), timeoutMs: 300 });
+    const output = await runVcgencmd(["get_throttled"], { command: path.join(PI5, "bin/vcgencmd-hangs"), timeoutMs: 300 });
     clearInterval(interval);
-    expect(reading).toEqual({ flags: null, available: true });
+    expect(output).toEqual({ stdout: null, available: true });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(ticks).toBeGreaterThan(3);
   });
 });
 
-describe("DecodeRateWindow (fed by the chat executor)", () => {
-  it("is null until something was decoded, then tokens per second of decode time over the window", () => {
+describe("CPU clock and board power (vcgencmd measure_clock arm, pmic_read_adc)", () => {
+  it("parses the ARM clock and rejects anything else", () => {
+    expect(parseMeasureClock("frequency(0)=2400000000\n")).toBe(2_400_000_000);
+    expect(parseMeasureClock("frequency(48)=1500345728")).toBe(1_500_345_728);
+    expect(parseMeasureClock('error=2 error_msg="Invalid arguments"')).toBeNull();
+  });
+
+  it("sums current × voltage over the PMIC rails that report both", () => {
+    const out = [
+      "     VDD_CORE_A current(7)=2.00000000A",
+      "     3V3_SYS_A current(1)=0.10000000A",
+      "     VDD_CORE_V volt(15)=0.80000000V",
+      "     3V3_SYS_V volt(9)=3.30000000V",
+      "     EXT5V_V volt(24)=5.13762000V", // input voltage only: no pair, not counted
+      "     HDMI_A current(22)=0.00000000A", // current only: not counted
+    ].join("\n");
+    expect(parsePmicReadAdc(out)).toBe(1.93); // 2 × 0.8 + 0.1 × 3.3
+    expect(parsePmicReadAdc('error=1 error_msg="Command not registered"')).toBeNull();
+    expect(parsePmicReadAdc("")).toBeNull();
+  });
+
+  it("reads both from the Pi 5 fixture's vcgencmd", async () => {
+    const vc = new Vcgencmd({ command: path.join(PI5, "bin/vcgencmd") });
+    expect(await vc.armClockHz()).toBe(2_400_000_000);
+    expect(await vc.boardPowerW()).toBe(3.032);
+  });
+
+  it("stops asking for a reading the firmware does not support (a Pi 4 has no PMIC ADC)", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "vcgencmd-"));
+    try {
+      const log = path.join(dir, "calls");
+      const bin = path.join(dir, "vcgencmd");
+      await writeFile(
+        bin,
+        `#!/bin/sh\necho "$*" >> ${log}\n[ "$1" = get_throttled ] && { echo throttled=0x0; exit 0; }\necho 'error=1 error_msg="Command not registered"'\n`,
+        { mode: 0o755 },
+      );
+      const vc = new Vcgencmd({ command: bin });
+      for (let i = 0; i < 4; i++) {
+        expect(await vc.boardPowerW()).toBeNull();
+        expect((await vc.throttle())?.raw).toBe(0);
+      }
+      const calls = (await readFile(log, "utf8")).trim().split("\n");
+      expect(calls.filter((c) => c === "pmic_read_adc")).toHaveLength(2);
+      expect(calls.filter((c) => c === "get_throttled")).toHaveLength(4);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("TokenRates (fed from the runner's token and done lines)", () => {
+  it("is null until something finished, then tokens per second of decode and prefill time over the window", () => {
     const clock = new ManualClock();
-    const rate = new DecodeRateWindow(60_000, clock);
-    expect(rate.tokensPerSecond()).toBeNull();
-    rate.recordDecode(40, 50_000);
-    rate.recordDecode(10, 10_000);
-    expect(rate.tokensPerSecond()).toBe(0.83);
+    const rates = new TokenRates(60_000, clock);
+    expect(rates.decodeTokensPerSecond()).toBeNull();
+    expect(rates.prefillTokensPerSecond()).toBeNull();
+    rates.recordDone({ prompt_tokens: 100, reused_tokens: 20, prefill_ms: 4_000, generated_tokens: 40, decode_ms: 50_000 });
+    rates.recordDone({ prompt_tokens: 10, reused_tokens: 0, prefill_ms: 1_000, generated_tokens: 10, decode_ms: 10_000 });
+    expect(rates.decodeTokensPerSecond()).toBe(0.83);
+    expect(rates.prefillTokensPerSecond()).toBe(18); // (80 + 10) fed in 5 s
     clock.advance(60_001);
-    expect(rate.tokensPerSecond()).toBeNull();
+    expect(rates.decodeTokensPerSecond()).toBeNull();
+    expect(rates.prefillTokensPerSecond()).toBeNull();
+  });
+
+  it("counts streamed tokens between samples", () => {
+    const rates = new TokenRates();
+    expect(rates.takeGeneratedTokens()).toBe(0);
+    for (let i = 0; i < 7; i++) rates.countToken();
+    expect(rates.takeGeneratedTokens()).toBe(7);
+    expect(rates.takeGeneratedTokens()).toBe(0);
   });
 });
 
 describe("TelemetrySampler", () => {
   it("samples a Pi 5 from its /proc, /sys and vcgencmd", async () => {
     const clock = new ManualClock(1_732_780_800_000);
+    const rates = new TokenRates(60_000, clock);
+    rates.recordDone({ prompt_tokens: 14, reused_tokens: 0, prefill_ms: 2_000, generated_tokens: 9, decode_ms: 10_000 });
+    for (let i = 0; i < 9; i++) rates.countToken();
     const sampler = new TelemetrySampler({
       root: PI5,
       dataDir: os.tmpdir(),
-      vcgencmd: path.join(PI5, "bin/vcgencmd"),
+      vcgencmd: new Vcgencmd({ command: path.join(PI5, "bin/vcgencmd") }),
       runnerRssBytes: () => 123_456_789,
-      decodeRate: new DecodeRateWindow(60_000, clock),
+      rates,
+      activeGenerations: () => 1,
       clock,
       logger: silentLogger,
     });
@@ -202,7 +276,12 @@ describe("TelemetrySampler", () => {
       socTempC: 51.9,
       throttle: { raw: 0x50005 },
       runnerRssBytes: 123_456_789,
-      tokensPerSecond: null,
+      tokensPerSecond: 0.9,
+      prefillTokensPerSecond: 7,
+      generatedTokens: 9,
+      activeGenerations: 1,
+      cpuFreqHz: 2_400_000_000,
+      boardPowerW: 3.032,
     });
     expect(sample.diskFreeBytes).toBeGreaterThan(0);
   });
@@ -212,9 +291,10 @@ describe("TelemetrySampler", () => {
     const sampler = new TelemetrySampler({
       root: VM,
       dataDir: "/nonexistent/data/dir",
-      vcgencmd: "/nonexistent/vcgencmd",
+      vcgencmd: new Vcgencmd({ command: "/nonexistent/vcgencmd" }),
       runnerRssBytes: () => null,
-      decodeRate: new DecodeRateWindow(60_000, clock),
+      rates: new TokenRates(60_000, clock),
+      activeGenerations: () => 0,
       clock,
       logger: silentLogger,
     });
@@ -229,6 +309,10 @@ describe("TelemetrySampler", () => {
       diskFreeBytes: null,
       runnerRssBytes: null,
       tokensPerSecond: null,
+      prefillTokensPerSecond: null,
+      generatedTokens: 0,
+      cpuFreqHz: null,
+      boardPowerW: null,
       swapTotalBytes: 0,
       load1: 1.05,
     });
@@ -239,9 +323,10 @@ describe("TelemetrySampler", () => {
     const sampler = new TelemetrySampler({
       root: "/nonexistent-root",
       dataDir: os.tmpdir(),
-      vcgencmd: "/nonexistent/vcgencmd",
+      vcgencmd: new Vcgencmd({ command: "/nonexistent/vcgencmd" }),
       runnerRssBytes: () => null,
-      decodeRate: new DecodeRateWindow(60_000, clock),
+      rates: new TokenRates(60_000, clock),
+      activeGenerations: () => 0,
       clock,
       logger: silentLogger,
     });
@@ -251,8 +336,10 @@ describe("TelemetrySampler", () => {
   it("reads this machine's real /proc into a valid sample", async () => {
     const sampler = new TelemetrySampler({
       dataDir: os.tmpdir(),
+      vcgencmd: new Vcgencmd(),
       runnerRssBytes: () => null,
-      decodeRate: new DecodeRateWindow(),
+      rates: new TokenRates(),
+      activeGenerations: () => 0,
       logger: silentLogger,
     });
     await sampler.prime();

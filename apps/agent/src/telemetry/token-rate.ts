@@ -1,28 +1,35 @@
 /**
- * Decode throughput over a sliding window, for the `tokensPerSecond` telemetry field.
+ * Token rates and counts for telemetry, fed from every generation the runner
+ * finishes (chats and benchmarks alike; agent.ts subscribes to the supervisor):
  *
- * The chat executor (src/chat/executor.ts) feeds it: after each runner `done` it
- * calls `recordDecode(done.generated_tokens, done.decode_ms)`. While nothing was
- * generated in the window, telemetry reports null.
+ * - `tokensPerSecond` / `prefillTokensPerSecond`: decode and prompt-feed speed over a
+ *   sliding window — tokens ÷ time spent decoding (or prefilling) by the generations
+ *   that finished in it; null while nothing finished in the window.
+ * - `generatedTokens`: tokens streamed since the previous sample (counted per token as
+ *   they arrive, so a long answer shows up while it runs), for fleet throughput.
  */
 import { type Clock, systemClock } from "../lib/clock.js";
 
-export class DecodeRateWindow {
-  #entries: { at: number; tokens: number; ms: number }[] = [];
+interface Entry {
+  at: number;
+  tokens: number;
+  ms: number;
+}
+
+class RateWindow {
+  #entries: Entry[] = [];
 
   constructor(
-    readonly windowMs = 60_000,
-    private readonly clock: Clock = systemClock,
+    private readonly windowMs: number,
+    private readonly clock: Clock,
   ) {}
 
-  /** One finished generation: how many tokens it decoded and how long decoding took. */
-  recordDecode(tokens: number, decodeMs: number): void {
-    if (!(tokens > 0) || !(decodeMs > 0)) return;
-    this.#entries.push({ at: this.clock.now(), tokens, ms: decodeMs });
+  record(tokens: number, ms: number): void {
+    if (!(tokens > 0) || !(ms > 0)) return;
+    this.#entries.push({ at: this.clock.now(), tokens, ms });
   }
 
-  /** Tokens per second of decode time over the window; null when nothing was decoded in it. */
-  tokensPerSecond(): number | null {
+  perSecond(): number | null {
     const cutoff = this.clock.now() - this.windowMs;
     this.#entries = this.#entries.filter((e) => e.at > cutoff);
     let tokens = 0;
@@ -33,5 +40,48 @@ export class DecodeRateWindow {
     }
     if (tokens === 0 || ms === 0) return null;
     return Math.round((tokens / (ms / 1000)) * 100) / 100;
+  }
+}
+
+export class TokenRates {
+  readonly #decode: RateWindow;
+  readonly #prefill: RateWindow;
+  #generated = 0;
+
+  constructor(windowMs = 60_000, clock: Clock = systemClock) {
+    this.#decode = new RateWindow(windowMs, clock);
+    this.#prefill = new RateWindow(windowMs, clock);
+  }
+
+  /** One streamed token. */
+  countToken(): void {
+    this.#generated++;
+  }
+
+  /** A finished generation, from the runner's `done`. */
+  recordDone(done: {
+    prompt_tokens: number;
+    reused_tokens: number;
+    prefill_ms: number;
+    generated_tokens: number;
+    decode_ms: number;
+  }): void {
+    this.#decode.record(done.generated_tokens, done.decode_ms);
+    this.#prefill.record(done.prompt_tokens - done.reused_tokens, done.prefill_ms);
+  }
+
+  decodeTokensPerSecond(): number | null {
+    return this.#decode.perSecond();
+  }
+
+  prefillTokensPerSecond(): number | null {
+    return this.#prefill.perSecond();
+  }
+
+  /** Tokens streamed since the previous call. */
+  takeGeneratedTokens(): number {
+    const n = this.#generated;
+    this.#generated = 0;
+    return n;
   }
 }
