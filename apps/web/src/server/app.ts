@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import http, { type IncomingMessage } from "node:http";
+import path from "node:path";
 import next from "next";
 import { openDatabase } from "./db/client.ts";
 import type { Env } from "./env.ts";
@@ -16,13 +17,22 @@ import { createIngestor } from "./mqtt/ingest.ts";
 import { connectServerLink, type ServerLink } from "./mqtt/link.ts";
 import { attachRealtime } from "./realtime/socket.ts";
 import { createRoutes } from "./http/routes.ts";
+import { DownloadGate } from "./http/artifacts.ts";
+import { ArtifactSigner, defaultSigningKeyFile } from "./artifacts/signing.ts";
+import { BlobStore } from "./artifacts/store.ts";
+import { ArtifactService } from "./services/artifacts.ts";
+import { DEFAULT_UPLOAD_OPTIONS, UploadService } from "./services/uploads.ts";
+import { DEFAULT_ROLLOUT_OPTIONS, RolloutService, blobDownloadUrl } from "./services/rollouts.ts";
 import { ADMIN_USERNAME, AuthService } from "./services/auth.ts";
+import { AlertService, DEFAULT_ALERT_OPTIONS } from "./services/alerts.ts";
 import { ApiKeyService } from "./services/api-keys.ts";
+import { BenchmarkService, DEFAULT_BENCH_OPTIONS } from "./services/benchmarks.ts";
 import { ChatRelay, DEFAULT_RELAY_OPTIONS } from "./services/chat-relay.ts";
 import { ConversationService } from "./services/conversations.ts";
 import { DeviceService } from "./services/devices.ts";
 import { EnrollmentService } from "./services/enrollment.ts";
 import { FleetService } from "./services/fleet.ts";
+import { FleetThroughput } from "./services/fleet-throughput.ts";
 import { SystemService, type Services } from "./services/index.ts";
 import { TelemetryStore } from "./services/telemetry-store.ts";
 
@@ -55,11 +65,45 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
     const fleet = new FleetService(db.prisma, { staleMs: env.ORCHARD_DEVICE_STALE_SECONDS * 1000 }, log.child("fleet"));
     await fleet.load();
     const metrics = new Metrics(fleet);
+    // Before the fleet's first flush: it reads which devices the database still had online.
+    const alerts = new AlertService(
+      db.prisma,
+      fleet,
+      {
+        ...DEFAULT_ALERT_OPTIONS,
+        tempC: env.ORCHARD_ALERT_TEMP_C,
+        diskFreePercent: env.ORCHARD_ALERT_DISK_FREE_PERCENT,
+        clearHoldMs: env.ORCHARD_ALERT_CLEAR_HOLD_SECONDS * 1000,
+        staleMs: env.ORCHARD_DEVICE_STALE_SECONDS * 1000,
+      },
+      log.child("alerts"),
+    );
+    await alerts.load();
+    metrics.trackAlerts(alerts);
     const telemetry = new TelemetryStore(
       db.prisma,
       { rawHours: env.ORCHARD_TELEMETRY_RAW_HOURS, rollupDays: env.ORCHARD_TELEMETRY_ROLLUP_DAYS },
       log.child("telemetry"),
     );
+    const throughput = new FleetThroughput(fleet, db.prisma, telemetry, () => alerts.activeCount());
+    // Models: the signing key (created on first start), the content-addressed store, uploads and artifacts.
+    const signer = await ArtifactSigner.loadOrCreate(
+      env.ORCHARD_SIGNING_KEY_FILE ? path.resolve(env.ORCHARD_SIGNING_KEY_FILE) : defaultSigningKeyFile(env.dataDir),
+      log.child("artifacts"),
+    );
+    const store = new BlobStore(path.join(env.dataDir, "artifacts"));
+    await store.init();
+    const uploads = new UploadService(
+      db.prisma,
+      store,
+      { ...DEFAULT_UPLOAD_OPTIONS, expiryMs: env.ORCHARD_UPLOAD_EXPIRY_HOURS * 3600_000 },
+      log.child("uploads"),
+    );
+    cleanup.push(() => uploads.close());
+    await uploads.recover();
+    const artifacts = new ArtifactService(db.prisma, fleet, uploads, store, signer, log.child("artifacts"));
+    const downloads = new DownloadGate(env.ORCHARD_MAX_CONCURRENT_DOWNLOADS);
+    metrics.trackDownloads(downloads);
 
     // MQTT: the embedded broker unless MQTT_URL names an external one.
     let broker: EmbeddedBroker | null = null;
@@ -87,6 +131,30 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
     let publishCommand: ServerLink["publishCommand"] = () => Promise.reject(new Error("the MQTT link is not connected yet"));
     const chatRelay = new ChatRelay(fleet, (id, cmd) => publishCommand(id, cmd), DEFAULT_RELAY_OPTIONS, log.child("chat"));
     cleanup.push(async () => chatRelay.close());
+    // Benchmarks publish bench.run through the link and follow the results the fleet receives; device runs
+    // still waiting from before a restart are picked up before the link delivers anything.
+    const benchmarks = new BenchmarkService(
+      db.prisma,
+      fleet,
+      (id, cmd) => publishCommand(id, cmd),
+      { ...DEFAULT_BENCH_OPTIONS, stallTimeoutMs: env.ORCHARD_BENCH_STALL_SECONDS * 1000 },
+      log.child("bench"),
+    );
+    cleanup.push(() => benchmarks.close());
+    const benchWaiting = await benchmarks.recover();
+    if (benchWaiting > 0) log.info("benchmark device runs still waiting for their devices", { count: benchWaiting });
+    // Rollouts: planned on a timer and on every device event; what was in progress resumes as devices connect.
+    const rollouts = new RolloutService(
+      db.prisma,
+      fleet,
+      (id, cmd) => publishCommand(id, cmd),
+      artifacts,
+      { ...DEFAULT_ROLLOUT_OPTIONS, downloadUrl: blobDownloadUrl(env.ORCHARD_PUBLIC_URL) },
+      log.child("rollouts"),
+    );
+    cleanup.push(() => rollouts.close());
+    const rolloutsOpen = await rollouts.recover();
+    if (rolloutsOpen > 0) log.info("rollouts resumed", { count: rolloutsOpen });
     const ingest = createIngestor({ fleet, chat: chatRelay, metrics, log: log.child("ingest") });
     const link = await connectServerLink({
       url: brokerUrl,
@@ -106,7 +174,7 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       fleet,
       metrics,
       link,
-      enrollment: new EnrollmentService(db.prisma, fleet),
+      enrollment: new EnrollmentService(db.prisma, fleet, Date.now, signer.publicKey),
       devices: new DeviceService(
         db.prisma,
         fleet,
@@ -123,6 +191,12 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       conversations,
       apiKeys: new ApiKeyService(db.prisma),
       telemetry,
+      throughput,
+      alerts,
+      benchmarks,
+      uploads,
+      artifacts,
+      rollouts,
     };
 
     const mqttUrlFor = (req: IncomingMessage): string => {
@@ -131,7 +205,7 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       const host = new URL(`http://${req.headers.host ?? "localhost"}`).hostname;
       return `mqtt://${host.includes(":") ? `[${host}]` : host}:${broker!.port}`;
     };
-    const routes = createRoutes({ services, log: log.child("http"), mqttUrlFor, publicUrl: env.ORCHARD_PUBLIC_URL });
+    const routes = createRoutes({ services, log: log.child("http"), mqttUrlFor, publicUrl: env.ORCHARD_PUBLIC_URL, downloads });
 
     // The UI: Next.js on the same HTTP server, after our routes and the session gate.
     const httpServer = http.createServer();
@@ -153,7 +227,17 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
         },
       );
     });
-    const realtime = attachRealtime({ httpServer, auth, fleet, conversations, log: log.child("socket") });
+    const realtime = attachRealtime({
+      httpServer,
+      auth,
+      fleet,
+      conversations,
+      alerts,
+      benchmarks,
+      rollouts,
+      throughput,
+      log: log.child("socket"),
+    });
 
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", (err: NodeJS.ErrnoException) =>
@@ -171,8 +255,14 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
     const timers = [
       setInterval(() => void fleet.flush(), env.ORCHARD_FLUSH_MS),
       setInterval(() => fleet.expireStale(), 5_000),
+      setInterval(() => alerts.tick(), 5_000),
       setInterval(() => void auth.purgeExpiredSessions().catch(() => undefined), 3600_000),
+      setInterval(
+        () => void artifacts.housekeeping().catch((err: Error) => log.warn("model housekeeping failed", { error: err.message })),
+        3600_000,
+      ),
     ];
+    void artifacts.housekeeping().catch((err: Error) => log.warn("model housekeeping failed", { error: err.message }));
     // Rolls up telemetry every minute and applies retention (the first run catches up after a restart).
     telemetry.start();
     void telemetry.run().catch((err: Error) => log.warn("telemetry rollup failed; retried next run", { error: err.message }));
@@ -180,6 +270,7 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       for (const t of timers) clearInterval(t);
       await telemetry.stop();
       await fleet.flush();
+      await alerts.close();
     });
 
     const url = `http://localhost:${port}`;

@@ -50,6 +50,24 @@ const EnvSchema = z.object({
     .default(24),
   /** How long per-minute telemetry rollups are kept, in days (charts of longer ranges read them). */
   ORCHARD_TELEMETRY_ROLLUP_DAYS: z.coerce.number().positive().max(3650).default(30),
+  /** A temperature alert opens above this SoC temperature (°C) and clears 5 °C below it. */
+  ORCHARD_ALERT_TEMP_C: z.coerce.number().min(0).max(150).default(80),
+  /** A disk_low alert opens below this share of free disk (%) and clears 2 points above it. */
+  ORCHARD_ALERT_DISK_FREE_PERCENT: z.coerce.number().min(0).max(100).default(10),
+  /** An alert clears only after its clear condition held this long (seconds), so a flapping value does not spam. */
+  ORCHARD_ALERT_CLEAR_HOLD_SECONDS: z.coerce.number().min(0).max(86_400).default(30),
+  /** A device that reports no progress on a benchmark for this long fails it (a Pi may spend minutes on one long prompt). */
+  ORCHARD_BENCH_STALL_SECONDS: z.coerce.number().positive().max(86_400).default(600),
+  /** The ed25519 key model manifests are signed with (created on first start); default `${ORCHARD_DATA}/keys/artifact-signing-key.pem`. */
+  ORCHARD_SIGNING_KEY_FILE: z.string().optional(),
+  /** Model file downloads the server sends at once; devices asking for more get 503 and retry (the uplink is shared fairly). */
+  ORCHARD_MAX_CONCURRENT_DOWNLOADS: z.coerce.number().int().min(1).max(10_000).default(4),
+  /** Uploads nobody touched for this long (unfinished, or finished but never made into a model) are deleted, in hours. */
+  ORCHARD_UPLOAD_EXPIRY_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 365)
+    .default(72),
   ORCHARD_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 

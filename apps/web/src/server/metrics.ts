@@ -4,6 +4,7 @@
  * messages, tokens generated and chat requests per device). No client library: the
  * format is a few lines of text. docs/metrics.md lists every metric.
  */
+import { ALERT_KINDS, type AlertKind, type DeviceSummary, type TelemetrySample } from "@orchard/contracts";
 import type { FleetService } from "./services/fleet.ts";
 
 type Labels = Record<string, string>;
@@ -45,7 +46,46 @@ export class Metrics {
     "Chat requests the device ended, by device and outcome (stop, length, cancelled, error).",
   );
 
-  constructor(private readonly fleet: FleetService) {}
+  readonly artifactBytesServed = new Counter(
+    "orchard_artifact_bytes_served_total",
+    "Bytes of model files sent to devices (GET /api/artifacts/blobs).",
+  );
+  readonly artifactDownloadsBusy = new Counter(
+    "orchard_artifact_downloads_busy_total",
+    "Model file downloads refused with 503 because ORCHARD_MAX_CONCURRENT_DOWNLOADS were in flight (the device retries).",
+  );
+
+  /** Model file downloads in flight (http/artifacts.ts), set once the routes exist. */
+  private downloads: { inFlight(): number } | null = null;
+
+  trackDownloads(source: { inFlight(): number }): void {
+    this.downloads = source;
+    // Present from the start (0), not only after the first download.
+    this.artifactBytesServed.inc({}, 0);
+    this.artifactDownloadsBusy.inc({}, 0);
+  }
+
+  /** Open alerts by kind (services/alerts.ts), set once the alert service exists. */
+  private alerts: { activeByKind(): Record<AlertKind, number> } | null = null;
+
+  constructor(private readonly fleet: Pick<FleetService, "list" | "counts">) {}
+
+  trackAlerts(source: { activeByKind(): Record<AlertKind, number> }): void {
+    this.alerts = source;
+  }
+
+  private telemetryGauges(devices: DeviceSummary[]): string[] {
+    return TELEMETRY_GAUGES.map(([name, help, pick]) =>
+      gauge(
+        name,
+        help,
+        devices.flatMap((d): [Labels, number][] => {
+          const v = d.online && d.telemetry ? pick(d.telemetry) : null;
+          return v === null ? [] : [[{ device: d.id }, v]];
+        }),
+      ),
+    );
+  }
 
   render(): string {
     const devices = this.fleet.list();
@@ -86,6 +126,17 @@ export class Metrics {
         "Resident memory of the device's runner process.",
         devices.flatMap((d) => (d.online && d.runner?.rssBytes != null ? [[{ device: d.id }, d.runner.rssBytes]] : [])),
       ),
+      ...this.telemetryGauges(devices),
+      ...(this.alerts ? [alertsGauge(this.alerts.activeByKind())] : []),
+      ...(this.downloads
+        ? [
+            gauge("orchard_artifact_downloads_in_flight", "Model file downloads being sent to devices now.", [
+              [{}, this.downloads.inFlight()],
+            ]),
+          ]
+        : []),
+      this.artifactBytesServed.render(),
+      this.artifactDownloadsBusy.render(),
       this.mqttMessages.render(),
       this.mqttRejected.render(),
       this.generatedTokens.render(),
@@ -93,6 +144,28 @@ export class Metrics {
     ];
     return `${out.join("\n")}\n`;
   }
+}
+
+/** Per-device gauges read straight from the newest telemetry sample of online devices; absent where the value is null. */
+const TELEMETRY_GAUGES: [name: string, help: string, pick: (t: TelemetrySample) => number | null][] = [
+  [
+    "orchard_prefill_tokens_per_second",
+    "Prompt-feed (prefill) tokens/s the device reported in its newest telemetry window.",
+    (t) => t.prefillTokensPerSecond,
+  ],
+  ["orchard_active_generations", "Generations the device holds now (running + queued).", (t) => t.activeGenerations],
+  ["orchard_cpu_frequency_hertz", "ARM clock (vcgencmd measure_clock arm).", (t) => t.cpuFreqHz],
+  ["orchard_board_power_watts", "Board power summed over the PMIC rails (vcgencmd pmic_read_adc, Raspberry Pi 5).", (t) => t.boardPowerW],
+  ["orchard_swap_used_bytes", "Swap in use from the newest telemetry.", (t) => t.swapUsedBytes],
+  ["orchard_disk_free_bytes", "Free space on the filesystem holding the agent's data dir.", (t) => t.diskFreeBytes],
+];
+
+function alertsGauge(byKind: Record<AlertKind, number>): string {
+  return gauge(
+    "orchard_alerts_active",
+    "Alerts open now, by kind (offline, throttled, under_voltage, temperature, disk_low, crash_loop).",
+    ALERT_KINDS.map((kind) => [{ kind }, byKind[kind]]),
+  );
 }
 
 function gauge(name: string, help: string, samples: [Labels, number][]): string {

@@ -11,6 +11,7 @@ import type { Logger } from "../log.ts";
 import type { Services } from "../services/index.ts";
 import { appRouter } from "../trpc/root.ts";
 import type { TrpcContext } from "../trpc/init.ts";
+import { createArtifactRoutes, type DownloadGate } from "./artifacts.ts";
 import { createOpenAiRoutes } from "./openai.ts";
 import { credentialsOf, originOf, readJsonBody, sendError, sendJson } from "./request.ts";
 
@@ -22,6 +23,8 @@ export function createRoutes(deps: {
   mqttUrlFor: (req: IncomingMessage) => string;
   /** ORCHARD_PUBLIC_URL: how Pis reach this server, when it differs from what the browser used. */
   publicUrl?: string;
+  /** Caps model file downloads in flight (ORCHARD_MAX_CONCURRENT_DOWNLOADS). */
+  downloads: DownloadGate;
 }) {
   const { services, log } = deps;
 
@@ -48,6 +51,7 @@ export function createRoutes(deps: {
   });
 
   const openai = createOpenAiRoutes({ services, log: log.child("openai") });
+  const artifacts = createArtifactRoutes({ services, log: log.child("artifacts"), downloads: deps.downloads });
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -83,6 +87,23 @@ export function createRoutes(deps: {
         trpc(req, res);
         return true;
       }
+      const benchExport = /^\/api\/benchmarks\/([A-Za-z0-9_-]{1,64})\.(csv|md)$/.exec(path);
+      if (benchExport) {
+        if (req.method !== "GET") throw new AppError("bad_request", "Use GET.");
+        if (!(await services.auth.resolve(credentialsOf(req)))) {
+          throw new AppError("unauthorized", "Downloading benchmark results needs a session or an API key (Authorization: Bearer …).");
+        }
+        const file = await services.benchmarks.export(benchExport[1]!, benchExport[2] === "csv" ? "csv" : "md");
+        // The file name is the run's name reduced to [a-z0-9-] plus its id: nothing to quote.
+        res.writeHead(200, {
+          "content-type": file.contentType,
+          "content-disposition": `attachment; filename="${file.fileName}"`,
+          "cache-control": "no-store",
+        });
+        res.end(file.body);
+        return true;
+      }
+      if (await artifacts(req, res, path)) return true;
       if (path.startsWith("/api/")) throw new AppError("not_found", `No API endpoint ${path}.`);
       if (await openai(req, res, path)) return true;
 

@@ -30,6 +30,11 @@ const sample = (ts: number): TelemetrySample => ({
   throttle: null,
   runnerRssBytes: null,
   tokensPerSecond: null,
+  prefillTokensPerSecond: null,
+  generatedTokens: null,
+  activeGenerations: null,
+  cpuFreqHz: null,
+  boardPowerW: null,
 });
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 

@@ -1,7 +1,7 @@
 /**
  * socket.io for the dashboard: every signed-in browser gets fleet row changes
- * (coalesced per device, at most one per COALESCE_MS), and telemetry for the
- * devices it watches. The handshake needs a session cookie or an API key.
+ * (coalesced per device, at most one per COALESCE_MS) and the fleet totals (every
+ * TOTALS_MS), and telemetry for the devices it watches. The handshake needs a session cookie or an API key.
  */
 import type { Server as HttpServer } from "node:http";
 import { Server } from "socket.io";
@@ -9,6 +9,9 @@ import {
   SOCKET_PATH,
   SOCKET_UNAUTHORIZED,
   isValidDeviceId,
+  type AlertDto,
+  type BenchRunDto,
+  type RolloutDto,
   type ClientToServerEvents,
   type DeviceEvent,
   type DeviceSummary,
@@ -16,12 +19,18 @@ import {
   type TelemetrySample,
 } from "@orchard/contracts";
 import type { Logger } from "../log.ts";
+import type { AlertService } from "../services/alerts.ts";
 import type { AuthService } from "../services/auth.ts";
+import type { BenchmarkService } from "../services/benchmarks.ts";
 import type { ConversationService } from "../services/conversations.ts";
+import type { RolloutService } from "../services/rollouts.ts";
 import type { FleetService } from "../services/fleet.ts";
+import type { FleetThroughput } from "../services/fleet-throughput.ts";
 import { credentialsOf } from "../http/request.ts";
 
 const COALESCE_MS = 250;
+/** How often every signed-in browser gets the fleet totals. */
+const TOTALS_MS = 2000;
 const FLEET_ROOM = "fleet";
 const deviceRoom = (id: string) => `device:${id}`;
 const conversationRoom = (id: string) => `conversation:${id}`;
@@ -32,9 +41,13 @@ export function attachRealtime(deps: {
   auth: AuthService;
   fleet: FleetService;
   conversations: ConversationService;
+  alerts: AlertService;
+  benchmarks: BenchmarkService;
+  rollouts: RolloutService;
+  throughput: FleetThroughput;
   log: Logger;
 }) {
-  const { fleet, conversations, log } = deps;
+  const { fleet, conversations, alerts, log } = deps;
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(deps.httpServer, { path: SOCKET_PATH, serveClient: false });
 
   io.use((socket, next) => {
@@ -47,6 +60,7 @@ export function attachRealtime(deps: {
 
   io.on("connection", (socket) => {
     void socket.join(FLEET_ROOM);
+    socket.emit("fleet:totals", deps.throughput.totals()); // the overview's cards fill in at once
     socket.on("device:watch", (id) => {
       if (typeof id === "string" && isValidDeviceId(id)) void socket.join(deviceRoom(id));
     });
@@ -101,6 +115,19 @@ export function attachRealtime(deps: {
   conversations.on("tokens", chatHandlers.tokens);
   conversations.on("done", chatHandlers.done);
   conversations.on("error", chatHandlers.error);
+  // Alerts: rare, sent to every signed-in browser as they open and clear.
+  const onAlert = (alert: AlertDto) => io.to(FLEET_ROOM).emit("alert:changed", alert);
+  alerts.on("changed", onAlert);
+  // Benchmarks: a run's changes (coalesced by the service) to every signed-in browser.
+  const onBench = (run: BenchRunDto) => io.to(FLEET_ROOM).emit("bench:changed", run);
+  deps.benchmarks.on("changed", onBench);
+  // Rollouts: a rollout's changes (coalesced by the service) to every signed-in browser.
+  const onRollout = (rollout: RolloutDto) => io.to(FLEET_ROOM).emit("rollout:changed", rollout);
+  deps.rollouts.on("changed", onRollout);
+  // Fleet totals: computed from memory (O(devices)) every TOTALS_MS while anyone is signed in.
+  const totalsTimer = setInterval(() => {
+    if ((io.sockets.adapter.rooms.get(FLEET_ROOM)?.size ?? 0) > 0) io.to(FLEET_ROOM).emit("fleet:totals", deps.throughput.totals());
+  }, TOTALS_MS);
   log.debug("socket.io attached", { path: SOCKET_PATH });
 
   return {
@@ -115,7 +142,11 @@ export function attachRealtime(deps: {
         conversations.off("tokens", chatHandlers.tokens);
         conversations.off("done", chatHandlers.done);
         conversations.off("error", chatHandlers.error);
+        alerts.off("changed", onAlert);
+        deps.benchmarks.off("changed", onBench);
+        deps.rollouts.off("changed", onRollout);
         if (timer) clearTimeout(timer);
+        clearInterval(totalsTimer);
         void io.close(() => resolve());
       }),
   };

@@ -23,6 +23,7 @@ const runner = {
   loadMs: 1,
   restarts: 0,
   lastError: null,
+  version: null,
 } as const;
 const stats: GenerationStats = {
   backend: "sim",

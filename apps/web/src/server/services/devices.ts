@@ -1,9 +1,10 @@
 /**
- * Device management and history: rename, delete, telemetry and event history for
+ * Device management and history: rename, tags, delete, telemetry and event history for
  * charts. Live state comes from FleetService; this module owns the queries.
  */
+import { z } from "zod";
 import type { DeviceEvent, TelemetrySample } from "@orchard/contracts";
-import { DeviceEvent as DeviceEventSchema } from "@orchard/contracts";
+import { DeviceEvent as DeviceEventSchema, DeviceTag, MAX_DEVICE_TAGS } from "@orchard/contracts";
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import type { FleetService } from "./fleet.ts";
@@ -22,6 +23,21 @@ export class DeviceService {
     const { count } = await this.prisma.device.updateMany({ where: { id }, data: { name } });
     if (count === 0) throw new AppError("not_found", `No device ${id}.`);
     this.fleet.renamed(id, name);
+  }
+
+  /** Replaces the device's tags (lower-case letters, digits and '-'; at most MAX_DEVICE_TAGS); returns them deduplicated and sorted. */
+  async setTags(id: string, tags: string[]): Promise<string[]> {
+    const parsed = z.array(DeviceTag).max(MAX_DEVICE_TAGS, `A device may have at most ${MAX_DEVICE_TAGS} tags.`).safeParse(tags);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const bad = issue.path.length > 0 ? ` (${JSON.stringify(tags[Number(issue.path[0])])})` : "";
+      throw new AppError("bad_request", `${issue.message}${bad}`);
+    }
+    const clean = [...new Set(parsed.data)].sort();
+    const { count } = await this.prisma.device.updateMany({ where: { id }, data: { tags: clean } });
+    if (count === 0) throw new AppError("not_found", `No device ${id}.`);
+    this.fleet.tagsChanged(id, clean);
+    return clean;
   }
 
   /** Deletes the device, its history and its broker credentials, and disconnects it. */

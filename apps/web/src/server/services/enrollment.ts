@@ -23,6 +23,8 @@ export class EnrollmentService {
     private readonly prisma: Prisma,
     private readonly fleet: FleetService,
     private readonly now: () => number = Date.now,
+    /** The artifact-signing public key agents get with their credentials (SPKI DER, base64); none in tests that do not sign. */
+    private readonly artifactPublicKey: string | null = null,
   ) {}
 
   /** Returns the token itself exactly once; only its hash is stored. */
@@ -99,6 +101,13 @@ export class EnrollmentService {
       });
     });
     this.fleet.added(device);
-    return { deviceId, name, mqttUrl, mqttUsername: deviceId, mqttPassword: password };
+    return {
+      deviceId,
+      name,
+      mqttUrl,
+      mqttUsername: deviceId,
+      mqttPassword: password,
+      ...(this.artifactPublicKey ? { artifactPublicKey: this.artifactPublicKey } : {}),
+    };
   }
 }

@@ -12,6 +12,7 @@ import { createIngestor } from "../mqtt/ingest.ts";
 import { AppError } from "../errors.ts";
 import { EnrollmentService } from "./enrollment.ts";
 import { FleetService } from "./fleet.ts";
+import { TelemetryStore } from "./telemetry-store.ts";
 
 const log = createLogger("error");
 const sample = (ts: number, over: Partial<TelemetrySample> = {}): TelemetrySample => ({
@@ -30,6 +31,11 @@ const sample = (ts: number, over: Partial<TelemetrySample> = {}): TelemetrySampl
   throttle: decodeThrottle(0x50005),
   runnerRssBytes: 50_000_000,
   tokensPerSecond: 0.8,
+  prefillTokensPerSecond: 12.5,
+  generatedTokens: 1,
+  activeGenerations: 1,
+  cpuFreqHz: 2_400_000_000,
+  boardPowerW: 6.2,
   ...over,
 });
 const online = {
@@ -124,11 +130,21 @@ describe.each(DB_KINDS)("fleet on %s", (kind) => {
     expect(await db.prisma.telemetrySample.count()).toBe(0); // nothing written per message
     await fleet.flush();
     expect(await db.prisma.telemetrySample.count({ where: { deviceId } })).toBe(3);
+    // Every field reads back as it was sent (the flush writes with one bulk statement, not per row).
+    const store = new TelemetryStore(db.prisma, { rawHours: 24, rollupDays: 30 }, log);
+    expect(await store.rawSamples(deviceId, t0 - 5000, t0)).toEqual(msg.samples);
     const row = await db.prisma.device.findUniqueOrThrow({ where: { id: deviceId } });
     expect(row.online).toBe(true);
     expect(row.agentVersion).toBe("0.1.0");
+    expect(row.lastTelemetry).toEqual(msg.samples[2]);
+    expect(row.runner).toEqual(summary.runner);
+    expect(row.lastSeenAt?.getTime()).toBe(summary.lastSeenAt);
     expect(metrics.render()).toMatch(/orchard_devices_online 1\n/);
     expect(metrics.render()).toContain(`orchard_decode_tokens_per_second{device="${deviceId}"} 0.8`);
+    expect(metrics.render()).toContain(`orchard_prefill_tokens_per_second{device="${deviceId}"} 12.5`);
+    expect(metrics.render()).toContain(`orchard_cpu_frequency_hertz{device="${deviceId}"} 2400000000`);
+    expect(metrics.render()).toContain(`orchard_board_power_watts{device="${deviceId}"} 6.2`);
+    expect(metrics.render()).toContain(`orchard_disk_free_bytes{device="${deviceId}"} ${20 * 2 ** 30}`);
 
     // The last will turns it offline, in memory and in the database.
     expect(ingest(topics.status(deviceId), Buffer.from(JSON.stringify({ state: "offline", reason: "lost" })))).toEqual({ ok: true });

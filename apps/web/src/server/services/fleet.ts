@@ -26,6 +26,8 @@ export interface FleetEvents {
   removed: [string];
   telemetry: [string, TelemetrySample[]];
   event: [string, DeviceEvent];
+  /** A status message was applied (before its `device` change): tells a clean shutdown from a last will. */
+  status: [string, DeviceStatus];
 }
 
 /** lastSeen and the newest sample are persisted at most this often per device (they are also in memory). */
@@ -67,6 +69,9 @@ export class FleetService extends EventEmitter<FleetEvents> {
           activeModel: parseJson(ActiveModel, row.activeModel),
           telemetry: parseJson(TelemetrySample, row.lastTelemetry),
           enrolledAt: row.enrolledAt.getTime(),
+          tags: row.tags,
+          // Not stored: the device's retained status brings it back right after a restart.
+          previousModel: null,
         },
         mqttPasswordHash: row.mqttPasswordHash,
         dirty: row.online, // the database said online; correct it
@@ -118,9 +123,19 @@ export class FleetService extends EventEmitter<FleetEvents> {
       activeModel: null,
       telemetry: null,
       enrolledAt: row.enrolledAt.getTime(),
+      tags: [],
+      previousModel: null,
     };
     this.devices.set(row.id, { summary, mqttPasswordHash: row.mqttPasswordHash, dirty: false, touchedAt: this.now(), touchPending: false });
     this.emit("device", summary);
+  }
+
+  /** The device's tags changed (already written to the database). */
+  tagsChanged(id: string, tags: string[]): void {
+    const d = this.devices.get(id);
+    if (!d) return;
+    d.summary = { ...d.summary, tags };
+    this.emit("device", d.summary);
   }
 
   renamed(id: string, name: string): void {
@@ -158,11 +173,13 @@ export class FleetService extends EventEmitter<FleetEvents> {
         arch: status.arch,
         runner: status.runner,
         activeModel: status.activeModel,
+        previousModel: status.previousModel ?? null,
       };
     } else {
       d.summary = { ...d.summary, online: false };
     }
     d.dirty = true;
+    this.emit("status", deviceId, status);
     this.emit("device", d.summary);
   }
 
@@ -232,61 +249,35 @@ export class FleetService extends EventEmitter<FleetEvents> {
     this.pendingSamples = [];
     this.pendingEvents = [];
     const now = this.now();
-    const updates: { id: string; data: Record<string, unknown> }[] = [];
+    const updates: DeviceRow[] = [];
     for (const [id, d] of this.devices) {
       const touchDue = d.touchPending && now - d.touchedAt >= DEVICE_TOUCH_MS;
       if (!d.dirty && !touchDue) continue;
       const s = d.summary;
-      const data: Record<string, unknown> = {
-        lastSeenAt: s.lastSeenAt === null ? null : new Date(s.lastSeenAt),
-        lastTelemetry: s.telemetry ?? undefined,
-      };
-      if (d.dirty) {
-        Object.assign(data, {
-          online: s.online,
-          hostname: s.hostname,
-          arch: s.arch,
-          agentVersion: s.agentVersion,
-          runner: s.runner ?? undefined,
-          activeModel: s.activeModel ?? undefined,
-        });
-      }
+      updates.push({
+        id,
+        full: d.dirty,
+        lastSeenAt: s.lastSeenAt === null ? null : new Date(s.lastSeenAt).toISOString(),
+        lastTelemetry: s.telemetry,
+        online: s.online,
+        hostname: s.hostname,
+        arch: s.arch,
+        agentVersion: s.agentVersion,
+        runner: s.runner,
+        activeModel: s.activeModel,
+      });
       d.dirty = false;
       d.touchPending = false;
       d.touchedAt = now;
-      updates.push({ id, data });
     }
     try {
-      for (let i = 0; i < samples.length; i += TELEMETRY_BATCH) {
-        await this.prisma.telemetrySample.createMany({
-          data: samples.slice(i, i + TELEMETRY_BATCH).map(({ deviceId, sample: t }) => ({
-            deviceId,
-            ts: new Date(t.ts),
-            cpuPercent: t.cpuPercent,
-            load1: t.load1,
-            load5: t.load5,
-            load15: t.load15,
-            memTotalBytes: BigInt(t.memTotalBytes),
-            memAvailableBytes: BigInt(t.memAvailableBytes),
-            swapTotalBytes: BigInt(t.swapTotalBytes),
-            swapUsedBytes: BigInt(t.swapUsedBytes),
-            diskTotalBytes: t.diskTotalBytes === null ? null : BigInt(t.diskTotalBytes),
-            diskFreeBytes: t.diskFreeBytes === null ? null : BigInt(t.diskFreeBytes),
-            socTempC: t.socTempC,
-            throttleRaw: t.throttle?.raw ?? null,
-            runnerRssBytes: t.runnerRssBytes === null ? null : BigInt(t.runnerRssBytes),
-            tokensPerSecond: t.tokensPerSecond,
-          })),
-        });
-      }
+      for (let i = 0; i < samples.length; i += TELEMETRY_BATCH) await insertSamples(this.prisma, samples.slice(i, i + TELEMETRY_BATCH));
       if (events.length > 0) {
         await this.prisma.deviceEvent.createMany({
           data: events.map(({ deviceId, event }) => ({ deviceId, ts: new Date(event.ts), kind: event.kind, payload: event })),
         });
       }
-      if (updates.length > 0) {
-        await this.prisma.$transaction(updates.map(({ id, data }) => this.prisma.device.updateMany({ where: { id }, data })));
-      }
+      if (updates.length > 0) await updateDevices(this.prisma, updates);
     } catch (err) {
       // Keep what failed for the next attempt (devices deleted meanwhile are filtered out on the retry).
       this.log.error("writing fleet state to the database failed; will retry", { error: (err as Error).message });
@@ -296,12 +287,101 @@ export class FleetService extends EventEmitter<FleetEvents> {
         this.pendingSamples = this.pendingSamples.slice(-MAX_PENDING_SAMPLES);
       }
       this.pendingEvents = events.filter((e) => this.devices.has(e.deviceId)).concat(this.pendingEvents);
-      for (const { id } of updates) {
+      for (const { id, full } of updates) {
         const d = this.devices.get(id);
-        if (d) d.dirty = true;
+        if (d && full) d.dirty = true;
+        else if (d) d.touchPending = true;
       }
     }
   }
+}
+
+// ------------------------------------------------------------ bulk writes
+//
+// One statement per batch, with the rows as a single JSON parameter that PostgreSQL
+// (and PGlite) unpacks with json_to_recordset. Against Prisma's createMany and a
+// transaction of updateMany calls this is ≈ 7× faster for samples and ≈ 25× for device
+// rows on PGlite (2,000 rows: 121 vs 912 ms and 55 vs 1,429 ms; docs/benchmarks.md),
+// which is what lets one server keep up with thousands of devices.
+
+/** Columns of TelemetrySample written from a contracts TelemetrySample (bigints travel as JSON numbers ≤ 2^53). */
+function sampleRow(deviceId: string, t: TelemetrySample) {
+  return {
+    deviceId,
+    ts: new Date(t.ts).toISOString(),
+    cpuPercent: t.cpuPercent,
+    load1: t.load1,
+    load5: t.load5,
+    load15: t.load15,
+    memTotalBytes: t.memTotalBytes,
+    memAvailableBytes: t.memAvailableBytes,
+    swapTotalBytes: t.swapTotalBytes,
+    swapUsedBytes: t.swapUsedBytes,
+    diskTotalBytes: t.diskTotalBytes,
+    diskFreeBytes: t.diskFreeBytes,
+    socTempC: t.socTempC,
+    throttleRaw: t.throttle?.raw ?? null,
+    runnerRssBytes: t.runnerRssBytes,
+    tokensPerSecond: t.tokensPerSecond,
+    prefillTokensPerSecond: t.prefillTokensPerSecond,
+    generatedTokens: t.generatedTokens,
+    activeGenerations: t.activeGenerations,
+    cpuFreqHz: t.cpuFreqHz,
+    boardPowerW: t.boardPowerW,
+  };
+}
+
+async function insertSamples(prisma: Prisma, batch: { deviceId: string; sample: TelemetrySample }[]): Promise<void> {
+  const rows = JSON.stringify(batch.map(({ deviceId, sample }) => sampleRow(deviceId, sample)));
+  await prisma.$executeRaw`
+    INSERT INTO "TelemetrySample" ("deviceId", ts, "cpuPercent", load1, load5, load15,
+      "memTotalBytes", "memAvailableBytes", "swapTotalBytes", "swapUsedBytes", "diskTotalBytes", "diskFreeBytes",
+      "socTempC", "throttleRaw", "runnerRssBytes", "tokensPerSecond", "prefillTokensPerSecond",
+      "generatedTokens", "activeGenerations", "cpuFreqHz", "boardPowerW")
+    SELECT "deviceId", ts, "cpuPercent", load1, load5, load15,
+      "memTotalBytes", "memAvailableBytes", "swapTotalBytes", "swapUsedBytes", "diskTotalBytes", "diskFreeBytes",
+      "socTempC", "throttleRaw", "runnerRssBytes", "tokensPerSecond", "prefillTokensPerSecond",
+      "generatedTokens", "activeGenerations", "cpuFreqHz", "boardPowerW"
+    FROM json_to_recordset(${rows}::json) AS x("deviceId" text, ts timestamp, "cpuPercent" float8,
+      load1 float8, load5 float8, load15 float8,
+      "memTotalBytes" bigint, "memAvailableBytes" bigint, "swapTotalBytes" bigint, "swapUsedBytes" bigint,
+      "diskTotalBytes" bigint, "diskFreeBytes" bigint, "socTempC" float8, "throttleRaw" int, "runnerRssBytes" bigint,
+      "tokensPerSecond" float8, "prefillTokensPerSecond" float8, "generatedTokens" int, "activeGenerations" int,
+      "cpuFreqHz" bigint, "boardPowerW" float8)
+    -- A device deleted since its samples arrived: drop them rather than fail the batch.
+    WHERE EXISTS (SELECT 1 FROM "Device" d WHERE d.id = x."deviceId")`;
+}
+
+interface DeviceRow {
+  id: string;
+  /** true: status fields changed; false: only lastSeenAt and the newest telemetry. */
+  full: boolean;
+  lastSeenAt: string | null;
+  lastTelemetry: TelemetrySample | null;
+  online: boolean;
+  hostname: string | null;
+  arch: string | null;
+  agentVersion: string | null;
+  runner: RunnerStatus | null;
+  activeModel: ActiveModel | null;
+}
+
+/** Writes changed device rows; a null runner, model or telemetry keeps what the row has (as before: a device never un-reports one). */
+async function updateDevices(prisma: Prisma, rows: DeviceRow[]): Promise<void> {
+  const json = JSON.stringify(rows);
+  await prisma.$executeRaw`
+    UPDATE "Device" d SET
+      "lastSeenAt" = x."lastSeenAt",
+      "lastTelemetry" = COALESCE(x."lastTelemetry", d."lastTelemetry"),
+      online = CASE WHEN x."full" THEN x.online ELSE d.online END,
+      hostname = CASE WHEN x."full" THEN x.hostname ELSE d.hostname END,
+      arch = CASE WHEN x."full" THEN x.arch ELSE d.arch END,
+      "agentVersion" = CASE WHEN x."full" THEN x."agentVersion" ELSE d."agentVersion" END,
+      runner = CASE WHEN x."full" THEN COALESCE(x.runner, d.runner) ELSE d.runner END,
+      "activeModel" = CASE WHEN x."full" THEN COALESCE(x."activeModel", d."activeModel") ELSE d."activeModel" END
+    FROM json_to_recordset(${json}::json) AS x(id text, "full" boolean, "lastSeenAt" timestamp, "lastTelemetry" jsonb,
+      online boolean, hostname text, arch text, "agentVersion" text, runner jsonb, "activeModel" jsonb)
+    WHERE d.id = x.id`;
 }
 
 function parseJson<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }, value: unknown): T | null {

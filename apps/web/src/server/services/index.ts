@@ -1,12 +1,18 @@
 /** Everything request handlers may call, built once in app.ts and passed into tRPC, REST and socket.io. */
+import type { AlertService } from "./alerts.ts";
 import type { ApiKeyService } from "./api-keys.ts";
+import type { ArtifactService } from "./artifacts.ts";
 import type { AuthService } from "./auth.ts";
+import type { BenchmarkService } from "./benchmarks.ts";
 import type { ChatRelay } from "./chat-relay.ts";
 import type { ConversationService } from "./conversations.ts";
 import type { DeviceService } from "./devices.ts";
 import type { EnrollmentService } from "./enrollment.ts";
 import type { FleetService } from "./fleet.ts";
+import type { FleetThroughput } from "./fleet-throughput.ts";
 import type { TelemetryStore } from "./telemetry-store.ts";
+import type { UploadService } from "./uploads.ts";
+import type { RolloutService } from "./rollouts.ts";
 import type { ServerLink } from "../mqtt/link.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Database } from "../db/client.ts";
@@ -48,4 +54,10 @@ export interface Services {
   conversations: ConversationService;
   apiKeys: ApiKeyService;
   telemetry: TelemetryStore;
+  throughput: FleetThroughput;
+  benchmarks: BenchmarkService;
+  alerts: AlertService;
+  uploads: UploadService;
+  artifacts: ArtifactService;
+  rollouts: RolloutService;
 }

@@ -26,6 +26,11 @@ interface Row {
   diskFree?: number | null;
   throttle?: number | null;
   rss?: number | null;
+  prefill?: number | null;
+  gen?: number | null;
+  active?: number | null;
+  freq?: number | null;
+  power?: number | null;
 }
 
 describe.each(DB_KINDS)("telemetry store on %s", (kind) => {
@@ -68,6 +73,11 @@ describe.each(DB_KINDS)("telemetry store on %s", (kind) => {
         throttleRaw: r.throttle === undefined ? 0 : r.throttle,
         runnerRssBytes: r.rss === undefined ? null : r.rss === null ? null : BigInt(r.rss),
         tokensPerSecond: r.tps === undefined ? null : r.tps,
+        prefillTokensPerSecond: r.prefill ?? null,
+        generatedTokens: r.gen ?? null,
+        activeGenerations: r.active ?? null,
+        cpuFreqHz: r.freq === undefined || r.freq === null ? null : BigInt(r.freq),
+        boardPowerW: r.power ?? null,
       })),
     });
   }
@@ -80,10 +90,19 @@ describe.each(DB_KINDS)("telemetry store on %s", (kind) => {
     const m1 = T0 - 2 * MIN;
     const m2 = T0 - MIN;
     await insert("pi-a", [
-      { ts: m1 + 0, cpu: 10, temp: 40, memUsed: 1 * GiB, tps: 2, load1: 1, diskFree: 30 * GiB, throttle: 0, rss: 100 },
-      { ts: m1 + 15_000, cpu: 20, temp: 50, memUsed: 2 * GiB, tps: null, load1: 2, diskFree: 29 * GiB, throttle: 0x4, rss: 200 },
-      { ts: m1 + 30_000, cpu: 30, temp: 60, memUsed: 3 * GiB, tps: 4, load1: 3, diskFree: 28 * GiB, throttle: 0x5, rss: 300 },
-      { ts: m1 + 59_999, cpu: 40, temp: 70, memUsed: 4 * GiB, tps: 9, load1: 4, diskFree: null, throttle: 0x50000, rss: 400 },
+      {
+        ...{ ts: m1 + 0, cpu: 10, temp: 40, memUsed: 1 * GiB, tps: 2, load1: 1, diskFree: 30 * GiB, throttle: 0, rss: 100 },
+        ...{ prefill: 20, gen: 2, active: 1, freq: 2_400_000_000, power: 6 },
+      },
+      {
+        ...{ ts: m1 + 15_000, cpu: 20, temp: 50, memUsed: 2 * GiB, tps: null, load1: 2, diskFree: 29 * GiB, throttle: 0x4, rss: 200 },
+        ...{ prefill: null, gen: 0, active: 0, freq: 1_500_000_000, power: 4 },
+      },
+      {
+        ...{ ts: m1 + 30_000, cpu: 30, temp: 60, memUsed: 3 * GiB, tps: 4, load1: 3, diskFree: 28 * GiB, throttle: 0x5, rss: 300 },
+        ...{ prefill: 40, gen: 4, active: 2, freq: 2_400_000_000, power: 8 },
+      },
+      { ts: m1 + 59_999, cpu: 40, temp: 70, memUsed: 4 * GiB, tps: 9, load1: 4, diskFree: null, throttle: 0x50000, rss: 400, gen: 9 },
       { ts: m2 + 1000, cpu: null, temp: null, memUsed: GiB, throttle: null },
       { ts: m2 + 2000, cpu: 50, temp: 45, memUsed: 3 * GiB, throttle: 0x1 },
     ]);
@@ -117,8 +136,18 @@ describe.each(DB_KINDS)("telemetry store on %s", (kind) => {
       diskFreeMin: BigInt(28 * GiB),
       throttledSamples: 2,
       underVoltageSamples: 1,
+      prefillTokensPerSecondAvg: 30,
+      generatedTokens: 15n,
+      activeGenerationsMax: 2,
+      cpuFreqMin: 1_500_000_000n,
+      cpuFreqAvg: 2_100_000_000n,
+      boardPowerAvg: 6,
+      boardPowerMax: 8,
     });
     expect(await minute("pi-a", m2)).toMatchObject({
+      generatedTokens: null,
+      cpuFreqAvg: null,
+      boardPowerAvg: null,
       samples: 2,
       cpuMin: 50,
       cpuAvg: 50,
@@ -244,7 +273,7 @@ describe.each(DB_KINDS)("telemetry store on %s", (kind) => {
   it("reads raw samples for short ranges and bucketed rollups for long ones, capped in points", async () => {
     // One sample every 2 s for the last 2.5 hours (4500 samples), and rollups every minute for 30 days.
     const rows: Row[] = [];
-    for (let t = T0 - 2.5 * 3600_000; t < T0; t += 2000) rows.push({ ts: t, cpu: (t / 1000) % 100, tps: 3 });
+    for (let t = T0 - 2.5 * 3600_000; t < T0; t += 2000) rows.push({ ts: t, cpu: (t / 1000) % 100, tps: 3, gen: 6, power: 5, freq: 2e9 });
     await insert("pi-a", rows);
     await insert("pi-b", [{ ts: T0 - 1000, cpu: 1 }]);
     // Seeded in SQL: 43,000 rows through createMany take half a minute on PGlite.
@@ -275,6 +304,9 @@ describe.each(DB_KINDS)("telemetry store on %s", (kind) => {
     expect(sixHours.points).toHaveLength(330); // 3 h of seeded rollups + 2.5 h rolled up from raw
     const fromRaw = sixHours.points.at(-1)!;
     expect(fromRaw).toMatchObject({ ts: T0 - MIN, samples: 30, tokensPerSecond: 3, tokensPerSecondMax: 3 });
+    // Generated tokens add up over the bucket; power and clock average.
+    expect(fromRaw).toMatchObject({ generatedTokens: 180, boardPowerW: 5, boardPowerMax: 5, cpuFreqHz: 2e9, cpuFreqMin: 2e9 });
+    expect(sixHours.points[0]).toMatchObject({ generatedTokens: null, boardPowerW: null, cpuFreqHz: null });
 
     const month = await store.series("pi-a", 30 * 86_400_000);
     expect(month).toMatchObject({ source: "rollup", bucketMs: 30 * MIN });

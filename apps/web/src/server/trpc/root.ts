@@ -1,19 +1,29 @@
 /** The whole tRPC API: one router per domain. The browser and the `orchard` CLI use its type. */
 import { router } from "./init.ts";
+import { alertsRouter } from "./routers/alerts.ts";
 import { apiKeysRouter } from "./routers/api-keys.ts";
+import { artifactsRouter } from "./routers/artifacts.ts";
 import { authRouter } from "./routers/auth.ts";
+import { benchRouter } from "./routers/bench.ts";
 import { chatRouter } from "./routers/chat.ts";
 import { devicesRouter } from "./routers/devices.ts";
 import { enrollmentRouter } from "./routers/enrollment.ts";
+import { fleetRouter } from "./routers/fleet.ts";
+import { rolloutsRouter } from "./routers/rollouts.ts";
 import { systemRouter } from "./routers/system.ts";
 
 export const appRouter = router({
   auth: authRouter,
   devices: devicesRouter,
+  fleet: fleetRouter,
   enrollment: enrollmentRouter,
   system: systemRouter,
   chat: chatRouter,
   apiKeys: apiKeysRouter,
+  bench: benchRouter,
+  alerts: alertsRouter,
+  artifacts: artifactsRouter,
+  rollouts: rolloutsRouter,
 });
 
 export type AppRouter = typeof appRouter;

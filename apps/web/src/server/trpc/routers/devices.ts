@@ -53,6 +53,12 @@ export const devicesRouter = router({
     .output(z.void())
     .mutation(({ ctx, input }) => ctx.services.devices.rename(input.id, input.name)),
 
+  /** Replaces the device's tags (rollouts can target devices by tag). */
+  setTags: protectedProcedure
+    .input(deviceId.extend({ tags: z.array(z.string().max(64)).max(64) }))
+    .output(z.array(z.string()))
+    .mutation(({ ctx, input }) => ctx.services.devices.setTags(input.id, input.tags)),
+
   remove: protectedProcedure
     .input(deviceId)
     .output(z.void())

@@ -1,0 +1,53 @@
+import { z } from "zod";
+import { ArtifactDto, UploadDto } from "../../../lib/artifacts.ts";
+import { CreateArtifactInput } from "../../services/artifacts.ts";
+import { protectedProcedure, router } from "../init.ts";
+
+const artifactId = z.object({ id: z.string().min(1).max(64) });
+const uploadId = z.object({ id: z.string().min(1).max(64) });
+
+/**
+ * Models (artifacts). Their files come in through the resumable upload endpoints
+ * (POST/PATCH/HEAD /api/uploads, see http/artifacts.ts); `create` turns finished uploads
+ * into a signed model.
+ */
+export const artifactsRouter = router({
+  /** Newest first, with the devices that run each model or keep it for a rollback. */
+  list: protectedProcedure.output(z.array(ArtifactDto)).query(({ ctx }) => ctx.services.artifacts.list()),
+
+  get: protectedProcedure
+    .input(artifactId)
+    .output(ArtifactDto)
+    .query(({ ctx, input }) => ctx.services.artifacts.get(input.id)),
+
+  create: protectedProcedure
+    .input(CreateArtifactInput)
+    .output(ArtifactDto)
+    .mutation(({ ctx, input }) => ctx.services.artifacts.create(input, ctx.principal.userId)),
+
+  /** Refused while a device runs the model or keeps it for a rollback, or an unfinished rollout uses it. */
+  remove: protectedProcedure
+    .input(artifactId)
+    .output(z.void())
+    .mutation(({ ctx, input }) => ctx.services.artifacts.remove(input.id)),
+
+  /** The key manifests are signed with: what agents verify against. */
+  signingKey: protectedProcedure
+    .output(z.object({ artifactPublicKey: z.string(), keyId: z.string() }))
+    .query(({ ctx }) => ctx.services.artifacts.publicKey),
+
+  /** An upload's progress (bytes received, state, sha256 once complete, the error if it failed). */
+  upload: protectedProcedure
+    .input(uploadId)
+    .output(UploadDto)
+    .query(({ ctx, input }) => ctx.services.uploads.get(input.id)),
+
+  /** Recent uploads, newest first. */
+  uploads: protectedProcedure.output(z.array(UploadDto)).query(({ ctx }) => ctx.services.uploads.list()),
+
+  /** Cancels an upload (or a download from a URL) and deletes what it received. */
+  cancelUpload: protectedProcedure
+    .input(uploadId)
+    .output(z.void())
+    .mutation(({ ctx, input }) => ctx.services.uploads.remove(input.id)),
+});
