@@ -179,30 +179,67 @@ export function useConversationWatch(conversationId: string | null): void {
 const byName = (a: DeviceSummary, b: DeviceSummary) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id);
 
 /**
- * Keeps the fleet in the react-query cache current: each `fleet:device` row
- * replaces (or adds) its entry in devices.list and devices.get, `fleet:removed`
- * drops it, and a reconnect refetches what may have been missed.
+ * Rows arriving within this long are applied to the cache together: the server sends each
+ * device at most every 250 ms, but all of them at once, so a fleet of 1,000 sends hundreds of
+ * rows in a burst; applying them one by one would copy (and re-render) the list hundreds of times.
+ */
+const ROW_BATCH_MS = 100;
+
+/**
+ * Keeps the fleet in the react-query cache current: `fleet:device` rows (batched, see
+ * ROW_BATCH_MS) replace (or add) their entries in devices.list and devices.get,
+ * `fleet:removed` drops one, and a reconnect refetches what may have been missed.
  */
 export function useFleetSync(): void {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
+  const pending = useRef(new Map<string, DeviceSummary>());
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+
+  const applyPending = () => {
+    timer.current = null;
+    const batch = pending.current;
+    pending.current = new Map();
+    let added = false;
+    queryClient.setQueryData(trpc.devices.list.queryKey(), (rows) => {
+      if (!rows) return rows; // not loaded yet: the fetch will include them
+      let reorder = false;
+      const seen = new Set<string>();
+      const next = rows.map((r) => {
+        const d = batch.get(r.id);
+        if (!d) return r;
+        seen.add(r.id);
+        if (d.name !== r.name) reorder = true;
+        return d;
+      });
+      for (const d of batch.values()) {
+        if (seen.has(d.id)) continue;
+        next.push(d);
+        added = reorder = true;
+      }
+      return reorder ? next.sort(byName) : next;
+    });
+    for (const device of batch.values()) {
+      const single = trpc.devices.get.queryKey({ id: device.id });
+      if (queryClient.getQueryData(single)) queryClient.setQueryData(single, device);
+    }
+    // A new device used up an enrollment token.
+    if (added) void queryClient.invalidateQueries({ queryKey: trpc.enrollment.listPending.queryKey() });
+  };
 
   useSocketEvent("fleet:device", (device) => {
-    let isNew = false;
-    queryClient.setQueryData(trpc.devices.list.queryKey(), (rows) => {
-      if (!rows) return rows; // not loaded yet: the fetch will include it
-      const i = rows.findIndex((r) => r.id === device.id);
-      isNew = i < 0;
-      const next = i < 0 ? [...rows, device] : rows.map((r) => (r.id === device.id ? device : r));
-      return next.sort(byName);
-    });
-    const single = trpc.devices.get.queryKey({ id: device.id });
-    if (queryClient.getQueryData(single)) queryClient.setQueryData(single, device);
-    // A new device used up an enrollment token.
-    if (isNew) void queryClient.invalidateQueries({ queryKey: trpc.enrollment.listPending.queryKey() });
+    pending.current.set(device.id, device);
+    timer.current ??= setTimeout(applyPending, ROW_BATCH_MS);
   });
+  useEffect(
+    () => () => {
+      if (timer.current) clearTimeout(timer.current);
+    },
+    [],
+  );
 
   useSocketEvent("fleet:removed", ({ deviceId }) => {
+    pending.current.delete(deviceId);
     queryClient.setQueryData(trpc.devices.list.queryKey(), (rows) => rows?.filter((r) => r.id !== deviceId));
   });
 

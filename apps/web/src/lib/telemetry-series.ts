@@ -52,6 +52,16 @@ export const TelemetryPoint = z.object({
   /** Decode tokens/s (null: nothing generated). */
   tokensPerSecond: n,
   tokensPerSecondMax: n,
+  /** Prompt-feed tokens/s (null: nothing prefilled). */
+  prefillTokensPerSecond: n,
+  /** Tokens generated in the sample's interval or the bucket. */
+  generatedTokens: n,
+  /** ARM clock, Hz (average over the bucket), and its minimum: a capped clock shows as a dip. */
+  cpuFreqHz: n,
+  cpuFreqMin: n,
+  /** Board power, W (average) and its peak. */
+  boardPowerW: n,
+  boardPowerMax: n,
   load1: n,
   load5: n,
   load15: n,
@@ -104,6 +114,12 @@ export function pointFromSample(s: TelemetrySample): TelemetryPoint {
     runnerRssMax: s.runnerRssBytes,
     tokensPerSecond: s.tokensPerSecond,
     tokensPerSecondMax: s.tokensPerSecond,
+    prefillTokensPerSecond: s.prefillTokensPerSecond,
+    generatedTokens: s.generatedTokens,
+    cpuFreqHz: s.cpuFreqHz,
+    cpuFreqMin: s.cpuFreqHz,
+    boardPowerW: s.boardPowerW,
+    boardPowerMax: s.boardPowerW,
     load1: s.load1,
     load5: s.load5,
     load15: s.load15,

@@ -1,12 +1,13 @@
 "use client";
-/** Chat, rename, restart the runner, delete (after a confirmation). Errors from the server are shown as they come. */
+/** Chat, run a benchmark, rename, restart the runner, delete (after a confirmation). Errors from the server are shown as they come. */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { Pencil, RotateCw, Trash2 } from "lucide-react";
+import { Gauge, Pencil, RotateCw, Trash2 } from "lucide-react";
+import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useEffect, useState } from "react";
 import type { DeviceSummary } from "@orchard/contracts";
 import { ChatButton } from "@/components/chat/chat-button";
-import { Button } from "@/components/ui/button";
+import { Button, buttonClass } from "@/components/ui/button";
 import { ConfirmDialog } from "@/components/ui/confirm-dialog";
 import { RenameDialog } from "@/components/ui/rename-dialog";
 import { Spinner } from "@/components/ui/spinner";
@@ -18,6 +19,15 @@ export function DeviceActions({ device, onDeleting }: { device: DeviceSummary; o
     <div className="flex flex-col items-start gap-2 sm:items-end">
       <div className="flex flex-wrap gap-2">
         <ChatButton device={device} testId="device-page-chat" />
+        <Link
+          href={`/benchmarks?device=${encodeURIComponent(device.id)}`}
+          className={buttonClass("outline", "sm")}
+          title={`Run the benchmark prompt set on ${device.name}`}
+          data-testid="device-run-benchmark"
+        >
+          <Gauge aria-hidden />
+          Run benchmark
+        </Link>
         <RestartRunnerButton device={device} />
         <Button variant="outline" size="sm" onClick={() => setDialog("rename")} data-testid="rename-device">
           <Pencil aria-hidden />

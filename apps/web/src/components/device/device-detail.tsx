@@ -4,6 +4,7 @@ import { useQuery } from "@tanstack/react-query";
 import { ArrowLeft, Trash2 } from "lucide-react";
 import Link from "next/link";
 import { useEffect, useRef, useState } from "react";
+import { DeviceAlerts } from "@/components/alerts/device-alerts";
 import { DeviceStatusBadge } from "@/components/fleet/device-status-badge";
 import { Alert } from "@/components/ui/alert";
 import { buttonClass } from "@/components/ui/button";
@@ -15,6 +16,8 @@ import { errorCode, errorMessage, useTRPC } from "@/lib/trpc";
 import { DeviceActions } from "./device-actions";
 import { DeviceEvents } from "./device-events";
 import { CurrentReadings, DeviceIdentity, RunnerCard } from "./device-info";
+import { ModelCard } from "./device-model";
+import { DeviceTags } from "./device-tags";
 import { TelemetryCharts } from "./telemetry-charts";
 
 function BackToFleet() {
@@ -93,6 +96,7 @@ export function DeviceDetail({ id }: { id: string }) {
             <DeviceActions device={d} onDeleting={() => (deletingHere.current = true)} />
           </div>
           <DeviceIdentity device={d} />
+          <DeviceTags device={d} />
         </CardContent>
       </Card>
 
@@ -101,7 +105,10 @@ export function DeviceDetail({ id }: { id: string }) {
       <div className="grid items-start gap-5 lg:grid-cols-2">
         <RunnerCard device={d} />
         <CurrentReadings device={d} />
+        <ModelCard device={d} />
       </div>
+
+      <DeviceAlerts deviceId={id} />
 
       <section className="flex flex-col gap-3" aria-labelledby="charts-title">
         <h2 id="charts-title" className="text-base font-semibold">

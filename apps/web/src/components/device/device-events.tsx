@@ -1,9 +1,11 @@
 "use client";
-/** What happened on the device lately: runner state changes, runner exits (with stderr), command results. */
+/** What happened on the device lately: runner state changes, runner exits (with stderr), command results, rollout steps. */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { CircleCheck, CircleX, History, Power, RefreshCw } from "lucide-react";
+import { CircleCheck, CircleX, History, Power, RefreshCw, Rocket } from "lucide-react";
+import Link from "next/link";
 import type { DeviceEvent } from "@orchard/contracts";
 import { BackendBadge, RunnerStateBadge } from "@/components/fleet/runner-status";
+import { DeviceRolloutStateBadge } from "@/components/rollouts/rollout-badges";
 import { Alert } from "@/components/ui/alert";
 import { Card, CardHeader, CardTitle } from "@/components/ui/card";
 import { EmptyState } from "@/components/ui/empty-state";
@@ -23,7 +25,8 @@ export function DeviceEvents({ deviceId }: { deviceId: string }) {
   // New events arrive live over socket.io; the query only loads the history.
   useDeviceWatch(deviceId);
   useSocketEvent("device:event", (message) => {
-    if (message.deviceId !== deviceId) return;
+    // Download progress is shown on the rollout's page; here it would crowd out everything else.
+    if (message.deviceId !== deviceId || message.event.kind === "rollout.progress") return;
     queryClient.setQueryData(queryOptions.queryKey, (prev) => [message, ...(prev ?? [])].slice(0, LIMIT));
   });
   const now = useNow();
@@ -48,22 +51,24 @@ export function DeviceEvents({ deviceId }: { deviceId: string }) {
         </EmptyState>
       ) : (
         <ol className="divide-y border-t" data-testid="device-events">
-          {events.data.map(({ event }, i) => (
-            <li
-              key={`${event.ts}-${event.kind}-${i}`}
-              className="flex gap-3 px-5 py-3 text-sm"
-              data-testid="device-event"
-              data-kind={event.kind}
-            >
-              <EventIcon event={event} />
-              <div className="flex min-w-0 flex-1 flex-col gap-1">
-                <EventBody event={event} />
-              </div>
-              <time className="shrink-0 text-xs whitespace-nowrap text-muted-foreground" title={formatDateTime(event.ts)}>
-                {now === 0 ? "" : formatRelative(event.ts, Math.max(now, event.ts))}
-              </time>
-            </li>
-          ))}
+          {events.data
+            .filter(({ event }) => event.kind !== "rollout.progress")
+            .map(({ event }, i) => (
+              <li
+                key={`${event.ts}-${event.kind}-${i}`}
+                className="flex gap-3 px-5 py-3 text-sm"
+                data-testid="device-event"
+                data-kind={event.kind}
+              >
+                <EventIcon event={event} />
+                <div className="flex min-w-0 flex-1 flex-col gap-1">
+                  <EventBody event={event} />
+                </div>
+                <time className="shrink-0 text-xs whitespace-nowrap text-muted-foreground" title={formatDateTime(event.ts)}>
+                  {now === 0 ? "" : formatRelative(event.ts, Math.max(now, event.ts))}
+                </time>
+              </li>
+            ))}
         </ol>
       )}
     </Card>
@@ -83,6 +88,16 @@ function EventIcon({ event }: { event: DeviceEvent }) {
       ) : (
         <CircleX className={`${cls} text-danger`} aria-hidden />
       );
+    case "rollout.state":
+    case "rollout.progress":
+      return (
+        <Rocket
+          className={`${cls} ${event.state === "failed" || event.state === "rolled_back" ? "text-danger" : event.state === "active" ? "text-success" : "text-muted-foreground"}`}
+          aria-hidden
+        />
+      );
+    default:
+      return <History className={`${cls} text-muted-foreground`} aria-hidden />;
   }
 }
 
@@ -127,5 +142,25 @@ function EventBody({ event }: { event: DeviceEvent }) {
           {event.message ? `: ${event.message}` : ""}
         </span>
       );
+    case "rollout.state":
+      return (
+        <>
+          <div className="flex flex-wrap items-center gap-1.5">
+            <Link href={`/rollouts/${encodeURIComponent(event.rolloutId)}`} className="hover:underline">
+              Rollout
+            </Link>
+            <DeviceRolloutStateBadge state={event.state} sent reported />
+          </div>
+          {event.error ? (
+            <p
+              className={`text-xs break-words ${event.error.code === "rolled_back" || event.error.code === "aborted" ? "text-muted-foreground" : "text-danger"}`}
+            >
+              {event.error.message} <span className="font-mono">({event.error.code})</span>
+            </p>
+          ) : null}
+        </>
+      );
+    default:
+      return <span className="text-muted-foreground">{event.kind}</span>;
   }
 }

@@ -41,7 +41,6 @@ export function DeviceIdentity({ device }: { device: DeviceSummary }) {
 
 export function RunnerCard({ device }: { device: DeviceSummary }) {
   const r = device.runner;
-  const model = device.activeModel;
   return (
     <Card>
       <CardHeader>
@@ -87,21 +86,6 @@ export function RunnerCard({ device }: { device: DeviceSummary }) {
             <span className="font-mono text-xs break-words whitespace-pre-wrap">{r.lastError}</span>
           </Alert>
         ) : null}
-        <div className="flex flex-col gap-0.5 border-t pt-3">
-          <span className="text-xs text-muted-foreground">Active model</span>
-          {model ? (
-            <span className="flex flex-wrap items-baseline gap-x-2 text-sm">
-              <span className="font-medium break-all">{model.name}</span>
-              {model.sha256 ? (
-                <span className="font-mono text-xs text-muted-foreground" title={`sha256 ${model.sha256}`}>
-                  sha256 {model.sha256.slice(0, 12)}…
-                </span>
-              ) : null}
-            </span>
-          ) : (
-            <span className="text-sm text-muted-foreground">none</span>
-          )}
-        </div>
       </CardContent>
     </Card>
   );

@@ -1,11 +1,14 @@
 "use client";
 /**
- * The device page's charts over a chosen range (15 min to 30 days): CPU, SoC
- * temperature, memory, runner RSS, decode tokens/s, load, throttling. Ranges up to an hour or
- * so are raw samples with live updates; longer ones are per-minute rollups grouped
- * into buckets, where each line is the bucket's average (tokens/s also shows the peak).
+ * The device page's charts over a chosen range (15 min to 30 days), on one time axis
+ * and ordered to answer "why is it slow?": decode and prompt-feed tokens/s first, then
+ * what slows a Pi down — SoC temperature, throttling/under-voltage, the CPU clock,
+ * board power — then CPU, memory and swap, runner RSS, load and disk. Ranges up to an
+ * hour or so are raw samples with live updates; longer ones are per-minute rollups
+ * grouped into buckets, where each line is the bucket's average (tokens/s also shows
+ * the peak, the clock its minimum, power its peak).
  */
-import { Activity, Cpu, Gauge, MemoryStick, Thermometer, TriangleAlert, Zap } from "lucide-react";
+import { Activity, Cpu, Gauge, HardDrive, MemoryStick, Plug, Thermometer, Timer, TriangleAlert, Zap } from "lucide-react";
 import { useMemo, useState } from "react";
 import { Alert } from "@/components/ui/alert";
 import { LoadingBlock } from "@/components/ui/spinner";
@@ -60,6 +63,12 @@ interface Columns {
   rss: (number | null)[];
   tps: (number | null)[];
   tpsMax: (number | null)[];
+  prefill: (number | null)[];
+  freq: (number | null)[];
+  freqMin: (number | null)[];
+  power: (number | null)[];
+  powerMax: (number | null)[];
+  diskFree: (number | null)[];
   load1: (number | null)[];
   load5: (number | null)[];
   load15: (number | null)[];
@@ -79,6 +88,12 @@ function toColumns(points: TelemetryPoint[], gapMs: number): Columns {
     rss: [],
     tps: [],
     tpsMax: [],
+    prefill: [],
+    freq: [],
+    freqMin: [],
+    power: [],
+    powerMax: [],
+    diskFree: [],
     load1: [],
     load5: [],
     load15: [],
@@ -96,6 +111,12 @@ function toColumns(points: TelemetryPoint[], gapMs: number): Columns {
     c.rss.push(p?.runnerRssBytes ?? null);
     c.tps.push(p?.tokensPerSecond ?? null);
     c.tpsMax.push(p?.tokensPerSecondMax ?? null);
+    c.prefill.push(p?.prefillTokensPerSecond ?? null);
+    c.freq.push(p?.cpuFreqHz != null ? p.cpuFreqHz / 1e6 : null);
+    c.freqMin.push(p?.cpuFreqMin != null ? p.cpuFreqMin / 1e6 : null);
+    c.power.push(p?.boardPowerW ?? null);
+    c.powerMax.push(p?.boardPowerMax ?? null);
+    c.diskFree.push(p?.diskFreeBytes ?? null);
     c.load1.push(p?.load1 ?? null);
     c.load5.push(p?.load5 ?? null);
     c.load15.push(p?.load15 ?? null);
@@ -110,7 +131,8 @@ function toColumns(points: TelemetryPoint[], gapMs: number): Columns {
   return c;
 }
 
-function RangeSelector({ value, onChange }: { value: TelemetryRange; onChange: (r: TelemetryRange) => void }) {
+/** The 15 min … 30 d buttons (also on the fleet overview). */
+export function RangeSelector({ value, onChange }: { value: TelemetryRange; onChange: (r: TelemetryRange) => void }) {
   return (
     <div
       role="group"
@@ -167,7 +189,21 @@ export function TelemetryCharts({ deviceId }: { deviceId: string }) {
         source === "rollup"
           ? [series("Average", COLORS.rose, c.tps, { fill: true }), series("Peak", COLORS.slate, c.tpsMax, { dash: [4, 4] })]
           : [series("Decode", COLORS.rose, c.tps, { fill: true })],
+      prefill: [series("Prompt feed", COLORS.blue, c.prefill, { fill: true })],
+      freq:
+        source === "rollup"
+          ? [series("Average", COLORS.green, c.freq), series("Lowest", COLORS.amber, c.freqMin, { dash: [4, 4] })]
+          : [series("ARM clock", COLORS.green, c.freq)],
+      power:
+        source === "rollup"
+          ? [series("Average", COLORS.amber, c.power, { fill: true }), series("Peak", COLORS.slate, c.powerMax, { dash: [4, 4] })]
+          : [series("Board", COLORS.amber, c.power, { fill: true })],
+      disk: [series("Free", COLORS.blue, c.diskFree, { fill: true })],
       load: [series("1 min", COLORS.green, c.load1), series("5 min", COLORS.blue, c.load5), series("15 min", COLORS.slate, c.load15)],
+      hasPrefill: has(c.prefill),
+      hasFreq: has(c.freq),
+      hasPower: has(c.power),
+      hasDisk: has(c.diskFree),
       hasCpu: has(c.cpu),
       hasTemp: has(c.temp),
       hasRss: has(c.rss),
@@ -221,17 +257,30 @@ export function TelemetryCharts({ deviceId }: { deviceId: string }) {
       {header}
       <div className="grid gap-4 md:grid-cols-2" data-testid="telemetry-charts" data-range={range} data-source={source}>
         <TelemetryChart
-          title="CPU"
-          icon={Cpu}
-          testId="chart-cpu"
-          current={last?.cpuPercent != null ? formatPercent(last.cpuPercent) : "—"}
+          title="Decode tokens/s"
+          icon={Zap}
+          testId="chart-tokens"
+          current={last?.tokensPerSecond != null ? formatTokS(last.tokensPerSecond) : "—"}
           xs={c.xs}
           windowMs={rangeMs}
-          series={charts.cpu}
-          format={(v) => `${Math.round(v)}%`}
-          formatValue={formatPercent}
-          yRange={percentRange}
-          unavailable={charts.hasCpu ? undefined : "CPU usage is not available on this device."}
+          series={charts.tps}
+          format={(v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1))}
+          formatValue={formatTokS}
+          yRange={fromZero(1)}
+          unavailable={charts.hasTps ? undefined : `Nothing was generated in ${during}.`}
+        />
+        <TelemetryChart
+          title="Prompt feed tokens/s"
+          icon={Timer}
+          testId="chart-prefill"
+          current={last?.prefillTokensPerSecond != null ? formatTokS(last.prefillTokensPerSecond) : "—"}
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.prefill}
+          format={(v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1))}
+          formatValue={formatTokS}
+          yRange={fromZero(1)}
+          unavailable={charts.hasPrefill ? undefined : `No prompt was fed in ${during}.`}
         />
         <TelemetryChart
           title="SoC temperature"
@@ -245,6 +294,58 @@ export function TelemetryCharts({ deviceId }: { deviceId: string }) {
           formatValue={formatTemp}
           yRange={tempRange}
           unavailable={charts.hasTemp ? undefined : "Not available on this device (no thermal zone)."}
+        />
+        <TelemetryChart
+          title="Throttling"
+          icon={TriangleAlert}
+          testId="chart-throttle"
+          current={last?.throttled != null ? (last.throttled > 0 ? "Throttled" : last.underVoltage ? "Under-voltage" : "None") : "—"}
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.throttle}
+          format={(v) => `${Math.round(v)}%`}
+          formatValue={(v) => `${Math.round(v)}% of samples`}
+          yRange={percentRange}
+          unavailable={charts.hasThrottle ? undefined : "Not available on this device (no vcgencmd)."}
+        />
+        <TelemetryChart
+          title="CPU clock"
+          icon={Gauge}
+          testId="chart-clock"
+          current={last?.cpuFreqHz != null ? formatMhz(last.cpuFreqHz / 1e6) : "—"}
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.freq}
+          format={(v) => `${(v / 1000).toFixed(1)} GHz`}
+          formatValue={formatMhz}
+          yRange={fromZero(1000)}
+          unavailable={charts.hasFreq ? undefined : "Not available on this device (no vcgencmd)."}
+        />
+        <TelemetryChart
+          title="Board power"
+          icon={Plug}
+          testId="chart-power"
+          current={last?.boardPowerW != null ? formatWatts(last.boardPowerW) : "—"}
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.power}
+          format={(v) => `${v.toFixed(v >= 10 ? 0 : 1)} W`}
+          formatValue={formatWatts}
+          yRange={fromZero(5)}
+          unavailable={charts.hasPower ? undefined : "Not available on this device (board power needs a Raspberry Pi 5's PMIC)."}
+        />
+        <TelemetryChart
+          title="CPU"
+          icon={Cpu}
+          testId="chart-cpu"
+          current={last?.cpuPercent != null ? formatPercent(last.cpuPercent) : "—"}
+          xs={c.xs}
+          windowMs={rangeMs}
+          series={charts.cpu}
+          format={(v) => `${Math.round(v)}%`}
+          formatValue={formatPercent}
+          yRange={percentRange}
+          unavailable={charts.hasCpu ? undefined : "CPU usage is not available on this device."}
         />
         <TelemetryChart
           title="Memory used"
@@ -278,20 +379,6 @@ export function TelemetryCharts({ deviceId }: { deviceId: string }) {
           unavailable={charts.hasRss ? undefined : `No runner process was measured in ${during}.`}
         />
         <TelemetryChart
-          title="Decode tokens/s"
-          icon={Zap}
-          testId="chart-tokens"
-          className="md:col-span-2"
-          current={last?.tokensPerSecond != null ? formatTokS(last.tokensPerSecond) : "—"}
-          xs={c.xs}
-          windowMs={rangeMs}
-          series={charts.tps}
-          format={(v) => (v >= 10 ? v.toFixed(0) : v.toFixed(1))}
-          formatValue={formatTokS}
-          yRange={fromZero(1)}
-          unavailable={charts.hasTps ? undefined : `Nothing was generated in ${during}.`}
-        />
-        <TelemetryChart
           title="Load average"
           icon={Activity}
           testId="chart-load"
@@ -308,22 +395,26 @@ export function TelemetryCharts({ deviceId }: { deviceId: string }) {
           yRange={fromZero(1)}
         />
         <TelemetryChart
-          title="Throttling"
-          icon={TriangleAlert}
-          testId="chart-throttle"
-          current={last?.throttled != null ? (last.throttled > 0 ? "Throttled" : last.underVoltage ? "Under-voltage" : "None") : "—"}
+          title="Disk free"
+          icon={HardDrive}
+          testId="chart-disk"
+          current={last?.diskFreeBytes != null ? formatBytes(last.diskFreeBytes) : "—"}
           xs={c.xs}
           windowMs={rangeMs}
-          series={charts.throttle}
-          format={(v) => `${Math.round(v)}%`}
-          formatValue={(v) => `${Math.round(v)}% of samples`}
-          yRange={percentRange}
-          unavailable={charts.hasThrottle ? undefined : "Not available on this device (no vcgencmd)."}
+          series={charts.disk}
+          format={bytes}
+          formatValue={(v) => formatBytes(v)}
+          incrs={BYTE_INCRS}
+          yRange={(_min, max) => [0, Math.max(last?.diskTotalBytes ?? 0, max ?? 0) * 1.05]}
+          unavailable={charts.hasDisk ? undefined : "Disk space is not available on this device."}
         />
       </div>
     </div>
   );
 }
+
+const formatMhz = (mhz: number) => (mhz >= 1000 ? `${(mhz / 1000).toFixed(2)} GHz` : `${Math.round(mhz)} MHz`);
+const formatWatts = (w: number) => `${w.toFixed(2)} W`;
 
 function formatBucket(ms: number): string {
   const min = Math.round(ms / 60_000);

@@ -1,6 +1,11 @@
 "use client";
-/** The fleet page: counts, the live-link warning, and the table (or how to enroll the first device). */
+/**
+ * The fleet page: counts, the live-link warning, the overview (cards with the live
+ * totals, fleet tokens/s over time) and the table with a sparkline per device (or
+ * how to enroll the first device).
+ */
 import { useQuery } from "@tanstack/react-query";
+import { useState } from "react";
 import { Plus, Server } from "lucide-react";
 import Link from "next/link";
 import type { DeviceSummary } from "@orchard/contracts";
@@ -10,14 +15,21 @@ import { Card } from "@/components/ui/card";
 import { EmptyState } from "@/components/ui/empty-state";
 import { LoadingBlock } from "@/components/ui/spinner";
 import { useLinkState } from "@/lib/realtime";
+import type { TelemetryRange } from "@/lib/telemetry-series";
 import { errorMessage, useTRPC } from "@/lib/trpc";
 import { throttleIssuesNow } from "./throttle-badge";
 import { FleetTable } from "./fleet-table";
+import { FleetThroughputChart } from "./fleet-throughput-chart";
+import { OverviewCards } from "./overview-cards";
+import { useFleetOverview } from "./use-fleet-overview";
 
 export function FleetOverview() {
   const trpc = useTRPC();
   const devices = useQuery(trpc.devices.list.queryOptions());
   const link = useLinkState();
+  const [range, setRange] = useState<TelemetryRange>("1h");
+  const overview = useFleetOverview(range);
+  const hasDevices = (devices.data?.length ?? 0) > 0;
 
   return (
     <div className="flex flex-col gap-5">
@@ -34,6 +46,21 @@ export function FleetOverview() {
 
       {link === "reconnecting" ? (
         <Alert tone="warning">Live updates paused: the connection to the server dropped. Reconnecting… (rows may be out of date)</Alert>
+      ) : null}
+
+      {hasDevices ? (
+        <>
+          <OverviewCards totals={overview.totals} />
+          <FleetThroughputChart
+            range={range}
+            onRangeChange={setRange}
+            points={overview.points}
+            bucketMs={overview.bucketMs}
+            isPending={overview.isPending}
+            isFetching={overview.isFetching}
+            error={overview.error}
+          />
+        </>
       ) : null}
 
       {/* On a phone the rows are cards themselves: no frame around them. */}
@@ -61,7 +88,7 @@ export function FleetOverview() {
             appears here as soon as it connects.
           </EmptyState>
         ) : (
-          <FleetTable devices={devices.data} />
+          <FleetTable devices={devices.data} sparklines={overview.sparklines} />
         )}
       </Card>
     </div>

@@ -1,9 +1,11 @@
 "use client";
 /** The frame of every signed-in page: top navigation, live-link state, user, and the system footer. */
-import { KeyRound, LayoutGrid, MessagesSquare, Plus, Sprout } from "lucide-react";
+import { Bell, Boxes, Gauge, KeyRound, LayoutGrid, MessagesSquare, Plus, Rocket, Sprout } from "lucide-react";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import type { ReactNode } from "react";
+import { AlertsNavCount } from "@/components/alerts/alerts-nav-count";
+import { useAlertsSync } from "@/components/alerts/use-alerts";
 import { useChatSync } from "@/lib/chat-live";
 import { cn } from "@/lib/cn";
 import { useFleetSync } from "@/lib/realtime";
@@ -14,6 +16,18 @@ import { UserMenu } from "./user-menu";
 const NAV = [
   { href: "/", label: "Fleet", testId: "nav-fleet", icon: LayoutGrid, active: (p: string) => p === "/" || p.startsWith("/devices") },
   { href: "/chat", label: "Chat", testId: "nav-chat", icon: MessagesSquare, active: (p: string) => p.startsWith("/chat") },
+  { href: "/benchmarks", label: "Benchmarks", testId: "nav-benchmarks", icon: Gauge, active: (p: string) => p.startsWith("/benchmarks") },
+  { href: "/models", label: "Models", testId: "nav-models", icon: Boxes, active: (p: string) => p.startsWith("/models") },
+  { href: "/rollouts", label: "Rollouts", testId: "nav-rollouts", icon: Rocket, active: (p: string) => p.startsWith("/rollouts") },
+  {
+    href: "/alerts",
+    label: "Alerts",
+    testId: "nav-alerts",
+    icon: Bell,
+    active: (p: string) => p.startsWith("/alerts"),
+    // The number of open alerts, after the label (on a phone, after the icon).
+    badge: AlertsNavCount,
+  },
   { href: "/enroll", label: "Enroll", testId: "nav-enroll", icon: Plus, active: (p: string) => p.startsWith("/enroll") },
   {
     href: "/settings/api-keys",
@@ -27,6 +41,7 @@ const NAV = [
 export function AppShell({ children }: { children: ReactNode }) {
   useFleetSync();
   useChatSync();
+  useAlertsSync();
   const pathname = usePathname();
   // A conversation fills the window (its messages scroll, its input stays at the bottom): no footer there.
   const fill = pathname.startsWith("/chat");
@@ -42,7 +57,7 @@ export function AppShell({ children }: { children: ReactNode }) {
             <span className="hidden sm:inline">Orchard</span>
           </Link>
           <nav className="flex min-w-0 items-center gap-0.5 sm:gap-1" aria-label="Main">
-            {NAV.map(({ href, label, testId, icon: Icon, active }) => {
+            {NAV.map(({ href, label, testId, icon: Icon, active, badge: NavBadge }) => {
               const isActive = active(pathname);
               return (
                 <Link
@@ -59,6 +74,7 @@ export function AppShell({ children }: { children: ReactNode }) {
                   <Icon className="size-4 shrink-0" aria-hidden />
                   {/* On a phone the current page keeps its label; the others are icons (with their label for screen readers). */}
                   <span className={cn(!isActive && "max-sm:sr-only")}>{label}</span>
+                  {NavBadge ? <NavBadge /> : null}
                 </Link>
               );
             })}

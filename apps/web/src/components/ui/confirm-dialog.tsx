@@ -3,7 +3,7 @@
  * "Are you sure?" for destructive actions: a Dialog with Cancel and a destructive
  * confirm button that shows progress, and the error when the action failed.
  */
-import { Trash2 } from "lucide-react";
+import { Trash2, type LucideIcon } from "lucide-react";
 import type { ReactNode } from "react";
 import { Alert } from "./alert";
 import { Button } from "./button";
@@ -21,6 +21,7 @@ export function ConfirmDialog({
   error,
   onConfirm,
   confirmTestId,
+  icon: Icon = Trash2,
 }: {
   open: boolean;
   onClose: () => void;
@@ -33,6 +34,8 @@ export function ConfirmDialog({
   error: string | null;
   onConfirm: () => void;
   confirmTestId?: string;
+  /** The confirm button's icon (a bin unless the action is not a deletion). */
+  icon?: LucideIcon;
 }) {
   return (
     <Dialog
@@ -46,7 +49,7 @@ export function ConfirmDialog({
             Cancel
           </Button>
           <Button variant="destructive" onClick={onConfirm} disabled={pending} data-testid={confirmTestId}>
-            {pending ? <Spinner className="text-destructive-foreground" label={pendingLabel} /> : <Trash2 aria-hidden />}
+            {pending ? <Spinner className="text-destructive-foreground" label={pendingLabel} /> : <Icon aria-hidden />}
             {confirmLabel}
           </Button>
         </>

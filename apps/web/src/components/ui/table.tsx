@@ -9,10 +9,16 @@ import { cn } from "@/lib/cn";
 
 const StackContext = createContext(false);
 
-export function Table({ className, stack = false, ...props }: ComponentProps<"table"> & { stack?: boolean }) {
+/** `container`: props for the scrolling wrapper (e.g. a ref and a max height, to scroll the rows under a sticky header). */
+export function Table({
+  className,
+  stack = false,
+  container,
+  ...props
+}: ComponentProps<"table"> & { stack?: boolean; container?: ComponentProps<"div"> }) {
   return (
     <StackContext value={stack}>
-      <div className={cn("w-full", stack ? "lg:overflow-x-auto" : "overflow-x-auto")}>
+      <div {...container} className={cn("w-full", stack ? "lg:overflow-x-auto" : "overflow-x-auto", container?.className)}>
         <table className={cn("w-full caption-bottom text-sm", stack && "block lg:table", className)} {...props} />
       </div>
     </StackContext>
