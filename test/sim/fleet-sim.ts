@@ -21,7 +21,17 @@ import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import mqtt, { type MqttClient } from "mqtt";
-import { decodeThrottle, EnrollResponse, topics, type DeviceStatus, type TelemetryMessage, type TelemetrySample } from "@orchard/contracts";
+import {
+  decodeThrottle,
+  EnrollResponse,
+  topics,
+  type DeviceEvent,
+  type DeviceStatus,
+  type RunnerState,
+  type RunnerStatus,
+  type TelemetryMessage,
+  type TelemetrySample,
+} from "@orchard/contracts";
 import { createOrchardClient } from "../../apps/cli/src/client.ts";
 
 export const SIM_MODEL = "simulated device (fleet-sim)";
@@ -87,6 +97,8 @@ interface SimDevice {
   tokS: number;
   runnerRss: number;
   prevCpu: boolean;
+  /** Values forced into every sample (tests: a hot or throttled device), see `override()`. */
+  overrides: Partial<TelemetrySample>;
 }
 
 const GiB = 2 ** 30;
@@ -165,6 +177,7 @@ export class FleetSim {
         tokS: 4 + r() * 10,
         runnerRss: 400e6 + r() * 800e6,
         prevCpu: false,
+        overrides: {},
       });
       this.perDevice.set(creds.deviceId, 0);
     });
@@ -285,6 +298,7 @@ export class FleetSim {
         loadMs: 0,
         restarts: 0,
         lastError: null,
+        version: null,
       },
       activeModel: null,
     };
@@ -293,7 +307,7 @@ export class FleetSim {
   }
 
   private sendTelemetry(d: SimDevice): void {
-    if (!this.running) return;
+    if (!this.running || !d.client) return; // stopped, or this device was killed (see kill())
     void this.publishTelemetry(d, false);
   }
 
@@ -320,6 +334,63 @@ export class FleetSim {
     });
   }
 
+  /**
+   * Forces values into every following sample of one device (e.g. `{ socTempC: 90 }` or a
+   * throttle reading), to drive alerts and charts in tests; `{}` goes back to made-up values.
+   */
+  override(deviceId: string, values: Partial<TelemetrySample>): void {
+    const d = this.devices.find((x) => x.creds.deviceId === deviceId);
+    if (!d) throw new Error(`no simulated device ${deviceId}`);
+    d.overrides = values;
+  }
+
+  /** Drops one device's connection without a clean `offline` (the broker publishes its last will); it stays silent until `reconnect()`. */
+  async kill(deviceId: string): Promise<void> {
+    const d = this.device(deviceId);
+    const c = d.client;
+    d.client = null;
+    if (!c) return;
+    c.stream.destroy();
+    await c.endAsync(true).catch(() => undefined);
+  }
+
+  /** Connects a killed device again: a retained `online` status, then telemetry as before. */
+  async reconnect(deviceId: string): Promise<void> {
+    const d = this.device(deviceId);
+    if (d.client) throw new Error(`simulated device ${deviceId} is connected`);
+    await this.connect(d);
+  }
+
+  /** Publishes a `runner.state` event, as the agent does on a runner transition (e.g. to `crash_loop`). */
+  async runnerState(deviceId: string, state: RunnerState, values: Partial<RunnerStatus> = {}): Promise<void> {
+    const d = this.device(deviceId);
+    if (!d.client?.connected) throw new Error(`simulated device ${deviceId} is not connected`);
+    const event: DeviceEvent = {
+      kind: "runner.state",
+      ts: Date.now(),
+      runner: {
+        state,
+        backend: "sim",
+        model: SIM_MODEL,
+        pid: null,
+        rssBytes: Math.round(d.runnerRss),
+        maxContext: 2048,
+        loadMs: 0,
+        restarts: 0,
+        lastError: null,
+        version: null,
+        ...values,
+      },
+    };
+    await d.client.publishAsync(topics.events(deviceId), JSON.stringify(event), { qos: 1 });
+  }
+
+  private device(deviceId: string): SimDevice {
+    const d = this.devices.find((x) => x.creds.deviceId === deviceId);
+    if (!d) throw new Error(`no simulated device ${deviceId}`);
+    return d;
+  }
+
   /** Made-up but plausible: random walks within a Pi's ranges; temperature follows load. */
   private nextSample(d: SimDevice): TelemetrySample {
     const walk = (v: number, step: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v + (Math.random() * 2 - 1) * step));
@@ -332,6 +403,8 @@ export class FleetSim {
     const cpuPercent = d.prevCpu ? Math.round(d.cpu * 10) / 10 : null; // like the agent: null on the first sample
     d.prevCpu = true;
     const load1 = Math.round((d.cpu / 25) * 100) / 100;
+    const tokensPerSecond = generatingNow ? Math.round(walk(d.tokS, 1, 0.5, 30) * 100) / 100 : null;
+    const cpuFreqHz = hot ? 1_500_000_000 : 2_400_000_000;
     return {
       ts: Date.now(),
       cpuPercent,
@@ -347,7 +420,14 @@ export class FleetSim {
       socTempC: Math.round(d.temp * 10) / 10,
       throttle: decodeThrottle(hot ? 0x80008 | 0x4 : 0),
       runnerRssBytes: Math.round(d.runnerRss),
-      tokensPerSecond: generatingNow ? Math.round(walk(d.tokS, 1, 0.5, 30) * 100) / 100 : null,
+      tokensPerSecond,
+      prefillTokensPerSecond: tokensPerSecond === null ? null : Math.round(tokensPerSecond * 480) / 100,
+      // Tokens generated since the previous sample, as the agent counts them.
+      generatedTokens: tokensPerSecond === null ? 0 : Math.round((tokensPerSecond * this.intervalMs) / 1000),
+      activeGenerations: generatingNow ? 1 : 0,
+      cpuFreqHz,
+      boardPowerW: Math.round((3 + (d.cpu / 100) * 4.5) * 100) / 100,
+      ...d.overrides,
     };
   }
 }

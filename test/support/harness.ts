@@ -109,9 +109,12 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(opts: { databaseUrl?: string; dataDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<TestServer> {
-  const port = await freePort();
-  const mqttPort = await freePort();
+export async function startServer(
+  opts: { databaseUrl?: string; dataDir?: string; env?: NodeJS.ProcessEnv; port?: number; mqttPort?: number } = {},
+): Promise<TestServer> {
+  // A restart passes the ports it had: enrolled agents know the server by them.
+  const port = opts.port ?? (await freePort());
+  const mqttPort = opts.mqttPort ?? (await freePort());
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), "orchard-server-")));
   const apiKey = `test-${randomBytes(16).toString("hex")}`;
   const adminPassword = `pw-${randomBytes(8).toString("hex")}`;
@@ -136,7 +139,8 @@ export async function startServer(opts: { databaseUrl?: string; dataDir?: string
       return (await fetch(`${url}/api/health`)).ok;
     },
     90_000,
-  ).catch((err: Error) => {
+  ).catch(async (err: Error) => {
+    await proc.stop(); // not left running behind a failed test
     throw new Error(`${err.message}\n--- server output ---\n${proc.output.slice(-4000)}`);
   });
   return {
