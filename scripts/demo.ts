@@ -3,7 +3,10 @@
  * agents, each in its own data dir under $ORCHARD_DATA/demo-agents and each
  * supervising a native runner with the `sim` backend (simulated inference, no
  * model). Agents enroll through the real enrollment API on first start and are
- * reused afterwards. Ctrl-C stops everything.
+ * reused afterwards. So that the throughput charts have something to show, each agent
+ * is asked a short question every ORCHARD_DEMO_TRAFFIC_SECONDS (default 20, 0 = never)
+ * through the OpenAI-compatible API — demo traffic, which creates no conversations.
+ * Ctrl-C stops everything.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -26,6 +29,18 @@ const port = Number(process.env.PORT ?? "3000");
 const url = `http://127.0.0.1:${port}`;
 // The demo talks to its own server through the API; a key is made up when none is configured.
 const apiKey = process.env.ORCHARD_API_KEY || `demo-${randomBytes(24).toString("base64url")}`;
+
+const trafficSeconds = Number(process.env.ORCHARD_DEMO_TRAFFIC_SECONDS ?? "20");
+if (!Number.isFinite(trafficSeconds) || trafficSeconds < 0) {
+  process.stderr.write("demo: ORCHARD_DEMO_TRAFFIC_SECONDS must be a number of seconds (0 turns demo traffic off)\n");
+  process.exit(2);
+}
+const DEMO_QUESTIONS = [
+  "The capital of France is",
+  "Name three fruits that grow in an orchard.",
+  "Why does a Raspberry Pi slow down when it gets hot?",
+  "Write a haiku about apples.",
+];
 
 const children: ChildProcess[] = [];
 let stopping = false;
@@ -82,6 +97,29 @@ async function stopAll(code: number): Promise<never> {
 process.on("SIGINT", () => void stopAll(0));
 process.on("SIGTERM", () => void stopAll(0));
 
+/** Asks one device a short question now and then, so its tokens/s charts move. Failures (busy, restarting) are skipped quietly. */
+function demoTraffic(deviceId: string, index: number): void {
+  let n = index;
+  const ask = async () => {
+    if (stopping) return;
+    try {
+      await fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          model: `device:${deviceId}`,
+          messages: [{ role: "user", content: DEMO_QUESTIONS[n++ % DEMO_QUESTIONS.length] }],
+          max_tokens: 48,
+        }),
+      }).then((res) => res.arrayBuffer());
+    } catch {
+      // the server is stopping or busy; the next round tries again
+    }
+    if (!stopping) setTimeout(() => void ask(), trafficSeconds * 1000 * (0.75 + Math.random() * 0.5)).unref();
+  };
+  setTimeout(() => void ask(), 5_000 + index * 2_000).unref();
+}
+
 async function main(): Promise<void> {
   const server = start("server", [tsx, path.join(root, "apps/web/server.ts")], { ...process.env, ORCHARD_API_KEY: apiKey });
   server.once("exit", (code) => {
@@ -109,10 +147,15 @@ async function main(): Promise<void> {
     agent.once("exit", (code) => {
       if (!stopping) process.stderr.write(`demo: agent ${name} exited (code ${code})\n`);
     });
+    const deviceId = (JSON.parse(readFileSync(agentFile, "utf8")) as { deviceId: string }).deviceId;
+    if (trafficSeconds > 0) demoTraffic(deviceId, i);
   }
   process.stdout.write(
     `\nOrchard demo: ${count} local agents with the simulated runner (sim backend, no real model).\n` +
       `Dashboard: http://localhost:${port}  ·  CLI: ORCHARD_URL=http://localhost:${port} ORCHARD_API_KEY=${apiKey} npx orchard devices\n` +
+      (trafficSeconds > 0
+        ? `Demo traffic: each agent is asked a short question every ~${trafficSeconds} s (ORCHARD_DEMO_TRAFFIC_SECONDS=0 turns it off).\n`
+        : "") +
       `Ctrl-C stops the server and the agents.\n\n`,
   );
 }
