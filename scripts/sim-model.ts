@@ -24,6 +24,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { encodeRunnerRequest, parseRunnerLine, type RunnerMessage } from "@orchard/contracts";
 import { z } from "zod";
+import { parseByteSize } from "../apps/agent/src/lib/byte-size.ts";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -202,30 +203,6 @@ export async function simReferenceIds(opts: {
     clearTimeout(timer);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
-}
-
-const UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 1024,
-  kib: 1024,
-  kb: 1000,
-  m: 1024 ** 2,
-  mib: 1024 ** 2,
-  mb: 1000 ** 2,
-  g: 1024 ** 3,
-  gib: 1024 ** 3,
-  gb: 1000 ** 3,
-};
-
-/** "67108864", "64MiB", "1.5GiB", "100MB", "4k" → bytes; null when malformed. */
-export function parseByteSize(text: string): number | null {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  if (!match) return null;
-  const unit = UNITS[match[2]!.toLowerCase()];
-  if (unit === undefined) return null;
-  const bytes = Number(match[1]) * unit;
-  return Number.isSafeInteger(bytes) ? bytes : null;
 }
 
 const USAGE = `usage: npm run sim-model -- --out FILE --size SIZE [options]

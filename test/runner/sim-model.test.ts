@@ -11,14 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunnerDone, RunnerMessage } from "@orchard/contracts";
-import {
-  REFERENCE_PROMPT,
-  SIM_HEADER_MAX_BYTES,
-  parseByteSize,
-  simHeaderLine,
-  simReferenceIds,
-  writeSimModel,
-} from "../../scripts/sim-model.ts";
+import { REFERENCE_PROMPT, SIM_HEADER_MAX_BYTES, simHeaderLine, simReferenceIds, writeSimModel } from "../../scripts/sim-model.ts";
 import { FAST_SIM, ROOT, RUNNER_BIN, RunnerProcess, assertRunnerBuilt, runOnce } from "./runner-process.ts";
 
 const MiB = 1024 * 1024;
@@ -110,16 +103,6 @@ describe("writeSimModel", () => {
       writeSimModel({ file: path.join(dir, "bad.sim"), sizeBytes: MiB, header: { colour: "red" } as unknown as { name: string } }),
     ).rejects.toThrow();
     expect((await readdir(dir)).filter((n) => n.startsWith("tiny.sim") || n.startsWith("bad.sim"))).toEqual([]);
-  });
-
-  it("parses sizes as an operator writes them", () => {
-    expect(parseByteSize("67108864")).toBe(64 * MiB);
-    expect(parseByteSize("64MiB")).toBe(64 * MiB);
-    expect(parseByteSize("256 mib")).toBe(256 * MiB);
-    expect(parseByteSize("1.5GiB")).toBe(1.5 * 1024 * MiB);
-    expect(parseByteSize("100MB")).toBe(100_000_000);
-    expect(parseByteSize("4k")).toBe(4096);
-    for (const bad of ["", "MiB", "-1", "64 furlongs", "1.5", "0x10"]) expect(parseByteSize(bad), bad).toBeNull();
   });
 });
 

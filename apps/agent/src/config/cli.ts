@@ -8,6 +8,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { CHAT_DEFAULT_QUEUE_LIMIT, EnrollRequest, RunnerBackend } from "@orchard/contracts";
 import { z } from "zod";
+import { parseByteSize } from "../lib/byte-size.js";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../lib/logger.js";
 
 export class ConfigError extends Error {
@@ -161,33 +162,6 @@ const ChatQueueLimit = z
   .regex(/^\d+$/, { error: `--chat-queue must be a whole number of chats, e.g. ${CHAT_DEFAULT_QUEUE_LIMIT}` })
   .transform(Number)
   .refine((n) => n >= 1 && n <= CHAT_QUEUE_MAX, { error: `--chat-queue must be between 1 and ${CHAT_QUEUE_MAX}` });
-
-const BYTE_UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 1024,
-  kib: 1024,
-  kb: 1000,
-  m: 1024 ** 2,
-  mib: 1024 ** 2,
-  mb: 1000 ** 2,
-  g: 1024 ** 3,
-  gib: 1024 ** 3,
-  gb: 1000 ** 3,
-  t: 1024 ** 4,
-  tib: 1024 ** 4,
-  tb: 1000 ** 4,
-};
-
-/** "64MiB", "2GiB", "1.5G" (binary), "500MB" (decimal) or a number of bytes; null when it is none of these. */
-export function parseByteSize(text: string): number | null {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
-  if (!m) return null;
-  const unit = BYTE_UNITS[m[2]!.toLowerCase()];
-  if (unit === undefined) return null;
-  const bytes = Math.floor(Number(m[1]) * unit);
-  return Number.isSafeInteger(bytes) ? bytes : null;
-}
 
 const ModelsQuota = z.string().transform((v, ctx) => {
   const bytes = parseByteSize(v);

@@ -21,6 +21,7 @@ import { type FileHandle, mkdir, open } from "node:fs/promises";
 import path from "node:path";
 import { ApiError } from "@orchard/contracts";
 import { type BackoffOptions, backoffDelay } from "../lib/backoff.js";
+import { sleep } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 
 export type DownloadErrorCode = "download_failed" | "disk_full";
@@ -68,24 +69,6 @@ const DEFAULT_RETRY_AFTER_MS = 5_000;
 
 class TransientError extends Error {
   override readonly name = "TransientError";
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason as Error);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 /** Retry-After as seconds or an HTTP date, in ms (null when absent or unreadable). */

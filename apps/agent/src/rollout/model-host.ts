@@ -8,6 +8,7 @@
  */
 import type { RunnerStatus } from "@orchard/contracts";
 import type { ChatExecutor } from "../chat/executor.js";
+import { sleep } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { Generation } from "../runner/generation.js";
 import type { GenerateOptions, RunnerLaunch, RunnerSupervisor } from "../runner/supervisor.js";
@@ -29,24 +30,6 @@ export interface ModelHost {
 /** True when a launch has something to run (the sim backend runs without a model file). */
 export function canRun(launch: RunnerLaunch): boolean {
   return launch.backend === "sim" || launch.model !== null;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason as Error);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 export interface SupervisorModelHostOptions {
