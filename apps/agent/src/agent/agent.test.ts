@@ -15,28 +15,12 @@ import { REPO_RUNNER_PATH } from "../config/cli.js";
 import { silentLogger } from "../lib/logger.js";
 import { readStateFile } from "../state/state-file.js";
 import { Agent } from "./agent.js";
+import { until } from "../../test/helpers/until.js";
 
 const RUNNER = process.env.ORCHARD_RUNNER_BIN || REPO_RUNNER_PATH;
 const PI5 = fileURLToPath(new URL("../../test/fixtures/pi5", import.meta.url));
 const DEVICE = "pi-agent-01";
 const PASSWORD = "agent-test-password";
-
-function until<T>(
-  what: string,
-  probe: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const check = async () => {
-      const value = await probe();
-      if (value) resolve(value);
-      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(() => void check(), 20);
-    };
-    void check();
-  });
-}
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -30,6 +30,7 @@ import { Generation, type GenerationSink, RunnerRequestError, type RunnerRequest
 import { type GenerateOptions, RunnerSupervisor, type RunnerSupervisorEvents } from "../runner/supervisor.js";
 import { Vcgencmd } from "../telemetry/vcgencmd.js";
 import { type BenchEvent, BenchRunner, type BenchRunnerOptions, energyPerToken, textPreview } from "./bench-runner.js";
+import { until } from "../../test/helpers/until.js";
 
 const T0 = 1_700_000_000_000;
 const SHA = "a".repeat(64);
@@ -623,19 +624,6 @@ describe("BenchRunner with the real sim runner", () => {
   afterEach(async () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
-
-  function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const value = probe();
-        if (value) resolve(value);
-        else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`));
-        else setTimeout(check, 5);
-      };
-      check();
-    });
-  }
 
   it("measures every standard prompt from the runner's own done statistics, with fresh sessions", async () => {
     const supervisor = new RunnerSupervisor({

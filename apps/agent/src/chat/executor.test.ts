@@ -16,6 +16,7 @@ import { RunnerSupervisor, type RunnerSupervisorOptions } from "../runner/superv
 import { ChatExecutor, type ChatExecutorOptions } from "./executor.js";
 import { Vcgencmd } from "../telemetry/vcgencmd.js";
 import { SocReader } from "./soc-reading.js";
+import { until } from "../../test/helpers/until.js";
 
 const RUNNER = process.env.ORCHARD_RUNNER_BIN || REPO_RUNNER_PATH;
 const CRASHING_TEST_DOUBLE = fileURLToPath(new URL("../../test/fixtures/crashing-runner.mjs", import.meta.url));
@@ -25,19 +26,6 @@ const SLOW = ["--sim-load-ms=20", "--sim-prefill-tok-s=50000", "--sim-decode-tok
 
 type Msg = ChatStreamMessage;
 type Of<T extends Msg["type"]> = Extract<Msg, { type: T }>;
-
-function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const value = probe();
-      if (value) resolve(value);
-      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(check, 5);
-    };
-    check();
-  });
-}
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -17,6 +17,7 @@ import { createLogger, silentLogger } from "../lib/logger.js";
 import { TelemetryOutbox } from "../telemetry/outbox.js";
 import { CommandDispatcher } from "./commands.js";
 import { MqttLink, type MqttLinkOptions } from "./mqtt-link.js";
+import { until } from "../../test/helpers/until.js";
 
 const DEVICE = "pi-test-01";
 const PASSWORD = "device-password-01";
@@ -90,19 +91,6 @@ function link(b: TestBroker, options: Partial<MqttLinkOptions> = {}): MqttLink {
   });
   cleanup.push(() => l.stop());
   return l;
-}
-
-function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const value = probe();
-      if (value) resolve(value);
-      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(check, 10);
-    };
-    check();
-  });
 }
 
 describe("MqttLink with a real broker", () => {

@@ -18,24 +18,15 @@ import { REPO_RUNNER_PATH } from "../config/cli.js";
 import { silentLogger } from "../lib/logger.js";
 import { deviceAuthorization } from "./artifact-key.js";
 import { probeCapabilities } from "./capabilities.js";
+import { until as untilDone } from "../../test/helpers/until.js";
+
+const until = <T>(what: string, probe: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 30_000) =>
+  untilDone(what, probe, timeoutMs);
 
 const RUNNER = process.env.ORCHARD_RUNNER_BIN || REPO_RUNNER_PATH;
 const DEVICE = "pi-rollout-01";
 const PASSWORD = "rollout-test-password";
 const FAST_SIM = ["--sim-load-ms=20", "--sim-decode-tok-s=400", "--sim-prefill-tok-s=4000"];
-
-function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const value = probe();
-      if (value) resolve(value);
-      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(check, 20);
-    };
-    check();
-  });
-}
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {

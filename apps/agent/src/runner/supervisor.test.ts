@@ -12,6 +12,7 @@ import { REPO_RUNNER_PATH } from "../config/cli.js";
 import { silentLogger } from "../lib/logger.js";
 import { RunnerRequestError } from "./generation.js";
 import { type RunnerExit, RunnerSupervisor, type RunnerSupervisorOptions } from "./supervisor.js";
+import { until } from "../../test/helpers/until.js";
 
 const RUNNER = process.env.ORCHARD_RUNNER_BIN || REPO_RUNNER_PATH;
 const CRASHING_TEST_DOUBLE = fileURLToPath(new URL("../../test/fixtures/crashing-runner.mjs", import.meta.url));
@@ -26,19 +27,6 @@ function supervise(options: Partial<RunnerSupervisorOptions> = {}) {
   s.on("exit", (exit) => exits.push(exit));
   supervisors.push(s);
   return { s, states, exits };
-}
-
-function until<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const value = probe();
-      if (value) resolve(value);
-      else if (Date.now() > deadline) reject(new Error(`timed out waiting for ${what}`));
-      else setTimeout(check, 10);
-    };
-    check();
-  });
 }
 
 function alive(pid: number): boolean {
