@@ -32,6 +32,7 @@ import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { compareRuns, runTableRows, type BenchComparison, type BenchRunSummary } from "../../lib/bench.ts";
 import type { FleetService } from "./fleet.ts";
+import { CoalescedAnnouncer, KeyedSerial } from "./keyed-work.ts";
 
 export const MAX_BENCH_DEVICES = 200;
 
@@ -150,10 +151,9 @@ export function exportFileName(run: { id: string; name: string }, ext: "csv" | "
 export class BenchmarkService extends EventEmitter<BenchmarkEvents> {
   /** Device runs that wait for the device, by `${runId}/${deviceId}`. */
   private readonly waiting = new Map<string, Waiting>();
-  /** Per-run chains, so the writes of one run happen in the order its events arrived. */
-  private readonly chains = new Map<string, Promise<void>>();
-  private readonly pendingEmits = new Set<string>();
-  private emitTimer: NodeJS.Timeout | null = null;
+  /** Per-run queues, so the writes of one run happen in the order its events arrived. */
+  private readonly writes: KeyedSerial;
+  private readonly announcer: CoalescedAnnouncer;
   private readonly watchdog: NodeJS.Timeout;
   private readonly onEvent = (deviceId: string, event: DeviceEvent) => this.handleEvent(deviceId, event);
   private readonly onDevice = (device: DeviceSummary) => {
@@ -170,6 +170,15 @@ export class BenchmarkService extends EventEmitter<BenchmarkEvents> {
     private readonly now: () => number = Date.now,
   ) {
     super();
+    this.writes = new KeyedSerial((run, err) => log.error("recording a benchmark change failed", { run, error: err.message }));
+    this.announcer = new CoalescedAnnouncer(
+      opts.emitCoalesceMs,
+      async (id) => {
+        const run = await this.load(id);
+        if (run) this.emit("changed", run);
+      },
+      (run, err) => log.warn("could not announce a benchmark change", { run, error: err.message }),
+    );
     fleet.on("event", this.onEvent);
     fleet.on("device", this.onDevice);
     fleet.on("removed", this.onRemoved);
@@ -293,7 +302,7 @@ export class BenchmarkService extends EventEmitter<BenchmarkEvents> {
         ),
       ),
     );
-    await this.settle(runId);
+    await this.writes.settle(runId);
     await this.finishIfDone(runId);
     const run = await this.get(runId);
     this.emit("changed", run);
@@ -301,11 +310,11 @@ export class BenchmarkService extends EventEmitter<BenchmarkEvents> {
   }
 
   async remove(id: string): Promise<void> {
-    await this.settle(id);
+    await this.writes.settle(id);
     const { count } = await this.prisma.benchmarkRun.deleteMany({ where: { id } });
     if (count === 0) throw new AppError("not_found", `No benchmark run ${id} (it may have been deleted already).`);
     for (const [k, w] of this.waiting) if (w.runId === id) this.waiting.delete(k);
-    this.pendingEmits.delete(id);
+    this.announcer.cancel(id);
   }
 
   // ------------------------------------------------------------ device side
@@ -421,8 +430,8 @@ export class BenchmarkService extends EventEmitter<BenchmarkEvents> {
 
   /** Waits until every queued write is done and every change announced. */
   async idle(): Promise<void> {
-    while (this.chains.size > 0) await Promise.all([...this.chains.values()]);
-    await this.flushEmits();
+    await this.writes.idle();
+    await this.announcer.flush();
   }
 
   async close(): Promise<void> {
@@ -431,7 +440,7 @@ export class BenchmarkService extends EventEmitter<BenchmarkEvents> {
     this.fleet.off("device", this.onDevice);
     this.fleet.off("removed", this.onRemoved);
     await this.idle();
-    if (this.emitTimer) clearTimeout(this.emitTimer);
+    this.announcer.close();
   }
 
   // ------------------------------------------------------------ internals
@@ -447,40 +456,7 @@ export class BenchmarkService extends EventEmitter<BenchmarkEvents> {
   }
 
   private enqueue(runId: string, work: () => Promise<void>): void {
-    const previous = this.chains.get(runId) ?? Promise.resolve();
-    const next = previous
-      .then(work)
-      .catch((err: Error) => this.log.error("recording a benchmark change failed", { run: runId, error: err.message }))
-      .finally(() => {
-        if (this.chains.get(runId) === next) this.chains.delete(runId);
-        this.scheduleEmit(runId);
-      });
-    this.chains.set(runId, next);
-  }
-
-  /** Waits for the run's queued writes. */
-  private async settle(runId: string): Promise<void> {
-    while (this.chains.has(runId)) await this.chains.get(runId);
-  }
-
-  private scheduleEmit(runId: string): void {
-    this.pendingEmits.add(runId);
-    this.emitTimer ??= setTimeout(() => void this.flushEmits(), this.opts.emitCoalesceMs);
-  }
-
-  private async flushEmits(): Promise<void> {
-    if (this.emitTimer) clearTimeout(this.emitTimer);
-    this.emitTimer = null;
-    const ids = [...this.pendingEmits];
-    this.pendingEmits.clear();
-    for (const id of ids) {
-      try {
-        const run = await this.load(id);
-        if (run) this.emit("changed", run);
-      } catch (err) {
-        this.log.warn("could not announce a benchmark change", { run: id, error: (err as Error).message });
-      }
-    }
+    this.writes.enqueue(runId, work, { then: () => this.announcer.schedule(runId) });
   }
 
   private async load(id: string): Promise<BenchRunDto | null> {

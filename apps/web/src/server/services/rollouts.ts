@@ -54,6 +54,7 @@ import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { FleetService } from "./fleet.ts";
 import { deviceOutcome, isInFlight, planRollout, type PauseDecision, type PlannerDevice } from "./rollout-planner.ts";
+import { CoalescedAnnouncer, KeyedSerial } from "./keyed-work.ts";
 
 export const MAX_ROLLOUT_DEVICES = 1000;
 
@@ -277,14 +278,13 @@ export function defaultRolloutName(artifact: { name: string; version: string }, 
 export class RolloutService extends EventEmitter<RolloutServiceEvents> {
   /** Rollouts with work left (running, paused, or with devices still working), by id. */
   private readonly live = new Map<string, LiveRollout>();
-  /** Per-rollout chains, so the changes of one rollout happen in order. */
-  private readonly chains = new Map<string, Promise<void>>();
+  /** Per-rollout queues, so the changes of one rollout happen in order. */
+  private readonly writes: KeyedSerial;
+  private readonly announcer: CoalescedAnnouncer;
   /** Rollouts with a planning step queued (the timer does not pile up steps behind a slow database). */
   private readonly stepQueued = new Set<string>();
   /** Devices of rollouts being created, so two creates cannot both take a device. */
   private readonly reserved = new Set<string>();
-  private readonly pendingEmits = new Set<string>();
-  private emitTimer: NodeJS.Timeout | null = null;
   private readonly timer: NodeJS.Timeout;
   private readonly startedAt: number;
   /** Online flags as last seen, to act when a device connects. */
@@ -303,6 +303,15 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
     private readonly now: () => number = Date.now,
   ) {
     super();
+    this.writes = new KeyedSerial((rollout, err) => log.error("recording a rollout change failed", { rollout, error: err.message }));
+    this.announcer = new CoalescedAnnouncer(
+      opts.emitCoalesceMs,
+      async (id) => {
+        const r = await this.find(id);
+        if (r) this.emit("changed", this.toDto(r));
+      },
+      (rollout, err) => log.warn("could not announce a rollout change", { rollout, error: err.message }),
+    );
     this.startedAt = now();
     for (const d of fleet.list()) this.online.set(d.id, d.online);
     fleet.on("event", this.onEvent);
@@ -432,7 +441,7 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
     if (r.state === "running") {
       this.live.set(id, r);
       this.queueStep(r);
-      await this.settle(id);
+      await this.writes.settle(id);
     }
     const dto = this.toDto(r);
     this.emit("changed", dto);
@@ -548,8 +557,8 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
 
   /** Waits until every queued change is written and announced. */
   async idle(): Promise<void> {
-    while (this.chains.size > 0) await Promise.all([...this.chains.values()]);
-    await this.flushEmits();
+    await this.writes.idle();
+    await this.announcer.flush();
   }
 
   async close(): Promise<void> {
@@ -560,7 +569,7 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
     await this.idle();
     // Progress not written yet: write it now, so a restart shows the newest figures.
     for (const r of this.live.values()) for (const d of r.devices.values()) if (d.progressDirty) await this.writeDevice(r, d);
-    if (this.emitTimer) clearTimeout(this.emitTimer);
+    this.announcer.close();
   }
 
   /** One planning step for a rollout (inside its chain). */
@@ -633,7 +642,7 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
     }
     for (const d of toPublish) await this.sendApply(r, d);
 
-    if (changed) this.scheduleEmit(r.id);
+    if (changed) this.announcer.schedule(r.id);
     if (
       FINISHED_STATES.includes(r.state) &&
       ![...r.devices.values()].some((d) => isInFlight(d) || d.rollbackRequested || d.progressDirty)
@@ -656,10 +665,10 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
         if (event.kind === "rollout.state") {
           await this.applyState(r, d, event);
           await this.step(r);
-          this.scheduleEmit(r.id);
+          this.announcer.schedule(r.id);
         } else if (this.applyProgress(d, event)) {
           if (this.now() - d.progressWrittenAt >= this.opts.progressWriteMs) await this.writeDevice(r, d);
-          this.scheduleEmit(r.id);
+          this.announcer.schedule(r.id);
         }
       });
       return;
@@ -676,7 +685,7 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
           await this.writeDevice(r, d);
           this.log.warn("a device refused rollout.apply", { rollout: r.id, device: deviceId, message: event.message });
           await this.step(r);
-          this.scheduleEmit(r.id);
+          this.announcer.schedule(r.id);
         });
       }
     }
@@ -759,7 +768,7 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
         if (d.rollbackRequested) await this.sendRollback(r, d);
         else if (isInFlight(d) && r.state === "aborted" && ABORTABLE_STATES.includes(d.state)) await this.sendAbort(r, d);
         else if (isInFlight(d) && r.state !== "aborted") await this.sendApply(r, d);
-        this.scheduleEmit(r.id);
+        this.announcer.schedule(r.id);
       });
     }
   }
@@ -949,7 +958,7 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
         const r = await this.ensureLive(id);
         if (!r) throw new AppError("not_found", `No rollout ${id} (it may have been deleted with its model).`);
         await action(r);
-        this.scheduleEmit(r.id);
+        this.announcer.schedule(r.id);
         result = this.toDto(r);
         if (FINISHED_STATES.includes(r.state) && ![...r.devices.values()].some((d) => isInFlight(d) || d.rollbackRequested))
           this.live.delete(r.id);
@@ -958,7 +967,7 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
         failure = err;
       },
     );
-    await this.settle(id);
+    await this.writes.settle(id);
     if (failure) throw failure;
     return result!;
   }
@@ -1035,41 +1044,7 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
     };
   }
 
-  private enqueue(id: string, work: () => Promise<void>, onError?: (err: unknown) => void): void {
-    const previous = this.chains.get(id) ?? Promise.resolve();
-    const next = previous
-      .then(work)
-      .catch((err: unknown) => {
-        if (onError) onError(err);
-        else this.log.error("recording a rollout change failed", { rollout: id, error: (err as Error).message });
-      })
-      .finally(() => {
-        if (this.chains.get(id) === next) this.chains.delete(id);
-      });
-    this.chains.set(id, next);
-  }
-
-  private async settle(id: string): Promise<void> {
-    while (this.chains.has(id)) await this.chains.get(id);
-  }
-
-  private scheduleEmit(id: string): void {
-    this.pendingEmits.add(id);
-    this.emitTimer ??= setTimeout(() => void this.flushEmits(), this.opts.emitCoalesceMs);
-  }
-
-  private async flushEmits(): Promise<void> {
-    if (this.emitTimer) clearTimeout(this.emitTimer);
-    this.emitTimer = null;
-    const ids = [...this.pendingEmits];
-    this.pendingEmits.clear();
-    for (const id of ids) {
-      try {
-        const r = await this.find(id);
-        if (r) this.emit("changed", this.toDto(r));
-      } catch (err) {
-        this.log.warn("could not announce a rollout change", { rollout: id, error: (err as Error).message });
-      }
-    }
+  private enqueue(id: string, work: () => Promise<void>, onError?: (err: Error) => void): void {
+    this.writes.enqueue(id, work, onError ? { onError } : {});
   }
 }
