@@ -6,11 +6,17 @@
 import os from "node:os";
 import { benchChatRelay } from "./chat-relay.ts";
 import { benchFleetIngest } from "./fleet-ingest.ts";
+import { benchRolloutDownload } from "./rollout-download.ts";
 
 const benches: Record<string, () => Promise<string[]>> = {
   "chat-relay": () => benchChatRelay({ concurrency: [1, 50], durationS: Number(process.env.BENCH_DURATION_S ?? 20) }),
   "fleet-ingest": () =>
     benchFleetIngest({ devices: Number(process.env.BENCH_DEVICES ?? 10_000), seconds: Number(process.env.BENCH_SECONDS ?? 60) }),
+  "rollout-download": () =>
+    benchRolloutDownload({
+      sizeMiB: Number(process.env.BENCH_ARTIFACT_MB ?? 2048),
+      downloaders: Number(process.env.BENCH_DOWNLOADERS ?? 10),
+    }),
 };
 
 const chosen = process.argv.slice(2);
