@@ -6,14 +6,18 @@
  * reused afterwards. So that the throughput charts have something to show, each agent
  * is asked a short question every ORCHARD_DEMO_TRAFFIC_SECONDS (default 20, 0 = never)
  * through the OpenAI-compatible API — demo traffic, which creates no conversations.
+ * Two small SIMULATED model files are written under $ORCHARD_DATA/demo-models, so a
+ * rollout can be tried from the browser: upload one on the Models page, roll it out.
  * Ctrl-C stops everything.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createOrchardClient } from "../apps/cli/src/client.ts";
+import { REFERENCE_PROMPT, simReferenceIds, writeSimModel } from "./sim-model.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const tsx = path.join(root, "node_modules/.bin/tsx");
@@ -120,6 +124,26 @@ function demoTraffic(deviceId: string, index: number): void {
   setTimeout(() => void ask(), 5_000 + index * 2_000).unref();
 }
 
+/** Simulated models to try a rollout with (written once); returns a line per file for the banner. */
+async function demoModels(): Promise<string[]> {
+  const dir = path.join(dataDir, "demo-models");
+  const lines: string[] = [];
+  for (const [version, decode] of [
+    ["1", 20],
+    ["2", 35],
+  ] as const) {
+    const file = path.join(dir, `orchard-demo-v${version}.sim`);
+    if (!existsSync(file)) {
+      await mkdir(dir, { recursive: true });
+      await writeSimModel({ file, sizeBytes: 32 * 2 ** 20, header: { name: `orchard-demo v${version}`, decode_tok_s: decode } });
+    }
+    const ids = await simReferenceIds({ modelFile: file, maxNewTokens: 8 });
+    const shown = path.relative(root, file).startsWith("..") ? file : path.relative(root, file);
+    lines.push(`  ${shown}  (runtime sim, expected ids for "${REFERENCE_PROMPT}": ${ids.join(",")})`);
+  }
+  return lines;
+}
+
 async function main(): Promise<void> {
   const server = start("server", [tsx, path.join(root, "apps/web/server.ts")], { ...process.env, ORCHARD_API_KEY: apiKey });
   server.once("exit", (code) => {
@@ -150,12 +174,14 @@ async function main(): Promise<void> {
     const deviceId = (JSON.parse(readFileSync(agentFile, "utf8")) as { deviceId: string }).deviceId;
     if (trafficSeconds > 0) demoTraffic(deviceId, i);
   }
+  const models = await demoModels().catch((err: Error) => [`  (could not write the demo models: ${err.message})`]);
   process.stdout.write(
     `\nOrchard demo: ${count} local agents with the simulated runner (sim backend, no real model).\n` +
       `Dashboard: http://localhost:${port}  ·  CLI: ORCHARD_URL=http://localhost:${port} ORCHARD_API_KEY=${apiKey} npx orchard devices\n` +
       (trafficSeconds > 0
         ? `Demo traffic: each agent is asked a short question every ~${trafficSeconds} s (ORCHARD_DEMO_TRAFFIC_SECONDS=0 turns it off).\n`
         : "") +
+      `Simulated models to try a rollout with (upload on the Models page, then roll out):\n${models.join("\n")}\n` +
       `Ctrl-C stops the server and the agents.\n\n`,
   );
 }

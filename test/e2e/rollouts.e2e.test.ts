@@ -1,9 +1,9 @@
 /**
  * Rollouts in a real browser (Debian's Chromium via playwright-core) against a real
- * server and three agents with the sim runner: tag a device on its page, roll a model
- * out from the Rollouts page (by tag and by device, canary first) and watch every
- * progress bar fill, then roll a second model out from a device page and roll that
- * device back to the model it kept.
+ * server and three agents with the sim runner: upload a model on the Models page, tag a
+ * device on its page, roll the model out from the Rollouts page (by tag and by device,
+ * canary first) and watch every progress bar fill, then roll a second model (pushed
+ * with the CLI) out from a device page and roll that device back to the model it kept.
  */
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
@@ -60,7 +60,6 @@ describe("rollouts in Chromium", () => {
     for (const a of agents) {
       await waitFor(`${a.name} online`, async () => (await server.client.devices.get.query({ id: a.deviceId })).runner?.state === "ready");
     }
-    v1 = await pushModel("1");
     v2 = await pushModel("2");
     browser = await launchBrowser();
     page = browser.page;
@@ -78,6 +77,28 @@ describe("rollouts in Chromium", () => {
     for (const a of agents ?? []) await removeDir(a.dataDir);
     if (server) await removeDir(server.dataDir);
     if (tmp) await removeDir(tmp);
+  });
+
+  it("uploads a model on the Models page", async () => {
+    const file = path.join(tmp, "e2e-1.sim");
+    await writeSimModel({ file, sizeBytes: 16 * MiB, header: { name: "e2e-1" } });
+    await page.getByTestId("nav-models").click();
+    await page.waitForURL(`${server.url}/models`);
+    await page.getByTestId("models-upload").click();
+    await page.getByTestId("model-file").setInputFiles(file);
+    await page.getByTestId("model-name").fill("e2e-sim");
+    await page.getByTestId("model-version").fill("1");
+    await page.getByTestId("model-runtime-select").selectOption("sim");
+    await page.getByTestId("model-ref-prompt").fill("The capital of France is");
+    await page.getByTestId("model-submit").click();
+    const uploaded = await waitFor(
+      "the upload to become a model",
+      async () => (await server.client.artifacts.list.query()).find((m) => m.name === "e2e-sim" && m.version === "1"),
+      60_000,
+    );
+    expect(uploaded).toMatchObject({ runtime: "sim", source: "upload" });
+    await waitFor("its row", async () => (await page.locator('[data-testid="model-row"][data-name="e2e-sim"]').count()) === 2);
+    v1 = uploaded;
   });
 
   it("tags a device on its page, and refuses a tag it cannot take", async () => {
