@@ -75,6 +75,17 @@ describe("StateFileWriter", () => {
     expect(await readStateFile(file)).toMatchObject({ updatedAt: 3, running: false });
   });
 
+  it("flush() during a write waits for the final snapshot, not for the write it found (no interval)", async () => {
+    const file = path.join(dir, "state.json");
+    for (let round = 0; round < 20; round++) {
+      const writer = new StateFileWriter(file, silentLogger, 0);
+      writer.update(state(1)); // a write starts at once
+      writer.update(state(2)); // arrives during it: handed over when it ends
+      await writer.flush(state(3, { running: false }));
+      expect(await readStateFile(file)).toMatchObject({ updatedAt: 3, running: false });
+    }
+  });
+
   it("contains no credential", async () => {
     const file = path.join(dir, "state.json");
     await new StateFileWriter(file, silentLogger).flush(state(1));

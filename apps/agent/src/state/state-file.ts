@@ -81,12 +81,16 @@ export class StateFileWriter {
       this.#latest = state;
       this.#dirty = true;
     }
-    if (this.#timer) {
-      clearTimeout(this.#timer);
-      this.#timer = null;
+    // Until the newest snapshot is on disk: a write that was in progress may hand over to
+    // another one (it re-schedules what arrived meanwhile), so wait for that one too.
+    while (this.#writing || this.#dirty) {
+      if (this.#timer) {
+        clearTimeout(this.#timer);
+        this.#timer = null;
+      }
+      if (this.#writing) await this.#writing;
+      else await this.#write();
     }
-    await this.#writing;
-    if (this.#dirty) await this.#write();
   }
 
   async #write(): Promise<void> {
