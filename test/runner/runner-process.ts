@@ -47,8 +47,8 @@ export class RunnerProcess {
   #exit: Exit | null = null;
   #decoder = new TextDecoder("utf-8", { fatal: true });
 
-  constructor(args: string[]) {
-    this.#child = spawn(RUNNER_BIN, args, { stdio: ["pipe", "pipe", "pipe"] });
+  constructor(args: string[], bin: string = RUNNER_BIN) {
+    this.#child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
     this.#child.stdout.on("data", (chunk: Buffer) => this.#onStdout(chunk));
     this.#child.stderr.on("data", (chunk: Buffer) => {
       this.stderr += chunk.toString("utf8");
@@ -68,8 +68,8 @@ export class RunnerProcess {
   }
 
   /** Starts a runner and waits for its first line. */
-  static async start(args: string[]): Promise<{ runner: RunnerProcess; first: RunnerMessage }> {
-    const runner = new RunnerProcess(args);
+  static async start(args: string[], bin: string = RUNNER_BIN): Promise<{ runner: RunnerProcess; first: RunnerMessage }> {
+    const runner = new RunnerProcess(args, bin);
     const first = await runner.next();
     return { runner, first };
   }
@@ -158,8 +158,8 @@ export class RunnerProcess {
 }
 
 /** Runs the binary to completion with stdin closed; for flag checks. */
-export async function runOnce(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(RUNNER_BIN, args, { stdio: ["pipe", "pipe", "pipe"] });
+export async function runOnce(args: string[], bin: string = RUNNER_BIN): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(bin, args, { stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (c: Buffer) => (stdout += c.toString("utf8")));

@@ -71,7 +71,7 @@ export type RunnerRequest = z.input<typeof RunnerRequest>;
 
 export const RunnerReady = z.object({
   type: z.literal("ready"),
-  backend: z.enum(["sim", "executorch"]),
+  backend: z.enum(["sim", "executorch", "llamacpp"]),
   /** What is loaded; the sim backend says so in the name. */
   model: z.string(),
   max_context: z.number().int().positive(),
