@@ -8,9 +8,13 @@
  * through the OpenAI-compatible API — demo traffic, which creates no conversations.
  * Two small SIMULATED model files are written under $ORCHARD_DATA/demo-models, so a
  * rollout can be tried from the browser: upload one on the Models page, roll it out.
+ * A tiny GGUF with RANDOM weights is written there too (real llama.cpp compute,
+ * gibberish text): rolled out as runtime llama.cpp it switches a device to the
+ * llama.cpp runner. ORCHARD_DEMO_RUNNER=llamacpp starts the agents on it directly
+ * (`--runner llamacpp`, ORCHARD_DEMO_LLAMA_THREADS threads each, default 1).
  * Ctrl-C stops everything.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -18,17 +22,31 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createOrchardClient } from "../apps/cli/src/client.ts";
 import { REFERENCE_PROMPT, simReferenceIds, writeSimModel } from "./sim-model.ts";
+import { TINY_GGUF_NAME, writeTinyGguf } from "./tiny-gguf.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const tsx = path.join(root, "node_modules/.bin/tsx");
 const agentBin = path.join(root, "apps/agent/bin/orchard-agent.mjs");
+const llamaRunnerBin = path.join(root, "apps/agent/bin/orchard-llama-runner.mjs");
 
 const count = Number(process.env.ORCHARD_DEMO_AGENTS ?? "3");
 if (!Number.isInteger(count) || count < 0 || count > 50) {
   process.stderr.write("demo: ORCHARD_DEMO_AGENTS must be a whole number from 0 to 50\n");
   process.exit(2);
 }
+const runner = process.env.ORCHARD_DEMO_RUNNER || "sim";
+if (runner !== "sim" && runner !== "llamacpp") {
+  process.stderr.write("demo: ORCHARD_DEMO_RUNNER must be sim (default) or llamacpp\n");
+  process.exit(2);
+}
+const llamaThreads = Number(process.env.ORCHARD_DEMO_LLAMA_THREADS ?? "1");
+if (!Number.isInteger(llamaThreads) || llamaThreads < 1 || llamaThreads > 256) {
+  process.stderr.write("demo: ORCHARD_DEMO_LLAMA_THREADS must be a whole number of threads from 1 to 256\n");
+  process.exit(2);
+}
 const dataDir = path.resolve(process.env.ORCHARD_DATA ?? "./data");
+/** The tiny random-weights GGUF (written once). */
+const demoGguf = path.join(dataDir, "demo-models", "orchard-tiny-random.gguf");
 const port = Number(process.env.PORT ?? "3000");
 const url = `http://127.0.0.1:${port}`;
 // The demo talks to its own server through the API; a key is made up when none is configured.
@@ -124,7 +142,32 @@ function demoTraffic(deviceId: string, index: number): void {
   setTimeout(() => void ask(), 5_000 + index * 2_000).unref();
 }
 
-/** Simulated models to try a rollout with (written once); returns a line per file for the banner. */
+/** The tiny GGUF (random weights), written once; llama.cpp computes with it, its text is gibberish. */
+async function ensureDemoGguf(): Promise<void> {
+  // A 4096-token context, so that a conversation in the dashboard has room to go on.
+  if (!existsSync(demoGguf)) await writeTinyGguf({ file: demoGguf, seed: 1, context: 4096 });
+}
+
+/** The llama.cpp release the llama runner loads: a GGUF artifact's runtime version. */
+function llamaCppRelease(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [llamaRunnerBin, "--capabilities"], { cwd: root, timeout: 60_000 }, (error, stdout) => {
+      if (error) return reject(error);
+      try {
+        const caps = JSON.parse(stdout.trim().split("\n")[0] ?? "") as { runtimes?: Record<string, { versions?: string[] }> };
+        const version = caps.runtimes?.["llama.cpp"]?.versions?.[0];
+        if (!version) throw new Error("no llama.cpp version");
+        resolve(version);
+      } catch (parseError) {
+        reject(parseError as Error);
+      }
+    });
+  });
+}
+
+const shownPath = (file: string): string => (path.relative(root, file).startsWith("..") ? file : path.relative(root, file));
+
+/** Models to try a rollout with (written once): two simulated ones and the tiny GGUF; returns a line per file for the banner. */
 async function demoModels(): Promise<string[]> {
   const dir = path.join(dataDir, "demo-models");
   const lines: string[] = [];
@@ -138,9 +181,13 @@ async function demoModels(): Promise<string[]> {
       await writeSimModel({ file, sizeBytes: 32 * 2 ** 20, header: { name: `orchard-demo v${version}`, decode_tok_s: decode } });
     }
     const ids = await simReferenceIds({ modelFile: file, maxNewTokens: 8 });
-    const shown = path.relative(root, file).startsWith("..") ? file : path.relative(root, file);
-    lines.push(`  ${shown}  (runtime sim, expected ids for "${REFERENCE_PROMPT}": ${ids.join(",")})`);
+    lines.push(`  ${shownPath(file)}  (runtime sim, expected ids for "${REFERENCE_PROMPT}": ${ids.join(",")})`);
   }
+  await ensureDemoGguf();
+  const release = await llamaCppRelease().catch(
+    (err: Error) => `? (orchard-llama-runner --capabilities failed: ${err.message.split("\n")[0]})`,
+  );
+  lines.push(`  ${shownPath(demoGguf)}  (runtime llama.cpp ${release}; "${TINY_GGUF_NAME}": RANDOM weights, gibberish text)`);
   return lines;
 }
 
@@ -154,6 +201,9 @@ async function main(): Promise<void> {
   });
   await waitForHealth(server);
 
+  if (runner === "llamacpp") await ensureDemoGguf();
+  const runnerArgs =
+    runner === "llamacpp" ? ["--runner", "llamacpp", "--model", demoGguf, "--llama-threads", String(llamaThreads)] : ["--runner", "sim"];
   const client = createOrchardClient({ url, apiKey });
   const known = new Set((await client.devices.list.query()).map((d) => d.id));
   for (let i = 1; i <= count; i++) {
@@ -167,7 +217,7 @@ async function main(): Promise<void> {
       const code = await exited(enroll);
       if (code !== 0) throw new Error(`enrolling ${name} failed (exit ${code})`);
     }
-    const agent = start(name, [agentBin, "run", "--data-dir", agentDir, "--runner", "sim"]);
+    const agent = start(name, [agentBin, "run", "--data-dir", agentDir, ...runnerArgs]);
     agent.once("exit", (code) => {
       if (!stopping) process.stderr.write(`demo: agent ${name} exited (code ${code})\n`);
     });
@@ -176,12 +226,15 @@ async function main(): Promise<void> {
   }
   const models = await demoModels().catch((err: Error) => [`  (could not write the demo models: ${err.message})`]);
   process.stdout.write(
-    `\nOrchard demo: ${count} local agents with the simulated runner (sim backend, no real model).\n` +
+    (runner === "llamacpp"
+      ? `\nOrchard demo: ${count} local agents with the llama.cpp runner on ${shownPath(demoGguf)} (${llamaThreads} thread(s) each; ` +
+        `real llama.cpp inference on a tiny model with RANDOM weights: the text is gibberish).\n`
+      : `\nOrchard demo: ${count} local agents with the simulated runner (sim backend, no real model).\n`) +
       `Dashboard: http://localhost:${port}  ·  CLI: ORCHARD_URL=http://localhost:${port} ORCHARD_API_KEY=${apiKey} npx orchard devices\n` +
       (trafficSeconds > 0
         ? `Demo traffic: each agent is asked a short question every ~${trafficSeconds} s (ORCHARD_DEMO_TRAFFIC_SECONDS=0 turns it off).\n`
         : "") +
-      `Simulated models to try a rollout with (upload on the Models page, then roll out):\n${models.join("\n")}\n` +
+      `Models to try a rollout with (upload on the Models page, then roll out; the .gguf switches a sim device to llama.cpp):\n${models.join("\n")}\n` +
       `Ctrl-C stops the server and the agents.\n\n`,
   );
 }

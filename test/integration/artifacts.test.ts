@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ArtifactKeyResponse, EnrollResponse, topics, type DeviceStatus, type RunnerStatus } from "@orchard/contracts";
+import { ARTIFACT_RUNTIMES, ArtifactKeyResponse, EnrollResponse, topics, type DeviceStatus, type RunnerStatus } from "@orchard/contracts";
 import type { ArtifactDto, UploadDto } from "../../apps/web/src/lib/artifacts.ts";
 import { writeSimModel } from "../../scripts/sim-model.ts";
 import { ROOT, removeDir, startServer, waitFor, type TestServer } from "../support/harness.ts";
@@ -556,7 +556,7 @@ describe("orchard artifact", () => {
     expect(missing.code).toBe(2);
     expect(missing.err).toBe("orchard: --name is required (e.g. --name gemma4-e2b)\n");
     const runtime = await cli(["artifact", "push", path.join(tmp, "tokenizer.json"), "--name", "x", "--version", "1", "--runtime", "onnx"]);
-    expect(runtime.err).toBe("orchard: --runtime must be one of executorch, sim\n");
+    expect(runtime.err).toBe(`orchard: --runtime must be one of ${ARTIFACT_RUNTIMES.join(", ")}\n`);
     const noFile = await cli(["artifact", "push", path.join(tmp, "nope.pte"), "--name", "x", "--version", "1", "--runtime", "sim"]);
     expect(noFile.err).toBe(`orchard: ${path.join(tmp, "nope.pte")}: no such file\n`);
     expect((await server.client.artifacts.uploads.query()).filter((u) => u.name === "nope.pte")).toEqual([]);

@@ -45,9 +45,15 @@ export async function planPush(o: PushOptions): Promise<PushPlan> {
   }
   const runtime = o.runtime as ArtifactRuntime;
   const runtimeVersion = o.runtimeVersion ?? (runtime === "sim" ? "1" : undefined);
-  if (!runtimeVersion)
-    throw new Error("--runtime-version is required for executorch (the ExecuTorch version the model was exported with, e.g. 1.2.0)");
+  if (!runtimeVersion) {
+    throw new Error(
+      runtime === "llama.cpp"
+        ? "--runtime-version is required for llama.cpp (the llama.cpp release the devices' runner loads: see orchard-llama-runner --capabilities)"
+        : "--runtime-version is required for executorch (the ExecuTorch version the model was exported with, e.g. 1.2.0)",
+    );
+  }
   if (runtime === "sim" && o.profile) throw new Error("a simulated (sim) model has no --profile");
+  if (runtime === "llama.cpp" && o.profile) throw new Error("a llama.cpp (GGUF) model has no --profile");
   let maxContext: number | null = null;
   if (o.maxContext !== undefined) {
     maxContext = Number(o.maxContext);
@@ -70,6 +76,9 @@ export async function planPush(o: PushOptions): Promise<PushPlan> {
     const st = await stat(file).catch(() => null);
     if (!st?.isFile()) throw new Error(`${file}: no such file`);
     files.push({ path: file, name, role: i === 0 ? "model" : roleForFileName(name), size: st.size });
+  }
+  if (runtime === "llama.cpp" && !/\.gguf$/i.test(files[0]!.name)) {
+    throw new Error(`a llama.cpp model is a .gguf file, not ${files[0]!.name} (its tokenizer and chat template are inside it)`);
   }
   const names = new Set<string>();
   for (const f of files) {

@@ -29,7 +29,7 @@ commands:
   bench show ID         a run's devices and results table [--csv | --markdown]
   artifact push MODEL [TOKENIZER…]
                         upload a model and its tokenizer files (resumable) and create the signed model
-                        --name N --version V --runtime sim|executorch [--runtime-version X (sim: 1)]
+                        --name N --version V --runtime sim|executorch|llama.cpp [--runtime-version X (sim: 1)]
                         [--profile P] [--max-context N] [--reference-prompt S] [--expected-ids 1,2,3]
   artifact list         models on the server, newest first, with the devices that run them
   artifact rm ID        delete a model (refused while a device runs it or a rollout uses it)

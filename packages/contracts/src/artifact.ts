@@ -17,9 +17,10 @@ export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "a sha256 in lower-c
 /**
  * Runtimes an artifact can be for. `sim` artifacts are simulated models for tests and
  * demos (a small header that tells the `sim` backend how to behave, then padding);
- * the dashboard labels them as such.
+ * the dashboard labels them as such. `llama.cpp` artifacts are one `.gguf` (tokenizer
+ * and chat template inside), run by the `llamacpp` runner backend.
  */
-export const ARTIFACT_RUNTIMES = ["executorch", "sim"] as const;
+export const ARTIFACT_RUNTIMES = ["executorch", "sim", "llama.cpp"] as const;
 export const ArtifactRuntime = z.enum(ARTIFACT_RUNTIMES);
 export type ArtifactRuntime = z.infer<typeof ArtifactRuntime>;
 
@@ -65,7 +66,7 @@ export const ArtifactManifest = z
     runtime: ArtifactRuntime,
     /** The runtime version the model was exported for (e.g. ExecuTorch "1.2.0"); agents refuse what their runner cannot load. */
     runtimeVersion: z.string().min(1).max(64),
-    /** Runner model profile (executorch: "gemma4-e2b-extcache" or "llm-standard"); null for sim. */
+    /** Runner model profile (executorch: "gemma4-e2b-extcache" or "llm-standard"); null for sim and llama.cpp. */
     profile: z.string().min(1).max(64).nullable(),
     maxContext: z.number().int().positive().max(1_048_576).nullable(),
     files: z.array(ArtifactFile).min(1).max(16),

@@ -38,7 +38,7 @@ export const RUNNER_STATES = [
 export const RunnerState = z.enum(RUNNER_STATES);
 export type RunnerState = z.infer<typeof RunnerState>;
 
-export const RUNNER_BACKENDS = ["sim", "executorch"] as const;
+export const RUNNER_BACKENDS = ["sim", "executorch", "llamacpp"] as const;
 export const RunnerBackend = z.enum(RUNNER_BACKENDS);
 export type RunnerBackend = z.infer<typeof RunnerBackend>;
 

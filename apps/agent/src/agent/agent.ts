@@ -18,9 +18,10 @@ import type { BackoffOptions } from "../lib/backoff.js";
 import { type Clock, systemClock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import type { RestartPolicyOptions } from "../runner/restart-policy.js";
+import { defaultLlamaRunner } from "../runner/programs.js";
 import { type RunnerLaunch, RunnerSupervisor } from "../runner/supervisor.js";
 import { deviceAuthorization, fetchArtifactKey } from "../rollout/artifact-key.js";
-import { CapabilityCache, probeCapabilities } from "../rollout/capabilities.js";
+import { CombinedCapabilities, probeCapabilities } from "../rollout/capabilities.js";
 import { SupervisorModelHost, canRun } from "../rollout/model-host.js";
 import { ModelStore } from "../rollout/model-store.js";
 import { RolloutRunner, type RolloutRunnerOptions } from "../rollout/rollout-runner.js";
@@ -72,8 +73,8 @@ export class Agent {
   readonly vcgencmd: Vcgencmd;
   /** Runs rollout.apply / abort / rollback: downloads, verifies and activates models (rollout/). */
   readonly rollout: RolloutRunner;
-  /** What `orchard-runner --capabilities` says it loads (asked once). */
-  readonly capabilities: CapabilityCache;
+  /** What `orchard-runner --capabilities` and `orchard-llama-runner --capabilities` say they load (the union; each asked once). */
+  readonly capabilities: CombinedCapabilities;
   readonly #opts: AgentOptions;
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -103,8 +104,10 @@ export class Agent {
     const { enrollment } = options;
     this.#enrollment = enrollment;
 
+    const llamaRunner = defaultLlamaRunner(options.runner.llamaThreads);
     this.supervisor = new RunnerSupervisor({
       command: options.runner.bin.path,
+      llamaRunner,
       backend: options.runner.backend,
       model: options.runner.model,
       tokenizer: options.runner.tokenizer,
@@ -175,7 +178,13 @@ export class Agent {
     });
 
     const runnerCommand = options.runner.bin.path;
-    this.capabilities = new CapabilityCache(() => probeCapabilities(runnerCommand));
+    this.capabilities = new CombinedCapabilities(
+      [
+        { name: "orchard-runner", probe: () => probeCapabilities(runnerCommand) },
+        { name: "orchard-llama-runner", probe: () => probeCapabilities(llamaRunner.command, llamaRunner.args, 30_000) },
+      ],
+      (name, error) => this.#log.warn(`${name} does not say what it can load; its runtimes are refused`, { error: error.message }),
+    );
     this.rollout = new RolloutRunner({
       store: new ModelStore({ dataDir: options.dataDir, quotaBytes: options.modelsQuotaBytes ?? null, logger: options.logger }),
       host: new SupervisorModelHost({ supervisor: this.supervisor, queue: this.chat, logger: options.logger }),
@@ -311,7 +320,7 @@ export class Agent {
     }
     this.supervisor.setLaunch(launch);
     if (canRun(launch)) this.supervisor.start();
-    else this.#log.warn("no model to run: --runner executorch without --model waits for a rollout to activate one");
+    else this.#log.warn("no model to run: --runner executorch or llamacpp without --model waits for a rollout to activate one");
     void this.capabilities.get().then(
       (caps) => this.#log.info("runner capabilities", { runnerVersion: caps.version, runtimes: Object.keys(caps.runtimes) }),
       (error: unknown) =>

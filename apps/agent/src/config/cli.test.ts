@@ -8,6 +8,7 @@ let tmp: string;
 let runnerBin: string;
 let model: string;
 let tokenizer: string;
+let gguf: string;
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), "orchard-agent-cli-"));
   runnerBin = path.join(tmp, "orchard-runner");
@@ -17,6 +18,8 @@ beforeAll(async () => {
   await writeFile(model, "");
   tokenizer = path.join(tmp, "tokenizer");
   await mkdir(tokenizer);
+  gguf = path.join(tmp, "tiny.gguf");
+  await writeFile(gguf, "");
 });
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
@@ -62,7 +65,14 @@ describe("orchard-agent command line", () => {
       name: "run",
       log: { level: "info", format: "text" },
       dataDir: "/home/pi/.local/state/orchard-agent",
-      runner: { backend: "sim", bin: { path: "orchard-runner", source: "PATH" }, model: null, tokenizer: null, extraArgs: [] },
+      runner: {
+        backend: "sim",
+        bin: { path: "orchard-runner", source: "PATH" },
+        model: null,
+        tokenizer: null,
+        extraArgs: [],
+        llamaThreads: os.availableParallelism(),
+      },
       telemetryIntervalMs: 5_000,
       chatQueueLimit: 4,
       modelsQuotaBytes: null,
@@ -104,12 +114,29 @@ describe("orchard-agent command line", () => {
     expect(parse(["run", "--runner", "executorch"])).toMatchObject({ runner: { backend: "executorch", model: null, tokenizer: null } });
     expect(error(["run", "--runner", "executorch", "--model", model])).toBe("--runner executorch --model needs --tokenizer DIR too");
     expect(error(["run", "--runner", "executorch", "--tokenizer", tokenizer])).toBe("--tokenizer needs --model PATH (the .pte file) too");
-    expect(error(["run", "--model", model])).toBe("--model only applies to --runner executorch");
+    expect(error(["run", "--model", model])).toBe("--model only applies to --runner executorch or llamacpp");
     expect(error(["run", "--runner", "executorch", "--model", "/nope.pte", "--tokenizer", tokenizer])).toBe(
       "--model /nope.pte: no such file",
     );
     expect(error(["run", "--runner", "executorch", "--model", model, "--tokenizer", model])).toMatch(/is not a directory/);
-    expect(error(["run", "--runner", "llama"])).toBe("--runner must be one of sim, executorch");
+    expect(error(["run", "--runner", "llama"])).toBe("--runner must be one of sim, executorch, llamacpp");
+  });
+
+  it("run: llamacpp takes an optional .gguf (no tokenizer) and an explicit thread count", () => {
+    expect(parse(["run", "--runner", "llamacpp", "--model", gguf, "--llama-threads", "1"])).toMatchObject({
+      runner: { backend: "llamacpp", model: gguf, tokenizer: null, llamaThreads: 1 },
+    });
+    // Without a model the llama runner waits for a rollout to activate a .gguf.
+    expect(parse(["run", "--runner", "llamacpp"])).toMatchObject({
+      runner: { backend: "llamacpp", model: null, llamaThreads: os.availableParallelism() },
+    });
+    expect(error(["run", "--runner", "llamacpp", "--model", model])).toBe("--runner llamacpp --model takes a .gguf file");
+    expect(error(["run", "--runner", "llamacpp", "--model", gguf, "--tokenizer", tokenizer])).toMatch(
+      /--tokenizer does not apply to --runner llamacpp/,
+    );
+    expect(error(["run", "--runner", "llamacpp", "--model", "/nope.gguf"])).toBe("--model /nope.gguf: no such file");
+    expect(error(["run", "--llama-threads", "0"])).toBe("--llama-threads must be between 1 and 256");
+    expect(error(["run", "--llama-threads", "four"])).toMatch(/whole number of threads/);
   });
 
   it("run: telemetry interval in seconds, bounded", () => {

@@ -4,6 +4,7 @@
  * flag ends here with a message that says which flag and what it accepts.
  */
 import { existsSync, statSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { CHAT_DEFAULT_QUEUE_LIMIT, EnrollRequest, RunnerBackend } from "@orchard/contracts";
@@ -33,6 +34,8 @@ export interface RunnerConfig {
   tokenizer: string | null;
   /** Passed to orchard-runner verbatim after the agent's own flags (e.g. --sim-decode-tok-s=50). */
   extraArgs: string[];
+  /** `--threads` for the llama.cpp runner (`--llama-threads`, default: os.availableParallelism()). */
+  llamaThreads: number;
 }
 
 export type Command =
@@ -59,7 +62,7 @@ export const USAGE = `Usage: orchard-agent <command> [flags]
 
 Commands:
   enroll --server URL --token T [--force]   register this device with an Orchard server
-  run [--runner sim|executorch] …           connect, report telemetry, supervise the runner
+  run [--runner sim|executorch|llamacpp] …  connect, report telemetry, supervise the runner
   status [--json]                           show what the agent on this data dir is doing
 
 Flags for every command:
@@ -72,14 +75,18 @@ Flags for every command:
   --version               print the agent version
 
 run:
-  --runner BACKEND        sim (default) | executorch
+  --runner BACKEND        sim (default) | executorch | llamacpp (llama.cpp on a .gguf, through
+                          node apps/agent/bin/orchard-llama-runner.mjs)
   --runner-bin PATH       the orchard-runner binary (default: $ORCHARD_RUNNER_BIN, else
                           native/build/orchard-runner of this checkout, else orchard-runner on PATH)
-  --model PATH            the .pte to load (executorch only; a model activated by a rollout
+  --model PATH            the .pte (executorch) or .gguf (llamacpp) to load (a model activated by a rollout
                           takes precedence: see models/current.json in the data dir)
   --tokenizer DIR         the tokenizer directory (executorch only, with --model); without
                           --model, executorch runs nothing until a rollout activates a model
-  --runner-arg=FLAG       one more flag for orchard-runner, repeatable
+                          (llamacpp: --model FILE.gguf alone, the tokenizer is inside the .gguf)
+  --llama-threads N       threads the llama.cpp runner computes with (1-256, default: the CPUs
+                          available, ${os.availableParallelism()} here); more than the cores slows it right down
+  --runner-arg=FLAG       one more flag for the --runner backend's program, repeatable
                           (e.g. --runner-arg=--sim-decode-tok-s=50)
   --telemetry-interval S  seconds between telemetry samples (default 5)
   --chat-queue N          chats held at once, the running one included (1-64, default ${CHAT_DEFAULT_QUEUE_LIMIT});
@@ -108,6 +115,7 @@ const COMMAND_OPTIONS = {
     model: { type: "string" },
     tokenizer: { type: "string" },
     "runner-arg": { type: "string", multiple: true },
+    "llama-threads": { type: "string" },
     "telemetry-interval": { type: "string" },
     "chat-queue": { type: "string" },
     "models-quota": { type: "string" },
@@ -172,6 +180,12 @@ const ModelsQuota = z.string().transform((v, ctx) => {
   return bytes;
 });
 
+const LlamaThreads = z
+  .string()
+  .regex(/^\d+$/, { error: "--llama-threads must be a whole number of threads, e.g. 4" })
+  .transform(Number)
+  .refine((n) => n >= 1 && n <= 256, { error: "--llama-threads must be between 1 and 256" });
+
 const RunFlags = LogFlags.extend({
   runner: z.enum(RunnerBackend.options, { error: `--runner must be one of ${RunnerBackend.options.join(", ")}` }).default("sim"),
   "runner-bin": z.string().min(1).optional(),
@@ -180,10 +194,21 @@ const RunFlags = LogFlags.extend({
   "runner-arg": z
     .array(z.string().regex(/^-/, { error: "--runner-arg takes one flag for orchard-runner, e.g. --runner-arg=--sim-decode-tok-s=50" }))
     .optional(),
+  "llama-threads": LlamaThreads.optional(),
   "telemetry-interval": TelemetryInterval.optional(),
   "chat-queue": ChatQueueLimit.optional(),
   "models-quota": ModelsQuota.optional(),
 }).superRefine((flags, ctx) => {
+  if (flags.runner === "llamacpp") {
+    // Without --model, the runner waits for a rollout to activate a .gguf.
+    if (flags.model !== undefined && !flags.model.toLowerCase().endsWith(".gguf")) {
+      ctx.addIssue({ code: "custom", message: "--runner llamacpp --model takes a .gguf file" });
+    }
+    if (flags.tokenizer !== undefined) {
+      ctx.addIssue({ code: "custom", message: "--tokenizer does not apply to --runner llamacpp (a .gguf holds its tokenizer)" });
+    }
+    return;
+  }
   if (flags.runner === "executorch") {
     // Without both, the runner waits for a rollout to activate a model.
     if (flags.model !== undefined && flags.tokenizer === undefined) {
@@ -193,7 +218,7 @@ const RunFlags = LogFlags.extend({
       ctx.addIssue({ code: "custom", message: "--tokenizer needs --model PATH (the .pte file) too" });
     }
   } else {
-    if (flags.model !== undefined) ctx.addIssue({ code: "custom", message: "--model only applies to --runner executorch" });
+    if (flags.model !== undefined) ctx.addIssue({ code: "custom", message: "--model only applies to --runner executorch or llamacpp" });
     if (flags.tokenizer !== undefined) ctx.addIssue({ code: "custom", message: "--tokenizer only applies to --runner executorch" });
   }
 });
@@ -313,6 +338,7 @@ export function parseCommandLine(argv: readonly string[], rawEnv: Record<string,
         model: flags.model === undefined ? null : requireFile(path.resolve(cwd, flags.model), "--model", "file"),
         tokenizer: flags.tokenizer === undefined ? null : requireFile(path.resolve(cwd, flags.tokenizer), "--tokenizer", "dir"),
         extraArgs: flags["runner-arg"] ?? [],
+        llamaThreads: flags["llama-threads"] ?? os.availableParallelism(),
       };
       const seconds = flags["telemetry-interval"] ?? 5;
       return {

@@ -4,7 +4,16 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO_RUNNER_PATH } from "../config/cli.js";
-import { CapabilitiesError, CapabilityCache, type RunnerCapabilities, probeCapabilities, unsupportedReason } from "./capabilities.js";
+import { LLAMA_RUNNER_SCRIPT } from "../runner/programs.js";
+import {
+  CapabilitiesError,
+  CapabilityCache,
+  CombinedCapabilities,
+  type RunnerCapabilities,
+  mergeCapabilities,
+  probeCapabilities,
+  unsupportedReason,
+} from "./capabilities.js";
 
 const RUNNER = process.env.ORCHARD_RUNNER_BIN || REPO_RUNNER_PATH;
 const CAPS: RunnerCapabilities = {
@@ -28,6 +37,13 @@ describe("orchard-runner --capabilities", () => {
     const caps = await probeCapabilities(RUNNER);
     expect(caps.runtimes.sim).toEqual({ versions: ["1"], profiles: [] });
     expect(caps.version).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it.runIf(existsSync(LLAMA_RUNNER_SCRIPT))("the real llama runner lists the llama.cpp runtime, no profiles", async () => {
+    const caps = await probeCapabilities(process.execPath, [LLAMA_RUNNER_SCRIPT], 60_000);
+    expect(Object.keys(caps.runtimes)).toEqual(["llama.cpp"]);
+    expect(caps.runtimes["llama.cpp"]!.versions).toHaveLength(1);
+    expect(caps.runtimes["llama.cpp"]!.profiles).toEqual([]);
   });
 
   it("a runner that predates rollouts, or prints something else, is refused with a sentence", async () => {
@@ -80,5 +96,73 @@ describe("unsupportedReason", () => {
     expect(unsupportedReason({ runtime: "sim", runtimeVersion: "1", profile: "gemma4-e2b-extcache" }, CAPS)).toBe(
       "this device's orchard-runner 0.3.0 has no sim profile gemma4-e2b-extcache (it has: none)",
     );
+  });
+});
+
+const LLAMA: RunnerCapabilities = { version: "0.3.0", runtimes: { "llama.cpp": { versions: ["b6000"], profiles: [] } } };
+
+describe("the union of orchard-runner and orchard-llama-runner", () => {
+  it("merges runtimes (uniting versions and profiles of a shared one) and names each program", () => {
+    const merged = mergeCapabilities([
+      { name: "orchard-runner", caps: CAPS },
+      { name: "orchard-llama-runner", caps: LLAMA },
+      { name: "other", caps: { version: "9", runtimes: { sim: { versions: ["1", "2"], profiles: ["p"] } } } },
+    ]);
+    expect(merged.runtimes).toEqual({
+      sim: { versions: ["1", "2"], profiles: ["p"] },
+      executorch: CAPS.runtimes.executorch,
+      "llama.cpp": { versions: ["b6000"], profiles: [] },
+    });
+    expect(merged.version).toBe("orchard-runner 0.3.0, orchard-llama-runner 0.3.0, other 9");
+    expect(mergeCapabilities([{ name: "orchard-runner", caps: CAPS }])).toEqual(CAPS);
+    expect(() => mergeCapabilities([])).toThrow(CapabilitiesError);
+  });
+
+  it("a reason for a merged device names the runners and every runtime they have", () => {
+    const merged = mergeCapabilities([
+      { name: "orchard-runner", caps: { version: "0.3.0", runtimes: { sim: CAPS.runtimes.sim! } } },
+      { name: "orchard-llama-runner", caps: LLAMA },
+    ]);
+    expect(unsupportedReason({ runtime: "llama.cpp", runtimeVersion: "b6000", profile: null }, merged)).toBeNull();
+    expect(unsupportedReason({ runtime: "executorch", runtimeVersion: "1.2.0", profile: null }, merged)).toBe(
+      "this device's runners (orchard-runner 0.3.0, orchard-llama-runner 0.3.0) have no executorch runtime (it has: sim, llama.cpp)",
+    );
+    expect(unsupportedReason({ runtime: "llama.cpp", runtimeVersion: "b1", profile: null }, merged)).toMatch(
+      /\) load llama\.cpp b6000, not b1$/,
+    );
+  });
+
+  it("answers with the runners that answer, retries the one that failed, and fails only when none answers", async () => {
+    let llamaCalls = 0;
+    let llamaFails = true;
+    const failures: string[] = [];
+    const combined = new CombinedCapabilities(
+      [
+        { name: "orchard-runner", probe: async () => CAPS },
+        {
+          name: "orchard-llama-runner",
+          probe: async () => {
+            llamaCalls += 1;
+            if (llamaFails) throw new Error("cannot load node-llama-cpp");
+            return LLAMA;
+          },
+        },
+      ],
+      (name, error) => failures.push(`${name}: ${error.message}`),
+    );
+    expect(await combined.get()).toEqual(CAPS);
+    expect(failures).toEqual(["orchard-llama-runner: cannot load node-llama-cpp"]);
+    llamaFails = false;
+    const both = await combined.get();
+    expect(Object.keys(both.runtimes).sort()).toEqual(["executorch", "llama.cpp", "sim"]);
+    expect(combined.cached()).toEqual(both);
+    await combined.get();
+    expect(llamaCalls).toBe(2);
+
+    const none = new CombinedCapabilities([
+      { name: "a", probe: async () => Promise.reject(new Error("a is broken")) },
+      { name: "b", probe: async () => Promise.reject(new Error("b is broken")) },
+    ]);
+    await expect(none.get()).rejects.toThrow("a is broken; b is broken");
   });
 });

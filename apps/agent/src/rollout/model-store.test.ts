@@ -24,6 +24,7 @@ const CLI: RunnerConfig = {
   model: "/opt/models/cli.pte",
   tokenizer: "/opt/models/tok",
   extraArgs: ["--threads", "4"],
+  llamaThreads: 2,
 };
 
 async function stage(store: ModelStore, a: TestArtifact): Promise<void> {
@@ -126,6 +127,23 @@ describe("ModelStore", () => {
       profile: null,
       extraArgs: [],
     });
+    // A llama.cpp artifact runs on the llamacpp backend whatever --runner says (a rollout switches runtimes).
+    const gguf = makeArtifact(signer, {
+      runtime: "llama.cpp",
+      runtimeVersion: "b6000",
+      files: [{ name: "tiny.gguf", role: "model", data: bytes(10, 2) }],
+    });
+    expect(store.launchFor({ artifactId: gguf.artifactId, signed: gguf.signed }, CLI)).toEqual({
+      backend: "llamacpp",
+      model: path.join(dir, "models", gguf.artifactId, "tiny.gguf"),
+      tokenizer: null,
+      profile: null,
+      extraArgs: [],
+    });
+    expect(store.launchFor({ artifactId: gguf.artifactId, signed: gguf.signed }, { ...CLI, backend: "llamacpp" }).extraArgs).toEqual([
+      "--threads",
+      "4",
+    ]);
     expect(describeModel({ artifactId: et.artifactId, signed: et.signed })).toEqual({
       name: "test-model",
       sha256: et.manifest.files[1]!.sha256,

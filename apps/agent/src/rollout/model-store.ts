@@ -20,6 +20,7 @@ import { z } from "zod";
 import type { RunnerConfig } from "../config/cli.js";
 import { fsyncDir, writeFileAtomic } from "../lib/atomic-fs.js";
 import type { Logger } from "../lib/logger.js";
+import { backendForRuntime } from "../runner/programs.js";
 import type { RunnerLaunch } from "../runner/supervisor.js";
 
 export const ModelEntry = z.object({ artifactId: ArtifactId, signed: SignedManifest });
@@ -224,8 +225,10 @@ export class ModelStore {
 
   /**
    * The runner's launch for an entry (null: the command line's model). A rolled-out
-   * model takes precedence over --model/--tokenizer; --runner-arg flags are passed
-   * when the model's runtime is the --runner backend they were written for.
+   * model takes precedence over --model/--tokenizer and picks the backend of its
+   * runtime (a `llama.cpp` artifact runs on `llamacpp` whatever --runner says), so a
+   * rollout can switch a device between runtimes; --runner-arg flags are passed when
+   * the model's backend is the --runner backend they were written for.
    */
   launchFor(entry: ModelEntry | null, cli: RunnerConfig): RunnerLaunch {
     if (!entry) return { backend: cli.backend, model: cli.model, tokenizer: cli.tokenizer, profile: null, extraArgs: cli.extraArgs };
@@ -233,13 +236,14 @@ export class ModelStore {
     const model = manifest.files.find((f) => f.role === "model");
     if (!model) throw new Error(`artifact ${entry.artifactId} has no model file`);
     const executorch = manifest.runtime === "executorch";
+    const backend = backendForRuntime(manifest.runtime);
     return {
-      backend: manifest.runtime,
+      backend,
       model: this.filePath(entry.artifactId, model.name),
       // The runner reads the tokenizer from a directory: the artifact's folder holds its tokenizer files.
       tokenizer: executorch ? this.artifactDir(entry.artifactId) : null,
       profile: executorch ? manifest.profile : null,
-      extraArgs: manifest.runtime === cli.backend ? cli.extraArgs : [],
+      extraArgs: backend === cli.backend ? cli.extraArgs : [],
     };
   }
 }

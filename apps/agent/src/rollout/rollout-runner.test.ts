@@ -34,7 +34,14 @@ import { MAX_POST_SWITCH_RESUMES, type RolloutEvent, RolloutRunner, type Rollout
 
 const FULL: RolloutDeviceState[] = ["pending", "preflight", "downloading", "verifying", "staged", "activating", "health_check", "active"];
 const AUTH = deviceAuthorization("pi-test-01", "broker-password");
-const CLI: RunnerConfig = { backend: "sim", bin: { path: "orchard-runner", source: "PATH" }, model: null, tokenizer: null, extraArgs: [] };
+const CLI: RunnerConfig = {
+  backend: "sim",
+  bin: { path: "orchard-runner", source: "PATH" },
+  model: null,
+  tokenizer: null,
+  extraArgs: [],
+  llamaThreads: 1,
+};
 const SIM_CAPS: RunnerCapabilities = { version: "0.3.0", runtimes: { sim: { versions: ["1"], profiles: [] } } };
 
 const cleanups: (() => Promise<void>)[] = [];

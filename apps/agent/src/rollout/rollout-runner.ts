@@ -667,7 +667,7 @@ export class RolloutRunner {
     }
 
     const model = manifest.files.find((f) => f.role === "model")!;
-    if (manifest.runtime === "executorch") {
+    if (manifest.runtime === "executorch" || manifest.runtime === "llama.cpp") {
       const memory = await readMemory(this.#opts.systemRoot);
       const need = model.size + RAM_HEADROOM_BYTES;
       if (memory && memory.memTotalBytes < need) {

@@ -4,7 +4,9 @@
  * test double, because it needs a runner that dies at once, every time.
  */
 import { existsSync } from "node:fs";
-import { chmod } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { RunnerState, RunnerStatus } from "@orchard/contracts";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +15,8 @@ import { silentLogger } from "../lib/logger.js";
 import { RunnerRequestError } from "./generation.js";
 import { type RunnerExit, RunnerSupervisor, type RunnerSupervisorOptions } from "./supervisor.js";
 import { until } from "../../test/helpers/until.js";
+import { TINY_GGUF_NAME, writeTinyGguf } from "../../../../scripts/tiny-gguf.js";
+import { LLAMA_RUNNER_SCRIPT, defaultLlamaRunner } from "./programs.js";
 
 const RUNNER = process.env.ORCHARD_RUNNER_BIN || REPO_RUNNER_PATH;
 const CRASHING_TEST_DOUBLE = fileURLToPath(new URL("../../test/fixtures/crashing-runner.mjs", import.meta.url));
@@ -223,4 +227,37 @@ describe("RunnerSupervisor crash loop (crashing test double)", () => {
     await until("crashed again", () => exits.length === 6);
     expect(exits[5]!.restartInMs).toBe(10);
   });
+});
+
+describe("RunnerSupervisor across runtimes (real orchard-runner and real llama runner)", () => {
+  it.runIf(existsSync(RUNNER) && existsSync(LLAMA_RUNNER_SCRIPT))(
+    "switches from sim to the llama runner on a GGUF and back, starting the right program each time",
+    async () => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), "orchard-supervisor-llama-"));
+      try {
+        const gguf = await writeTinyGguf({ file: path.join(dir, "tiny.gguf") });
+        const { s } = supervise({ llamaRunner: defaultLlamaRunner(1) });
+        s.start();
+        await until("sim ready", () => s.status().state === "ready", 20_000);
+        expect(s.readyInfo()?.backend).toBe("sim");
+
+        s.setLaunch({ backend: "llamacpp", model: gguf.file, tokenizer: null, profile: null, extraArgs: [] });
+        await s.restart();
+        await until("llama ready", () => s.status().state === "ready", 60_000);
+        expect(s.status()).toMatchObject({ backend: "llamacpp", model: TINY_GGUF_NAME, maxContext: 512 });
+        const done = await s.generate({ id: "g1", messages: [{ role: "user", content: "Hello" }], max_new_tokens: 4 }).result;
+        expect(done.generated_tokens).toBeGreaterThan(0);
+        expect(done.generated_tokens).toBeLessThanOrEqual(4);
+
+        s.setLaunch({ backend: "sim", model: null, tokenizer: null, profile: null, extraArgs: FAST_SIM });
+        await s.restart();
+        await until("sim ready again", () => s.status().state === "ready", 20_000);
+        expect(s.readyInfo()?.backend).toBe("sim");
+        await s.stop();
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    90_000,
+  );
 });

@@ -30,12 +30,15 @@ import { RingBuffer } from "../lib/ring-buffer.js";
 import { Generation, type GenerationSink, RunnerRequestError } from "./generation.js";
 import { LineSplitter } from "./line-splitter.js";
 import { readProcessRss } from "./proc-rss.js";
+import { type LlamaRunnerProgram, defaultLlamaRunner, runnerCommandLine } from "./programs.js";
 import { type RestartPolicyOptions, RestartPolicy } from "./restart-policy.js";
 import { type RunnerLifecycleEvent, nextRunnerState } from "./state-machine.js";
 
 export interface RunnerSupervisorOptions {
-  /** Path of the orchard-runner binary (or a name looked up on PATH). */
+  /** Path of the orchard-runner binary (or a name looked up on PATH): the sim and executorch backends. */
   command: string;
+  /** The llama.cpp runner (the llamacpp backend); default: this checkout's script with 1 thread. */
+  llamaRunner?: LlamaRunnerProgram;
   backend: RunnerBackend;
   /** For the executorch backend. */
   model?: string | null;
@@ -95,8 +98,8 @@ const STDERR_LINE_CHARS = 400;
 const STDERR_TAIL_CHARS = 4000; // DeviceEvent runner.exit stderrTail bound
 const LAST_ERROR_CHARS = 2000; // RunnerStatus.lastError bound
 const MAX_OUTSTANDING_STATS = 2;
-/** How orchard-runner prefixes its log lines on stderr (native/src/log.cpp). */
-const RUNNER_LOG_PREFIX = "orchard-runner: ";
+/** How orchard-runner (native/src/log.cpp) and the llama.cpp runner prefix their log lines on stderr. */
+const RUNNER_LOG_PREFIXES = ["orchard-runner: ", "orchard-llama-runner: "];
 
 interface Waiter<T> {
   resolve: (value: T) => void;
@@ -347,14 +350,11 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
     if (this.#state !== previous) this.emit("state", this.status(), previous);
   }
 
-  #args(): string[] {
-    const launch = this.#launch;
-    const args = ["--backend", launch.backend];
-    if (launch.model) args.push("--model", launch.model);
-    if (launch.tokenizer) args.push("--tokenizer", launch.tokenizer);
-    if (launch.profile) args.push("--profile", launch.profile);
-    args.push(...launch.extraArgs);
-    return args;
+  #commandLine(): { command: string; args: string[] } {
+    return runnerCommandLine(this.#launch, {
+      orchardRunner: this.#opts.command,
+      llamaRunner: this.#opts.llamaRunner ?? defaultLlamaRunner(1),
+    });
   }
 
   #spawn(): void {
@@ -367,8 +367,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
     if (this.#spawns > 0) this.#restarts += 1;
     this.#spawns += 1;
 
-    const command = this.#opts.command;
-    const args = this.#args();
+    const { command, args } = this.#commandLine();
     // Own process group: a Ctrl-C in the agent's terminal reaches the agent, which
     // then shuts the runner down in order, instead of reaching both at once.
     const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"], detached: true, env: this.#opts.env ?? process.env });
@@ -399,7 +398,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
       if (line.trim() === "") return;
       const short = line.length > STDERR_LINE_CHARS ? `${line.slice(0, STDERR_LINE_CHARS)}…` : line;
       this.#stderrTail.push(short);
-      if (short.startsWith(RUNNER_LOG_PREFIX)) this.#lastLogLine = short;
+      if (RUNNER_LOG_PREFIXES.some((prefix) => short.startsWith(prefix))) this.#lastLogLine = short;
       this.#log.debug("runner stderr", { line: short });
     });
     child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
@@ -493,7 +492,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
           : errno === "EACCES"
             ? " (not executable)"
             : "";
-      return `cannot start ${this.#opts.command}: ${spawnError.message}${hint}`;
+      return `cannot start ${this.#commandLine().command}: ${spawnError.message}${hint}`;
     }
     const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
     // A runner that exits by itself has usually just said why on stderr; one killed by a

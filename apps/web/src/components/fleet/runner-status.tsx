@@ -1,4 +1,4 @@
-/** The runner's state and backend as badges. A `sim` backend is always labelled as simulated. */
+/** The runner's state and backend as badges. A `sim` backend is always labelled as simulated; `llamacpp` shows as llama.cpp. */
 import { Cpu, FlaskConical } from "lucide-react";
 import type { RunnerBackend, RunnerState, RunnerStatus } from "@orchard/contracts";
 import { Badge, type BadgeTone } from "@/components/ui/badge";
@@ -33,10 +33,16 @@ export function BackendBadge({ backend }: { backend: RunnerBackend }) {
       </Badge>
     );
   }
+  const llama = backend === "llamacpp";
   return (
-    <Badge tone="outline" title="ExecuTorch backend: a real on-device model" data-testid="runner-backend" data-backend={backend}>
+    <Badge
+      tone="outline"
+      title={llama ? "llama.cpp backend: a real GGUF model (node-llama-cpp)" : "ExecuTorch backend: a real on-device model"}
+      data-testid="runner-backend"
+      data-backend={backend}
+    >
       <Cpu aria-hidden />
-      {backend}
+      {llama ? "llama.cpp" : backend}
     </Badge>
   );
 }

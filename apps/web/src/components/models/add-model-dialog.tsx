@@ -10,7 +10,7 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { FilePlus2, Link2, Trash2, Upload } from "lucide-react";
 import { useEffect, useRef, useState } from "react";
-import { ARTIFACT_FILE_ROLES, ArtifactFileName, Sha256Hex } from "@orchard/contracts";
+import { ARTIFACT_FILE_ROLES, type ArtifactRuntime, ArtifactFileName, Sha256Hex } from "@orchard/contracts";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Dialog } from "@/components/ui/dialog";
@@ -24,11 +24,14 @@ import { RateMeter, fileFingerprint, registerUrl, resumeStore, uploadFile, type 
 import { UploadProgress, type FileProgress } from "./upload-progress";
 
 type Role = (typeof ARTIFACT_FILE_ROLES)[number];
-type Runtime = "executorch" | "sim";
+type Runtime = ArtifactRuntime;
 export type AddModelMode = "upload" | "url";
 
 const PROFILES = ["gemma4-e2b-extcache", "llm-standard"] as const;
-const DEFAULT_RUNTIME_VERSION: Record<Runtime, string> = { executorch: "1.2.0", sim: "1" };
+/** llama.cpp: the release node-llama-cpp 3.21.1 ships, as `orchard-llama-runner --capabilities` reports it. */
+const DEFAULT_RUNTIME_VERSION: Record<Runtime, string> = { executorch: "1.2.0", sim: "1", "llama.cpp": "v0.4.0" };
+/** Runtimes without runner profiles: sim, and llama.cpp (a .gguf carries its architecture and chat template). */
+const hasProfiles = (runtime: Runtime): boolean => runtime === "executorch";
 const selectClass =
   "h-9 w-full min-w-0 rounded-md border border-input bg-card px-2 text-sm shadow-xs focus-visible:ring-2 focus-visible:ring-ring/40 focus-visible:outline-none disabled:opacity-50";
 
@@ -156,6 +159,9 @@ export function AddModelDialog({ mode, onClose }: { mode: AddModelMode | null; o
     if (!file) return;
     setModel({ key: "model", file, name: file.name, role: "model", uploadId: null });
     if (!name) setName(file.name.replace(/\.[^.]+$/, ""));
+    // A .gguf is a llama.cpp model, a .pte an ExecuTorch one.
+    if (/\.gguf$/i.test(file.name)) changeRuntime("llama.cpp");
+    else if (/\.pte$/i.test(file.name)) changeRuntime("executorch");
   };
   const addExtras = (files: FileList | null) => {
     if (!files) return;
@@ -255,7 +261,7 @@ export function AddModelDialog({ mode, onClose }: { mode: AddModelMode | null; o
         version: version.trim(),
         runtime,
         runtimeVersion: runtimeVersion.trim(),
-        profile: runtime === "sim" || !profile ? null : profile,
+        profile: !hasProfiles(runtime) || !profile ? null : profile,
         maxContext: maxContext ? Number(maxContext) : null,
         reference: refPrompt.trim() ? { prompt: refPrompt.trim(), expectedTokenIds: parseTokenIds(expectedIds) } : null,
         files: entries.map((e, i) => ({ uploadId: uploadIds[i]!, name: e.name, role: e.role })),
@@ -383,7 +389,7 @@ export function AddModelDialog({ mode, onClose }: { mode: AddModelMode | null; o
                     {resumable ? " · an upload of this file was started before: it continues where it stopped" : null}
                   </>
                 ) : (
-                  "The .pte (ExecuTorch) or a simulated model file."
+                  "The .pte (ExecuTorch), the .gguf (llama.cpp: tokenizer and chat template inside) or a simulated model file."
                 )
               }
             >
@@ -421,7 +427,7 @@ export function AddModelDialog({ mode, onClose }: { mode: AddModelMode | null; o
             </div>
             {extras.length === 0 ? (
               <p className="text-xs text-muted-foreground">
-                tokenizer.json, tokenizer_config.json, chat_template.jinja … (none for a simulated model)
+                tokenizer.json, tokenizer_config.json, chat_template.jinja … (none for a simulated model or a .gguf)
               </p>
             ) : (
               <ul className="flex flex-col gap-1.5" aria-label="Other files">
@@ -488,10 +494,19 @@ export function AddModelDialog({ mode, onClose }: { mode: AddModelMode | null; o
                 data-testid="model-runtime-select"
               >
                 <option value="executorch">ExecuTorch</option>
+                <option value="llama.cpp">llama.cpp (GGUF)</option>
                 <option value="sim">sim (simulated model)</option>
               </select>
             </Field>
-            <Field label="Runtime version" htmlFor="model-runtime-version" hint="The version it was exported with.">
+            <Field
+              label="Runtime version"
+              htmlFor="model-runtime-version"
+              hint={
+                runtime === "llama.cpp"
+                  ? "The llama.cpp release the devices' llama runner loads (orchard-llama-runner --capabilities)."
+                  : "The version it was exported with."
+              }
+            >
               <Input
                 id="model-runtime-version"
                 value={runtimeVersion}
@@ -503,16 +518,22 @@ export function AddModelDialog({ mode, onClose }: { mode: AddModelMode | null; o
             <Field
               label="Profile"
               htmlFor="model-profile"
-              hint={runtime === "sim" ? "Simulated models have none." : "How the runner drives it."}
+              hint={
+                runtime === "sim"
+                  ? "Simulated models have none."
+                  : runtime === "llama.cpp"
+                    ? "GGUF models have none: the file says how to run it."
+                    : "How the runner drives it."
+              }
             >
               <select
                 id="model-profile"
-                value={runtime === "sim" ? "" : profile}
-                disabled={runtime === "sim"}
+                value={hasProfiles(runtime) ? profile : ""}
+                disabled={!hasProfiles(runtime)}
                 onChange={(e) => setProfile(e.target.value)}
                 className={selectClass}
               >
-                {runtime === "sim" ? <option value="">none</option> : null}
+                {hasProfiles(runtime) ? null : <option value="">none</option>}
                 {PROFILES.map((p) => (
                   <option key={p} value={p}>
                     {p}

@@ -1,5 +1,6 @@
-/** What runs a model: ExecuTorch (a real model) or the simulated runtime, labelled as such everywhere. */
+/** What runs a model: ExecuTorch or llama.cpp (real models) or the simulated runtime, labelled as such everywhere. */
 import { Cpu, FlaskConical } from "lucide-react";
+import type { ArtifactRuntime } from "@orchard/contracts";
 import { Badge } from "@/components/ui/badge";
 
 export function RuntimeBadge({
@@ -7,7 +8,7 @@ export function RuntimeBadge({
   runtimeVersion,
   profile,
 }: {
-  runtime: "sim" | "executorch";
+  runtime: ArtifactRuntime;
   runtimeVersion: string;
   profile: string | null;
 }) {
@@ -25,7 +26,14 @@ export function RuntimeBadge({
     );
   }
   return (
-    <Badge tone="outline" title={profile ? `Runner profile ${profile}` : undefined} data-testid="model-runtime" data-runtime={runtime}>
+    <Badge
+      tone="outline"
+      title={
+        runtime === "llama.cpp" ? "A GGUF model run by llama.cpp (the llamacpp runner)" : profile ? `Runner profile ${profile}` : undefined
+      }
+      data-testid="model-runtime"
+      data-runtime={runtime}
+    >
       <Cpu aria-hidden />
       {runtime} {runtimeVersion}
     </Badge>

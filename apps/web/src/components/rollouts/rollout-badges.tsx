@@ -78,6 +78,15 @@ export function RuntimeBadge({ runtime }: { runtime: ArtifactRuntime }) {
       simulated
     </Badge>
   ) : (
-    <Badge tone="outline">{runtime}</Badge>
+    <Badge
+      tone="outline"
+      title={
+        runtime === "llama.cpp" ? "A GGUF model run by llama.cpp (the llamacpp runner)" : "A .pte model run by ExecuTorch (orchard-runner)"
+      }
+      data-testid="artifact-runtime"
+      data-runtime={runtime}
+    >
+      {runtime}
+    </Badge>
   );
 }

@@ -161,6 +161,9 @@ describe.each(DB_KINDS)("artifacts on %s", (kind) => {
       artifacts.create({ ...input, files: input.files.map((f) => ({ ...f, role: "tokenizer" as const })) }, null),
     ).rejects.toThrow("an artifact has exactly one file with role model");
     await expect(artifacts.create({ ...input, profile: "llm-standard" }, null)).rejects.toThrow("A simulated (sim) model has no profile.");
+    const llama = { ...input, runtime: "llama.cpp" as const, runtimeVersion: "v0.4.0" };
+    await expect(artifacts.create({ ...llama, profile: "llm-standard" }, null)).rejects.toThrow("A llama.cpp (GGUF) model has no profile");
+    await expect(artifacts.create(llama, null)).rejects.toThrow(/A llama\.cpp model file is a \.gguf, not /);
     await expect(artifacts.create({ ...input, files: [input.files[0]!, input.files[0]!] }, null)).rejects.toThrow(
       "The same upload is listed twice.",
     );

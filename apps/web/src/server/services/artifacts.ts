@@ -60,6 +60,19 @@ export const CreateArtifactInput = z
     if (input.runtime === "sim" && input.profile !== null) {
       ctx.addIssue({ code: "custom", path: ["profile"], message: "A simulated (sim) model has no profile." });
     }
+    if (input.runtime === "llama.cpp") {
+      if (input.profile !== null) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["profile"],
+          message: "A llama.cpp (GGUF) model has no profile: the .gguf says how to run it.",
+        });
+      }
+      const model = input.files.find((f) => f.role === "model");
+      if (model && !/\.gguf$/i.test(model.name)) {
+        ctx.addIssue({ code: "custom", path: ["files"], message: `A llama.cpp model file is a .gguf, not ${model.name}.` });
+      }
+    }
   });
 export type CreateArtifactInput = z.input<typeof CreateArtifactInput>;
 

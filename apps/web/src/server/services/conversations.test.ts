@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { historyForModel } from "./conversations.ts";
+import { historyForModel, storableText } from "./conversations.ts";
 
 describe("historyForModel", () => {
   it("keeps question-answer pairs that produced text, drops a question whose answer failed", () => {
@@ -20,5 +20,12 @@ describe("historyForModel", () => {
       { role: "user", content: "d" },
       { role: "assistant", content: "stopped early" },
     ]);
+  });
+});
+
+describe("storableText", () => {
+  it("replaces the NUL a model can emit (PostgreSQL text cannot hold it) and leaves other text alone", () => {
+    expect(storableText("a\u0000b\u0000")).toBe("a\uFFFDb\uFFFD");
+    expect(storableText("plain ✓ text")).toBe("plain ✓ text");
   });
 });

@@ -243,7 +243,7 @@ export class ConversationService extends EventEmitter<ConversationEvents> {
           const row = await this.prisma.conversationMessage.update({
             where: { id: messageId },
             data: {
-              content: outcome.text,
+              content: storableText(outcome.text),
               status: outcome.stats.finishReason === "cancelled" ? "cancelled" : "complete",
               stats: outcome.stats,
             },
@@ -270,7 +270,7 @@ export class ConversationService extends EventEmitter<ConversationEvents> {
     // The conversation may have been deleted meanwhile: updateMany does not throw for that.
     await this.prisma.conversationMessage.updateMany({
       where: { id: messageId },
-      data: { status: "error", errorCode: code, error: message, content: partialText },
+      data: { status: "error", errorCode: code, error: message, content: storableText(partialText) },
     });
     await this.touch(conversationId);
     this.emit("error", { conversationId, messageId, code, message });
@@ -279,6 +279,14 @@ export class ConversationService extends EventEmitter<ConversationEvents> {
   private async touch(conversationId: string): Promise<void> {
     await this.prisma.conversation.updateMany({ where: { id: conversationId }, data: { updatedAt: new Date() } });
   }
+}
+
+/**
+ * Text as the database can store it: PostgreSQL text cannot hold NUL, and a real model
+ * can emit the byte 0 (a byte-level vocabulary has it), so it becomes U+FFFD.
+ */
+export function storableText(text: string): string {
+  return text.includes("\u0000") ? text.replaceAll("\u0000", "\uFFFD") : text;
 }
 
 /**
