@@ -3,12 +3,11 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { KeyRound, Trash2 } from "lucide-react";
 import { useEffect, useState } from "react";
-import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { ConfirmDialog } from "@/components/ui/confirm-dialog";
 import { Card, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { EmptyState } from "@/components/ui/empty-state";
-import { LoadingBlock } from "@/components/ui/spinner";
+import { QueryList } from "@/components/ui/query-list";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { cn } from "@/lib/cn";
 import { formatDateTime, formatRelative } from "@/lib/format";
@@ -30,67 +29,67 @@ export function ApiKeyList({ highlightId }: { highlightId: string | null }) {
         <CardTitle>Keys</CardTitle>
         <CardDescription>Revoking a key stops it at once; scripts using it get 401 Unauthorized.</CardDescription>
       </CardHeader>
-      {keys.isPending ? (
-        <LoadingBlock label="Loading keys…" />
-      ) : keys.isError ? (
-        <div className="px-5 pb-5">
-          <Alert>{errorMessage(keys.error)}</Alert>
-        </div>
-      ) : keys.data.length === 0 ? (
-        <EmptyState icon={KeyRound} title="No API keys yet">
-          Create one to use the CLI or an OpenAI client against this server.
-        </EmptyState>
-      ) : (
-        <Table stack data-testid="api-keys" aria-label="API keys">
-          <TableHeader>
-            <TableRow>
-              <TableHead>Name</TableHead>
-              <TableHead>Key</TableHead>
-              <TableHead>Owner</TableHead>
-              <TableHead>Created</TableHead>
-              <TableHead>Last used</TableHead>
-              <TableHead>
-                <span className="sr-only">Actions</span>
-              </TableHead>
-            </TableRow>
-          </TableHeader>
-          <TableBody className="max-lg:px-5 max-lg:pb-5">
-            {keys.data.map((k) => (
-              <TableRow key={k.id} data-testid="api-key-row" data-key-id={k.id} className={cn(k.id === highlightId && "bg-primary/5")}>
-                <TableCell className="font-medium break-all max-lg:mb-1 max-lg:border-b max-lg:pb-2">{k.name}</TableCell>
-                <TableCell label="Key">
-                  <span className="font-mono text-xs" title="The start of the key, to recognise it">
-                    {k.prefix}…
-                  </span>
-                </TableCell>
-                <TableCell label="Owner">{k.owner}</TableCell>
-                <TableCell label="Created" className="whitespace-nowrap">
-                  <span title={formatDateTime(k.createdAt)}>{when(k.createdAt)}</span>
-                </TableCell>
-                <TableCell label="Last used" className="whitespace-nowrap">
-                  {k.lastUsedAt === null ? (
-                    <span className="text-muted-foreground">never</span>
-                  ) : (
-                    <span title={formatDateTime(k.lastUsedAt)}>{when(k.lastUsedAt)}</span>
-                  )}
-                </TableCell>
-                <TableCell className="max-lg:mt-1 max-lg:border-t max-lg:pt-2 lg:text-right">
-                  <Button
-                    variant="ghost"
-                    size="sm"
-                    className="text-danger hover:bg-danger/10"
-                    onClick={() => setRevoking(k)}
-                    data-testid="api-key-revoke"
-                  >
-                    <Trash2 aria-hidden />
-                    Revoke
-                  </Button>
-                </TableCell>
+      <QueryList
+        query={keys}
+        loading="Loading keys…"
+        empty={
+          <EmptyState icon={KeyRound} title="No API keys yet">
+            Create one to use the CLI or an OpenAI client against this server.
+          </EmptyState>
+        }
+      >
+        {(items) => (
+          <Table stack data-testid="api-keys" aria-label="API keys">
+            <TableHeader>
+              <TableRow>
+                <TableHead>Name</TableHead>
+                <TableHead>Key</TableHead>
+                <TableHead>Owner</TableHead>
+                <TableHead>Created</TableHead>
+                <TableHead>Last used</TableHead>
+                <TableHead>
+                  <span className="sr-only">Actions</span>
+                </TableHead>
               </TableRow>
-            ))}
-          </TableBody>
-        </Table>
-      )}
+            </TableHeader>
+            <TableBody className="max-lg:px-5 max-lg:pb-5">
+              {items.map((k) => (
+                <TableRow key={k.id} data-testid="api-key-row" data-key-id={k.id} className={cn(k.id === highlightId && "bg-primary/5")}>
+                  <TableCell className="font-medium break-all max-lg:mb-1 max-lg:border-b max-lg:pb-2">{k.name}</TableCell>
+                  <TableCell label="Key">
+                    <span className="font-mono text-xs" title="The start of the key, to recognise it">
+                      {k.prefix}…
+                    </span>
+                  </TableCell>
+                  <TableCell label="Owner">{k.owner}</TableCell>
+                  <TableCell label="Created" className="whitespace-nowrap">
+                    <span title={formatDateTime(k.createdAt)}>{when(k.createdAt)}</span>
+                  </TableCell>
+                  <TableCell label="Last used" className="whitespace-nowrap">
+                    {k.lastUsedAt === null ? (
+                      <span className="text-muted-foreground">never</span>
+                    ) : (
+                      <span title={formatDateTime(k.lastUsedAt)}>{when(k.lastUsedAt)}</span>
+                    )}
+                  </TableCell>
+                  <TableCell className="max-lg:mt-1 max-lg:border-t max-lg:pt-2 lg:text-right">
+                    <Button
+                      variant="ghost"
+                      size="sm"
+                      className="text-danger hover:bg-danger/10"
+                      onClick={() => setRevoking(k)}
+                      data-testid="api-key-revoke"
+                    >
+                      <Trash2 aria-hidden />
+                      Revoke
+                    </Button>
+                  </TableCell>
+                </TableRow>
+              ))}
+            </TableBody>
+          </Table>
+        )}
+      </QueryList>
       <RevokeDialog apiKey={revoking} onClose={() => setRevoking(null)} />
     </Card>
   );

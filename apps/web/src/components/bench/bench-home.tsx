@@ -4,15 +4,14 @@ import { useQuery } from "@tanstack/react-query";
 import { Gauge, Trash2 } from "lucide-react";
 import Link from "next/link";
 import { useState } from "react";
-import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Card, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { EmptyState } from "@/components/ui/empty-state";
-import { LoadingBlock } from "@/components/ui/spinner";
+import { QueryList } from "@/components/ui/query-list";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { useBenchSync } from "@/lib/bench-live";
 import { formatDateTime, formatRelative } from "@/lib/format";
-import { errorMessage, useTRPC } from "@/lib/trpc";
+import { useTRPC } from "@/lib/trpc";
 import { useNow } from "@/lib/use-now";
 import { RunStateBadge } from "./bench-badges";
 import { DeleteRunDialog, type RunRef } from "./delete-run-dialog";
@@ -48,80 +47,80 @@ export function BenchHome({ preselect }: { preselect: string[] }) {
           <CardTitle>Runs</CardTitle>
           <CardDescription>Newest first. A run is finished when every device has reported or failed.</CardDescription>
         </CardHeader>
-        {runs.isPending ? (
-          <LoadingBlock label="Loading runs…" />
-        ) : runs.isError ? (
-          <div className="px-5 pb-5">
-            <Alert>{errorMessage(runs.error)}</Alert>
-          </div>
-        ) : runs.data.length === 0 ? (
-          <EmptyState
-            icon={Gauge}
-            title="No benchmark runs yet"
-            action={
-              <Button variant="outline" onClick={() => setDialogOpen(true)}>
-                Run benchmark
-              </Button>
-            }
-          >
-            Run the standard prompt set on one device or the whole fleet; results can be exported as CSV or Markdown and compared.
-          </EmptyState>
-        ) : (
-          <Table stack data-testid="bench-runs" aria-label="Benchmark runs">
-            <TableHeader>
-              <TableRow>
-                <TableHead>Name</TableHead>
-                <TableHead>State</TableHead>
-                <TableHead>Devices</TableHead>
-                <TableHead>Prompts</TableHead>
-                <TableHead>Max new tokens</TableHead>
-                <TableHead>Created</TableHead>
-                <TableHead>
-                  <span className="sr-only">Actions</span>
-                </TableHead>
-              </TableRow>
-            </TableHeader>
-            <TableBody className="max-lg:px-5 max-lg:pb-5">
-              {runs.data.map((r) => (
-                <TableRow key={r.id} data-testid="bench-run-row" data-run-id={r.id} data-state={r.state}>
-                  <TableCell className="font-medium break-all max-lg:mb-1 max-lg:border-b max-lg:pb-2">
-                    <Link href={`/benchmarks/${encodeURIComponent(r.id)}`} className="hover:underline" data-testid="bench-run-link">
-                      {r.name}
-                    </Link>
-                  </TableCell>
-                  <TableCell label="State">
-                    <RunStateBadge state={r.state} />
-                  </TableCell>
-                  <TableCell label="Devices" className="whitespace-nowrap tabular-nums">
-                    {r.done}/{r.devices} done
-                    {r.failed > 0 ? <span className="text-danger"> · {r.failed} failed</span> : null}
-                  </TableCell>
-                  <TableCell label="Prompts" className="tabular-nums">
-                    {r.promptCount}
-                  </TableCell>
-                  <TableCell label="Max new tokens" className="tabular-nums">
-                    {r.maxNewTokens}
-                  </TableCell>
-                  <TableCell label="Created" className="whitespace-nowrap">
-                    <span title={formatDateTime(r.createdAt)}>{when(r.createdAt)}</span>
-                  </TableCell>
-                  <TableCell className="max-lg:mt-1 max-lg:border-t max-lg:pt-2 lg:text-right">
-                    <Button
-                      variant="ghost"
-                      size="sm"
-                      className="text-danger hover:bg-danger/10"
-                      onClick={() => setDeleting({ id: r.id, name: r.name })}
-                      data-testid="bench-run-delete"
-                    >
-                      <Trash2 aria-hidden />
-                      Delete
-                    </Button>
-                  </TableCell>
+        <QueryList
+          query={runs}
+          loading="Loading runs…"
+          empty={
+            <EmptyState
+              icon={Gauge}
+              title="No benchmark runs yet"
+              action={
+                <Button variant="outline" onClick={() => setDialogOpen(true)}>
+                  Run benchmark
+                </Button>
+              }
+            >
+              Run the standard prompt set on one device or the whole fleet; results can be exported as CSV or Markdown and compared.
+            </EmptyState>
+          }
+        >
+          {(items) => (
+            <Table stack data-testid="bench-runs" aria-label="Benchmark runs">
+              <TableHeader>
+                <TableRow>
+                  <TableHead>Name</TableHead>
+                  <TableHead>State</TableHead>
+                  <TableHead>Devices</TableHead>
+                  <TableHead>Prompts</TableHead>
+                  <TableHead>Max new tokens</TableHead>
+                  <TableHead>Created</TableHead>
+                  <TableHead>
+                    <span className="sr-only">Actions</span>
+                  </TableHead>
                 </TableRow>
-              ))}
-            </TableBody>
-          </Table>
-        )}
+              </TableHeader>
+              <TableBody className="max-lg:px-5 max-lg:pb-5">
+                {items.map((r) => (
+                  <TableRow key={r.id} data-testid="bench-run-row" data-run-id={r.id} data-state={r.state}>
+                    <TableCell className="font-medium break-all max-lg:mb-1 max-lg:border-b max-lg:pb-2">
+                      <Link href={`/benchmarks/${encodeURIComponent(r.id)}`} className="hover:underline" data-testid="bench-run-link">
+                        {r.name}
+                      </Link>
+                    </TableCell>
+                    <TableCell label="State">
+                      <RunStateBadge state={r.state} />
+                    </TableCell>
+                    <TableCell label="Devices" className="whitespace-nowrap tabular-nums">
+                      {r.done}/{r.devices} done
+                      {r.failed > 0 ? <span className="text-danger"> · {r.failed} failed</span> : null}
+                    </TableCell>
+                    <TableCell label="Prompts" className="tabular-nums">
+                      {r.promptCount}
+                    </TableCell>
+                    <TableCell label="Max new tokens" className="tabular-nums">
+                      {r.maxNewTokens}
+                    </TableCell>
+                    <TableCell label="Created" className="whitespace-nowrap">
+                      <span title={formatDateTime(r.createdAt)}>{when(r.createdAt)}</span>
+                    </TableCell>
+                    <TableCell className="max-lg:mt-1 max-lg:border-t max-lg:pt-2 lg:text-right">
+                      <Button
+                        variant="ghost"
+                        size="sm"
+                        className="text-danger hover:bg-danger/10"
+                        onClick={() => setDeleting({ id: r.id, name: r.name })}
+                        data-testid="bench-run-delete"
+                      >
+                        <Trash2 aria-hidden />
+                        Delete
+                      </Button>
+                    </TableCell>
+                  </TableRow>
+                ))}
+              </TableBody>
+            </Table>
+          )}
+        </QueryList>
       </Card>
       <RunBenchmarkDialog open={dialogOpen} onClose={() => setDialogOpen(false)} preselect={preselect} />
       <DeleteRunDialog run={deleting} onClose={() => setDeleting(null)} />

@@ -9,16 +9,15 @@ import { Boxes, Link2, Trash2, Upload } from "lucide-react";
 import Link from "next/link";
 import { useState } from "react";
 import type { DeviceSummary } from "@orchard/contracts";
-import { Alert } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { Card, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { EmptyState } from "@/components/ui/empty-state";
-import { LoadingBlock } from "@/components/ui/spinner";
+import { QueryList } from "@/components/ui/query-list";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import type { ArtifactDto } from "@/lib/artifacts";
 import { formatBytes, formatDateTime, formatRelative } from "@/lib/format";
-import { errorMessage, useTRPC } from "@/lib/trpc";
+import { useTRPC } from "@/lib/trpc";
 import { useNow } from "@/lib/use-now";
 import { AddModelDialog, type AddModelMode } from "./add-model-dialog";
 import { DeleteModelDialog, type ModelRef } from "./delete-model-dialog";
@@ -88,53 +87,53 @@ export function ModelsHome() {
             Newest first. A model a device runs, keeps for a rollback, or a running rollout uses cannot be deleted.
           </CardDescription>
         </CardHeader>
-        {models.isPending ? (
-          <LoadingBlock label="Loading models…" />
-        ) : models.isError ? (
-          <div className="px-5 pb-5">
-            <Alert>{errorMessage(models.error)}</Alert>
-          </div>
-        ) : models.data.length === 0 ? (
-          <EmptyState
-            icon={Boxes}
-            title="No models yet"
-            action={
-              <Button variant="outline" onClick={() => setAdding("upload")}>
-                Upload model
-              </Button>
-            }
-          >
-            Upload a model and its tokenizer files from this computer, register one by URL, or push one from a terminal with{" "}
-            <span className="font-mono text-xs">orchard artifact push</span>.
-          </EmptyState>
-        ) : (
-          <Table stack data-testid="models" aria-label="Models">
-            <TableHeader>
-              <TableRow>
-                <TableHead>Model</TableHead>
-                <TableHead>Runtime</TableHead>
-                <TableHead>Size</TableHead>
-                <TableHead>Files</TableHead>
-                <TableHead>Devices</TableHead>
-                <TableHead>Added</TableHead>
-                <TableHead>
-                  <span className="sr-only">Actions</span>
-                </TableHead>
-              </TableRow>
-            </TableHeader>
-            <TableBody className="max-lg:px-5 max-lg:pb-5">
-              {models.data.map((m) => (
-                <ModelRow
-                  key={m.id}
-                  model={m}
-                  uses={uses.get(m.id) ?? []}
-                  added={when(m.createdAt)}
-                  onDelete={() => setDeleting({ id: m.id, name: m.name, version: m.version })}
-                />
-              ))}
-            </TableBody>
-          </Table>
-        )}
+        <QueryList
+          query={models}
+          loading="Loading models…"
+          empty={
+            <EmptyState
+              icon={Boxes}
+              title="No models yet"
+              action={
+                <Button variant="outline" onClick={() => setAdding("upload")}>
+                  Upload model
+                </Button>
+              }
+            >
+              Upload a model and its tokenizer files from this computer, register one by URL, or push one from a terminal with{" "}
+              <span className="font-mono text-xs">orchard artifact push</span>.
+            </EmptyState>
+          }
+        >
+          {(items) => (
+            <Table stack data-testid="models" aria-label="Models">
+              <TableHeader>
+                <TableRow>
+                  <TableHead>Model</TableHead>
+                  <TableHead>Runtime</TableHead>
+                  <TableHead>Size</TableHead>
+                  <TableHead>Files</TableHead>
+                  <TableHead>Devices</TableHead>
+                  <TableHead>Added</TableHead>
+                  <TableHead>
+                    <span className="sr-only">Actions</span>
+                  </TableHead>
+                </TableRow>
+              </TableHeader>
+              <TableBody className="max-lg:px-5 max-lg:pb-5">
+                {items.map((m) => (
+                  <ModelRow
+                    key={m.id}
+                    model={m}
+                    uses={uses.get(m.id) ?? []}
+                    added={when(m.createdAt)}
+                    onDelete={() => setDeleting({ id: m.id, name: m.name, version: m.version })}
+                  />
+                ))}
+              </TableBody>
+            </Table>
+          )}
+        </QueryList>
       </Card>
       <AddModelDialog mode={adding} onClose={() => setAdding(null)} />
       <DeleteModelDialog model={deleting} onClose={() => setDeleting(null)} />

@@ -4,14 +4,13 @@ import { useQuery } from "@tanstack/react-query";
 import { Rocket } from "lucide-react";
 import Link from "next/link";
 import { useState } from "react";
-import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Card, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
 import { EmptyState } from "@/components/ui/empty-state";
-import { LoadingBlock } from "@/components/ui/spinner";
+import { QueryList } from "@/components/ui/query-list";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { formatDateTime, formatRelative } from "@/lib/format";
-import { errorMessage, useTRPC } from "@/lib/trpc";
+import { useTRPC } from "@/lib/trpc";
 import { useNow } from "@/lib/use-now";
 import { NewRolloutDialog } from "./new-rollout-dialog";
 import { RolloutCountsText } from "./rollout-progress";
@@ -47,65 +46,65 @@ export function RolloutsHome({ preselect }: { preselect: { artifactId: string | 
           <CardTitle>Rollouts</CardTitle>
           <CardDescription>Newest first.</CardDescription>
         </CardHeader>
-        {rollouts.isPending ? (
-          <LoadingBlock label="Loading rollouts…" />
-        ) : rollouts.isError ? (
-          <div className="px-5 pb-5">
-            <Alert>{errorMessage(rollouts.error)}</Alert>
-          </div>
-        ) : rollouts.data.length === 0 ? (
-          <EmptyState
-            icon={Rocket}
-            title="No rollouts yet"
-            action={
-              <Button variant="outline" onClick={() => setDialogOpen(true)}>
-                New rollout
-              </Button>
-            }
-          >
-            Upload a model on the Models page, then roll it out to devices or tags from here.
-          </EmptyState>
-        ) : (
-          <Table stack data-testid="rollouts" aria-label="Rollouts">
-            <TableHeader>
-              <TableRow>
-                <TableHead>Name</TableHead>
-                <TableHead>Model</TableHead>
-                <TableHead>State</TableHead>
-                <TableHead>Devices</TableHead>
-                <TableHead>Created</TableHead>
-              </TableRow>
-            </TableHeader>
-            <TableBody className="max-lg:px-5 max-lg:pb-5">
-              {rollouts.data.map((r) => (
-                <TableRow key={r.id} data-testid="rollout-row" data-rollout-id={r.id} data-state={r.state}>
-                  <TableCell className="font-medium break-all max-lg:mb-1 max-lg:border-b max-lg:pb-2">
-                    <Link href={`/rollouts/${encodeURIComponent(r.id)}`} className="hover:underline" data-testid="rollout-link">
-                      {r.name}
-                    </Link>
-                  </TableCell>
-                  <TableCell label="Model">
-                    <span className="flex flex-wrap items-center gap-1.5">
-                      <span className="break-all">
-                        {r.artifactName} {r.artifactVersion}
-                      </span>
-                      <RuntimeBadge runtime={r.artifactRuntime} />
-                    </span>
-                  </TableCell>
-                  <TableCell label="State">
-                    <RolloutStateBadge state={r.state} />
-                  </TableCell>
-                  <TableCell label="Devices" className="text-sm">
-                    <RolloutCountsText counts={r.counts} />
-                  </TableCell>
-                  <TableCell label="Created" className="whitespace-nowrap">
-                    <span title={formatDateTime(r.createdAt)}>{when(r.createdAt)}</span>
-                  </TableCell>
+        <QueryList
+          query={rollouts}
+          loading="Loading rollouts…"
+          empty={
+            <EmptyState
+              icon={Rocket}
+              title="No rollouts yet"
+              action={
+                <Button variant="outline" onClick={() => setDialogOpen(true)}>
+                  New rollout
+                </Button>
+              }
+            >
+              Upload a model on the Models page, then roll it out to devices or tags from here.
+            </EmptyState>
+          }
+        >
+          {(items) => (
+            <Table stack data-testid="rollouts" aria-label="Rollouts">
+              <TableHeader>
+                <TableRow>
+                  <TableHead>Name</TableHead>
+                  <TableHead>Model</TableHead>
+                  <TableHead>State</TableHead>
+                  <TableHead>Devices</TableHead>
+                  <TableHead>Created</TableHead>
                 </TableRow>
-              ))}
-            </TableBody>
-          </Table>
-        )}
+              </TableHeader>
+              <TableBody className="max-lg:px-5 max-lg:pb-5">
+                {items.map((r) => (
+                  <TableRow key={r.id} data-testid="rollout-row" data-rollout-id={r.id} data-state={r.state}>
+                    <TableCell className="font-medium break-all max-lg:mb-1 max-lg:border-b max-lg:pb-2">
+                      <Link href={`/rollouts/${encodeURIComponent(r.id)}`} className="hover:underline" data-testid="rollout-link">
+                        {r.name}
+                      </Link>
+                    </TableCell>
+                    <TableCell label="Model">
+                      <span className="flex flex-wrap items-center gap-1.5">
+                        <span className="break-all">
+                          {r.artifactName} {r.artifactVersion}
+                        </span>
+                        <RuntimeBadge runtime={r.artifactRuntime} />
+                      </span>
+                    </TableCell>
+                    <TableCell label="State">
+                      <RolloutStateBadge state={r.state} />
+                    </TableCell>
+                    <TableCell label="Devices" className="text-sm">
+                      <RolloutCountsText counts={r.counts} />
+                    </TableCell>
+                    <TableCell label="Created" className="whitespace-nowrap">
+                      <span title={formatDateTime(r.createdAt)}>{when(r.createdAt)}</span>
+                    </TableCell>
+                  </TableRow>
+                ))}
+              </TableBody>
+            </Table>
+          )}
+        </QueryList>
       </Card>
       <NewRolloutDialog open={dialogOpen} onClose={() => setDialogOpen(false)} preselect={preselect} />
     </div>
