@@ -98,6 +98,20 @@ export class RunnerProcess {
   }
 
   /**
+   * Waits until the runner's stderr matches (stderr and stdout are separate pipes, so a
+   * log line written before `ready` may still arrive after it). Returns the stderr so far.
+   */
+  async untilStderr(pattern: RegExp): Promise<string> {
+    const deadline = Date.now() + WAIT_MS;
+    while (!pattern.test(this.stderr)) {
+      if (Date.now() > deadline)
+        throw new Error(`stderr did not match ${pattern} within ${WAIT_MS} ms; stderr:\n${this.stderr.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return this.stderr;
+  }
+
+  /**
    * Consumes messages in stream order until one matches; returns all consumed,
    * the match last. Fails when the runner exits first or nothing comes.
    */

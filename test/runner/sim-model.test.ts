@@ -113,8 +113,8 @@ describe("orchard-runner --backend sim --model FILE", () => {
     const { runner, first } = await RunnerProcess.start(["--backend", "sim", "--model", file]);
     started.push(runner);
     expect(first).toMatchObject({ type: "ready", backend: "sim", model: "sim (demo-7b v2)", max_context: 2048 });
-    expect(runner.stderr).not.toMatch(/warning/);
-    expect(runner.stderr).toMatch(/sim: simulated model .*demo\.sim .*decode 5000 tok\/s, load 0 ms, token offset 0/);
+    const stderr = await runner.untilStderr(/sim: simulated model .*demo\.sim .*decode 5000 tok\/s, load 0 ms, token offset 0/);
+    expect(stderr).not.toMatch(/warning/);
 
     // Without a name the file's name stands in; --model-name still wins.
     const unnamed = path.join(dir, "unnamed.sim");
@@ -134,7 +134,7 @@ describe("orchard-runner --backend sim --model FILE", () => {
     const { runner, first } = await RunnerProcess.start(["--backend", "sim", "--model", file, ...FAST_SIM.slice(2)]);
     started.push(runner);
     expect(first.type).toBe("ready");
-    expect(runner.stderr).toMatch(/prefill 20000 tok\/s, decode 2000 tok\/s, load 10 ms/);
+    await runner.untilStderr(/prefill 20000 tok\/s, decode 2000 tok\/s, load 10 ms/);
   });
 
   it("refuses clearly with load_failed: missing file, not a sim model, bad header, fail_load", async () => {
