@@ -25,7 +25,7 @@ import { createReadStream } from "node:fs";
 import { mkdtemp, open, readFile, readdir, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ConversationMessageDto, RolloutDeviceDto, RolloutDto, RolloutStrategy } from "@orchard/contracts";
 import { planPush, push } from "../../apps/cli/src/artifact.ts";
 import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
@@ -57,8 +57,13 @@ const AGENT_WRITE_BLOCK = MiB;
  * socket when the device hangs up is counted too.
  */
 const SERVER_READ_CHUNK = MiB;
-/** A network chunk as the agent's fetch delivers it is far smaller than this. */
-const NETWORK_CHUNK_MAX = 256 * 1024;
+/**
+ * What the agent's HTTP stack (undici's socket reads and the response body's stream queue)
+ * can hold that the download loop has not taken yet, while that loop waits on a block write.
+ * Each network chunk is at most 64 KiB, but under load several queue up: 1.6–2.6 MiB lost in
+ * total was measured across runs, so the agent-side allowance is one more block.
+ */
+const AGENT_FETCH_QUEUE_MAX = MiB;
 
 let server: TestServer;
 let tmp: string;
@@ -259,6 +264,21 @@ afterAll(async () => {
   if (tmp) await removeDir(tmp);
 });
 
+/**
+ * A test that failed half-way may leave an agent killed or a rollout running: start the agent
+ * again and abort what is still running, so the next test starts from a settled fleet.
+ */
+afterEach(async () => {
+  if (server?.proc.running) server.proc.child.kill("SIGCONT");
+  for (const x of [a, b]) if (x && !x.proc?.running) x.start(["--log-format", "json"]);
+  if (c && !c.proc?.running) c.start(["--log-format", "json", "--models-quota", QUOTA]);
+  for (const r of await server.client.rollouts.list.query({ limit: 100 })) {
+    if (r.state !== "running" && r.state !== "paused") continue;
+    await server.client.rollouts.abort.mutate({ id: r.id });
+    await rolloutWhen(r.id, "to stop after an abort", (x) => x.state !== "running" && x.state !== "paused");
+  }
+}, 120_000);
+
 describe("rollout failures", () => {
   it("an agent SIGKILLed mid-download resumes where its file on disk ends: only what it had not written yet is fetched again", async () => {
     const model = await pushModel("2", 256 * MiB);
@@ -309,11 +329,12 @@ describe("rollout failures", () => {
     expect(onDisk).toBeGreaterThanOrEqual(reported);
 
     const servedBeforeKill = (await bytesServed()) - servedBefore;
-    // Served but not on the agent's disk: what it had buffered (under one write block and a
-    // network chunk) and what the server had read but not sent yet (one read chunk at most).
+    // Served but not on the agent's disk: what it had buffered (under one write block, plus
+    // what its HTTP stack had queued) and what the server had read but not sent yet (one
+    // read chunk at most). Far less than the 60 % of the file a restart from zero would cost.
     const lost = servedBeforeKill - onDisk;
     expect(lost).toBeGreaterThanOrEqual(0);
-    expect(lost).toBeLessThan(AGENT_WRITE_BLOCK + NETWORK_CHUNK_MAX + SERVER_READ_CHUNK);
+    expect(lost).toBeLessThan(AGENT_WRITE_BLOCK + AGENT_FETCH_QUEUE_MAX + SERVER_READ_CHUNK);
     const mid = await server.client.rollouts.get.query({ id: created.id });
     expect(deviceIn(mid, a).state).toBe("downloading");
 

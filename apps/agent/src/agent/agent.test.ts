@@ -250,11 +250,13 @@ describe("Agent (real broker, real sim runner, Pi 5 fixture)", () => {
     const { agent, dataDir, statuses } = await setup();
     await agent.start();
     await until("ready", () => agent.supervisor.status().state === "ready");
+    // Online first: a shutdown while the CONNECT is still unanswered can only leave the last will.
+    await until("online", () => statuses().some((s) => s.state === "online"));
     const runnerPid = agent.supervisor.status().pid!;
     await agent.shutdown("SIGTERM");
 
     const all = statuses();
-    expect(all.at(-1)).toMatchObject({ state: "offline", reason: "shutdown" });
+    expect(all.at(-1), JSON.stringify(all.slice(-3))).toMatchObject({ state: "offline", reason: "shutdown" });
     expect(all.filter((s) => s.state === "offline")).toHaveLength(1); // no last will after a clean disconnect
     expect(() => process.kill(runnerPid, 0)).toThrow();
     const state = await readStateFile(path.join(dataDir, "state.json"));
