@@ -8,7 +8,14 @@ import { AppError } from "../errors.ts";
 import { hashPassword, newPassword, newSecret, secretMatches, sha256, verifyPassword } from "../auth/secrets.ts";
 import type { Logger } from "../log.ts";
 
-export type Role = "admin";
+/** admin: everything; operator: rollouts, chat, benchmarks; viewer: read only. */
+export const ROLES = ["viewer", "operator", "admin"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Whether `role` includes everything `min` may do (roles are ordered viewer < operator < admin). */
+export function roleAtLeast(role: Role, min: Role): boolean {
+  return ROLES.indexOf(role) >= ROLES.indexOf(min);
+}
 
 export interface Principal {
   userId: string | null;

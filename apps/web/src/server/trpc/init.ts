@@ -1,13 +1,15 @@
 /**
  * tRPC setup: the request context, the error formatter that turns AppError into
- * tRPC codes, and the two kinds of procedure. Every procedure except the login
- * is `protectedProcedure`.
+ * tRPC codes, and the kinds of procedure. Every procedure but the login needs a
+ * signed-in caller with at least a role: `viewerProcedure` (read), `operatorProcedure`
+ * (rollouts, chat, benchmarks), `adminProcedure` (everything). The role each one
+ * needs is also its `meta.minRole`, which the access test enumerates.
  */
 import { initTRPC, TRPCError } from "@trpc/server";
 import type { TRPC_ERROR_CODE_KEY } from "@trpc/server/rpc";
 import { ZodError } from "zod";
 import { AppError, type AppErrorCode } from "../errors.ts";
-import type { Principal } from "../services/auth.ts";
+import { roleAtLeast, type Principal, type Role } from "../services/auth.ts";
 import type { Services } from "../services/index.ts";
 
 export interface TrpcContext {
@@ -31,18 +33,26 @@ const TRPC_CODES: Record<AppErrorCode, TRPC_ERROR_CODE_KEY> = {
   unavailable: "SERVICE_UNAVAILABLE",
 };
 
-const t = initTRPC.context<TrpcContext>().create({
-  errorFormatter({ shape, error }) {
-    return {
-      ...shape,
-      data: {
-        ...shape.data,
-        stack: undefined,
-        zodIssues: error.cause instanceof ZodError ? error.cause.issues.map((i) => `${i.path.join(".")}: ${i.message}`) : undefined,
-      },
-    };
-  },
-});
+export interface ProcedureMeta {
+  /** The lowest role that may call the procedure; absent only on public ones (login). */
+  minRole?: Role;
+}
+
+const t = initTRPC
+  .context<TrpcContext>()
+  .meta<ProcedureMeta>()
+  .create({
+    errorFormatter({ shape, error }) {
+      return {
+        ...shape,
+        data: {
+          ...shape.data,
+          stack: undefined,
+          zodIssues: error.cause instanceof ZodError ? error.cause.issues.map((i) => `${i.path.join(".")}: ${i.message}`) : undefined,
+        },
+      };
+    },
+  });
 
 /** Maps AppError thrown by services to tRPC errors with the same message. */
 const appErrors = t.middleware(async ({ next }) => {
@@ -56,7 +66,23 @@ const appErrors = t.middleware(async ({ next }) => {
 
 export const router = t.router;
 export const publicProcedure = t.procedure.use(appErrors);
-export const protectedProcedure = publicProcedure.use(({ ctx, next }) => {
-  if (!ctx.principal) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in first." });
-  return next({ ctx: { ...ctx, principal: ctx.principal } });
-});
+
+/** A procedure for callers with at least `minRole`: 401 without a caller, 403 with a lower role. */
+function withRole(minRole: Role) {
+  return publicProcedure.meta({ minRole }).use(({ ctx, next }) => {
+    if (!ctx.principal) throw new TRPCError({ code: "UNAUTHORIZED", message: "Sign in first." });
+    if (!roleAtLeast(ctx.principal.role, minRole)) {
+      throw new TRPCError({
+        code: "FORBIDDEN",
+        message: `This needs the ${minRole} role; ${ctx.principal.username} is ${ctx.principal.role}.`,
+      });
+    }
+    return next({ ctx: { ...ctx, principal: ctx.principal } });
+  });
+}
+
+export const viewerProcedure = withRole("viewer");
+export const operatorProcedure = withRole("operator");
+export const adminProcedure = withRole("admin");
+/** Any signed-in caller (kept while routers move to the role procedures above). */
+export const protectedProcedure = viewerProcedure;
