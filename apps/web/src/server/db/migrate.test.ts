@@ -1,6 +1,7 @@
 import { PGlite } from "@electric-sql/pglite";
 import { describe, expect, it } from "vitest";
-import { MIGRATIONS_DIR } from "./client.ts";
+import { createPostgresDatabase } from "../../../test/db.ts";
+import { MIGRATIONS_DIR, openDatabase } from "./client.ts";
 import { migrate, readMigrations, type Migration, type SqlConnection } from "./migrate.ts";
 
 function connection(db: PGlite): SqlConnection {
@@ -49,5 +50,50 @@ describe("migrate", () => {
     );
     await expect(migrate(connection(db), [], { advisoryLock: false })).rejects.toThrow(/written by a newer version/);
     await db.close();
+  });
+});
+
+/** Every column of the public tables as "table.column type null?" lines, in a stable order. */
+async function schemaOf(query: <T>(sql: string) => Promise<T[]>): Promise<string[]> {
+  const rows = await query<{ t: string; c: string; type: string; nullable: string }>(
+    `SELECT table_name::text AS t, column_name::text AS c, data_type::text AS type, is_nullable::text AS nullable
+       FROM information_schema.columns WHERE table_schema = 'public' ORDER BY table_name, column_name`,
+  );
+  return rows.map((r) => `${r.t}.${r.c} ${r.type}${r.nullable === "YES" ? " null" : ""}`);
+}
+
+describe.skipIf(!process.env.ORCHARD_TEST_POSTGRES_URL)("migrate on PostgreSQL (ORCHARD_TEST_POSTGRES_URL)", () => {
+  it("Prisma's pg adapter cannot read PostgreSQL's `name` type (prisma/orm#27403), which `prisma migrate deploy` needs", async () => {
+    // Why Orchard applies migrations itself. If this starts passing, the adapter maps `name`
+    // and `prisma migrate deploy` could replace migrate.ts.
+    const db = await openDatabase({ databaseUrl: await createPostgresDatabase(), dataDir: null });
+    try {
+      await expect(db.prisma.$queryRawUnsafe("SELECT current_database() AS n")).rejects.toThrow(/deserialize column of type 'name'/);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("applies the same history through pg, and PostgreSQL ends with the same schema as PGlite; Prisma then reads and writes it", async () => {
+    const url = await createPostgresDatabase();
+    const pgDb = await openDatabase({ databaseUrl: url, dataDir: null });
+    const lite = await openDatabase({ dataDir: null });
+    try {
+      const migrations = await readMigrations(MIGRATIONS_DIR);
+      expect(pgDb.migration.applied).toEqual(migrations.map((x) => x.name));
+      const pgSchema = await schemaOf((sql) => pgDb.prisma.$queryRawUnsafe(sql));
+      expect(pgSchema.length).toBeGreaterThan(50);
+      expect(pgSchema).toEqual(await schemaOf((sql) => lite.prisma.$queryRawUnsafe(sql)));
+      // The client works on what the migrator built.
+      const user = await pgDb.prisma.user.create({ data: { username: "migrate-check", passwordHash: "x" } });
+      expect(await pgDb.prisma.user.findUnique({ where: { id: user.id } })).toMatchObject({ username: "migrate-check" });
+    } finally {
+      await pgDb.close();
+      await lite.close();
+    }
+    // A second start applies nothing.
+    const again = await openDatabase({ databaseUrl: url, dataDir: null });
+    expect(again.migration).toEqual({ applied: [], alreadyApplied: (await readMigrations(MIGRATIONS_DIR)).length });
+    await again.close();
   });
 });
