@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { formatStatus, statusReport } from "../commands/status.js";
 import { saveAgentFile } from "../config/agent-file.js";
 import { ManualClock } from "../lib/clock.js";
+import { until } from "../../test/helpers/until.js";
 import { silentLogger } from "../lib/logger.js";
 import { type AgentStateFile, StateFileWriter, readStateFile } from "./state-file.js";
 
@@ -54,15 +55,21 @@ describe("StateFileWriter", () => {
     const file = path.join(dir, "state.json");
     const clock = new ManualClock(10_000);
     const writer = new StateFileWriter(file, silentLogger, 200, clock);
+    const written = async () => (await readStateFile(file))?.updatedAt;
     writer.update(state(1));
-    await new Promise((r) => setTimeout(r, 50));
-    expect((await readStateFile(file))!.updatedAt).toBe(1);
+    await until("the first snapshot, written at once", async () => (await written()) === 1);
+    // Two more within the interval: held back, then only the newest is written.
+    const since = Date.now();
     writer.update(state(2));
     writer.update(state(3));
-    await new Promise((r) => setTimeout(r, 50));
-    expect((await readStateFile(file))!.updatedAt).toBe(1); // still within the interval
-    await new Promise((r) => setTimeout(r, 250));
-    expect((await readStateFile(file))!.updatedAt).toBe(3);
+    const seen = new Set<number | undefined>();
+    await until("the newest snapshot", async () => {
+      const now = await written();
+      seen.add(now);
+      return now === 3;
+    });
+    expect(Date.now() - since).toBeGreaterThanOrEqual(190); // not before the interval (200 ms) was over
+    expect(seen.has(2)).toBe(false);
     expect((await stat(file)).mode & 0o777).toBe(0o644);
   });
 
