@@ -35,7 +35,7 @@ async function startFleet(server: TestServer, n: number): Promise<TestAgent[]> {
 
 async function viaSocket(server: TestServer, agents: TestAgent[], durationMs: number): Promise<{ latencies: number[]; tokens: number }> {
   const cookie = await login(server);
-  const socket = io(server.url, { transports: ["websocket"], extraHeaders: { cookie } });
+  const socket = io(server.url, { transports: ["websocket"], extraHeaders: { cookie, origin: server.url } });
   await new Promise<void>((resolve, reject) => {
     socket.once("connect", () => resolve());
     socket.once("connect_error", reject);

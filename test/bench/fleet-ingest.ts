@@ -68,7 +68,11 @@ export async function benchFleetIngest(opts: { devices: number; seconds: number 
     await plain.subscribeAsync("orchard/v1/devices/+/telemetry", { qos: 0 });
 
     // A browser watching the fleet.
-    const socket = io(server.url, { transports: ["websocket"], extraHeaders: { cookie: await login(server) }, reconnection: false });
+    const socket = io(server.url, {
+      transports: ["websocket"],
+      extraHeaders: { cookie: await login(server), origin: server.url },
+      reconnection: false,
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", () => resolve());
       socket.once("connect_error", reject);

@@ -6,12 +6,14 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { io, type Socket } from "socket.io-client";
+import { afterAll } from "vitest";
+import type { TestMosquitto } from "./mosquitto.ts";
 import type { ClientToServerEvents, ServerToClientEvents } from "@orchard/contracts";
 import { createOrchardClient, type OrchardClient } from "../../apps/cli/src/client.ts";
 
@@ -109,13 +111,97 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+/**
+ * ORCHARD_TEST_MODE=production: every server runs against its own Mosquitto (the shipped config, dynamic
+ * security) and its own fresh PostgreSQL database, as in production. Both belong to the server's data dir,
+ * so a restart with the same data dir finds them again; they go when the test file ends.
+ */
+export const PRODUCTION_MODE = process.env.ORCHARD_TEST_MODE === "production";
+interface ProductionInfra {
+  mosquitto: TestMosquitto;
+  databaseUrl: string | undefined;
+  dropDatabase: () => Promise<void>;
+  server: { username: string; password: string };
+}
+const productionInfra = new Map<string, ProductionInfra>();
+if (PRODUCTION_MODE && process.env.VITEST) {
+  afterAll(async () => {
+    for (const infra of productionInfra.values()) {
+      await infra.mosquitto.stop();
+      await infra.dropDatabase();
+    }
+    productionInfra.clear();
+  });
+}
+
+async function productionFor(dataDir: string, databaseUrl: string | undefined): Promise<ProductionInfra> {
+  const known = productionInfra.get(dataDir);
+  if (known) return known;
+  const { startMosquitto } = await import("./mosquitto.ts");
+  const mosquitto = await startMosquitto();
+  let dropDatabase = async () => undefined;
+  if (databaseUrl === undefined) {
+    const { createPostgresDatabase } = await import("../../apps/web/test/db.ts");
+    databaseUrl = await createPostgresDatabase();
+    const created = databaseUrl;
+    dropDatabase = async () => {
+      const pg = (await import("pg")).default;
+      const admin = new pg.Client({ connectionString: process.env.ORCHARD_TEST_POSTGRES_URL });
+      await admin.connect();
+      try {
+        await admin.query(`DROP DATABASE IF EXISTS ${new URL(created).pathname.slice(1)} WITH (FORCE)`);
+      } finally {
+        await admin.end();
+      }
+    };
+  }
+  const infra = { mosquitto, databaseUrl, dropDatabase, server: { username: "orchard-server", password: randomBytes(12).toString("hex") } };
+  productionInfra.set(dataDir, infra);
+  return infra;
+}
+
+/** HTTPS for a test server: its certificate and key, and the CA the test trusts it by. */
+export interface TestServerTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+/** fetch trusting the CA in `caFile` besides the system's (Node's fetch is undici, pinned to the bundled version). */
+export async function fetchTrusting(caFile: string): Promise<typeof fetch> {
+  const { Agent } = await import("undici");
+  const tls = await import("node:tls");
+  const dispatcher = new Agent({ connect: { ca: [...tls.rootCertificates, await readFile(caFile, "utf8")] } });
+  return (input, init) => fetch(input, { ...init, dispatcher } as RequestInit);
+}
+
 export async function startServer(
-  opts: { databaseUrl?: string; dataDir?: string; env?: NodeJS.ProcessEnv; port?: number; mqttPort?: number } = {},
+  opts: {
+    databaseUrl?: string;
+    dataDir?: string;
+    env?: NodeJS.ProcessEnv;
+    port?: number;
+    mqttPort?: number;
+    /** Serve HTTPS (ORCHARD_TLS_*): `url` is then https://localhost:port and `client` trusts the CA. */
+    tls?: TestServerTls;
+  } = {},
 ): Promise<TestServer> {
   // A restart passes the ports it had: enrolled agents know the server by them.
   const port = opts.port ?? (await freePort());
-  const mqttPort = opts.mqttPort ?? (await freePort());
   const dataDir = opts.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), "orchard-server-")));
+  const production = PRODUCTION_MODE && opts.env?.MQTT_URL === undefined ? await productionFor(dataDir, opts.databaseUrl) : null;
+  const mqttPort = production?.mosquitto.port ?? opts.mqttPort ?? (await freePort());
+  const productionEnv: NodeJS.ProcessEnv = production
+    ? {
+        DATABASE_URL: production.databaseUrl,
+        MQTT_URL: production.mosquitto.url,
+        ORCHARD_PUBLIC_MQTT_URL: production.mosquitto.url,
+        MQTT_USERNAME: production.server.username,
+        MQTT_PASSWORD: production.server.password,
+        MQTT_DYNSEC_USERNAME: production.mosquitto.admin.username,
+        MQTT_DYNSEC_PASSWORD: production.mosquitto.admin.password,
+      }
+    : {};
   const apiKey = `test-${randomBytes(16).toString("hex")}`;
   const adminPassword = `pw-${randomBytes(8).toString("hex")}`;
   // node --import tsx (not the tsx CLI, which runs the server in a child process) so proc.pid is the server.
@@ -129,14 +215,17 @@ export async function startServer(
     DATABASE_URL: opts.databaseUrl ?? "",
     MQTT_URL: "",
     ORCHARD_FLUSH_MS: "200",
+    ...productionEnv,
+    ...(opts.tls ? { ORCHARD_TLS_CERT_FILE: opts.tls.certFile, ORCHARD_TLS_KEY_FILE: opts.tls.keyFile } : {}),
     ...opts.env,
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = opts.tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
+  const httpFetch = opts.tls ? await fetchTrusting(opts.tls.caFile) : fetch;
   await waitFor(
     "the server's /api/health",
     async () => {
       if (!proc.running) throw new Error(`server exited:\n${proc.output.slice(-3000)}`);
-      return (await fetch(`${url}/api/health`)).ok;
+      return (await httpFetch(`${url}/api/health`)).ok;
     },
     90_000,
   ).catch(async (err: Error) => {
@@ -149,9 +238,9 @@ export async function startServer(
     apiKey,
     adminPassword,
     dataDir,
-    databaseUrl: opts.databaseUrl,
+    databaseUrl: production?.databaseUrl ?? opts.databaseUrl,
     proc,
-    client: createOrchardClient({ url, apiKey }),
+    client: createOrchardClient({ url, apiKey, fetch: httpFetch }),
     stop: async () => {
       await proc.stop();
     },
@@ -167,10 +256,20 @@ export interface TestAgent {
 }
 
 /** Enrolls an agent through the real CLI and enrollment API; `start()` runs it with the sim runner. */
-export async function enrollAgent(server: TestServer, name: string): Promise<TestAgent> {
+export async function enrollAgent(server: TestServer, name: string, opts: { enrollArgs?: string[] } = {}): Promise<TestAgent> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `orchard-agent-${name}-`));
   const { token } = await server.client.enrollment.create.mutate({ deviceName: name, ttlMinutes: 5 });
-  const enroll = startProcess(`enroll ${name}`, [AGENT_BIN, "enroll", "--server", server.url, "--token", token, "--data-dir", dataDir]);
+  const enroll = startProcess(`enroll ${name}`, [
+    AGENT_BIN,
+    "enroll",
+    "--server",
+    server.url,
+    "--token",
+    token,
+    "--data-dir",
+    dataDir,
+    ...(opts.enrollArgs ?? []),
+  ]);
   const { code } = await enroll.exited;
   if (code !== 0) throw new Error(`orchard-agent enroll failed (exit ${code}):\n${enroll.output}`);
   const device = (await server.client.devices.list.query()).find((d) => d.name === name);
@@ -219,7 +318,8 @@ export type FleetSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 export async function connectSocket(server: TestServer, cookie: string | null): Promise<FleetSocket> {
   const socket: FleetSocket = io(server.url, {
     transports: ["websocket"],
-    extraHeaders: cookie ? { cookie } : {},
+    // A browser's WebSocket handshake carries its Origin; the server checks it for cookie sessions (CSRF).
+    extraHeaders: cookie ? { cookie, origin: server.url } : {},
     reconnection: false,
   });
   await new Promise<void>((resolve, reject) => {

@@ -5,10 +5,16 @@
  */
 import {
   BENCH_COLUMNS,
+  SIDE_BY_SIDE_METRICS,
   benchTableRows,
   benchToCsv,
   benchToMarkdown,
+  comparisonMarkdown,
+  comparisonTableRows,
+  formatSideBySideValue,
+  formatSpeedup,
   type BenchRunDto,
+  type RuntimeComparisonDetail,
   type BenchTableRow,
   type DeviceSummary,
 } from "@orchard/contracts";
@@ -131,6 +137,72 @@ export async function waitForRun(
       io.err(`${line}\n`);
     }
     if (run.state === "finished") return run;
+    await sleep(opts.pollMs ?? 1000);
+  }
+}
+
+// ------------------------------------------------------------------ bench compare
+
+/** The side-by-side table for a terminal: a row per prompt and metric, a column per model, then the factors against the first. */
+export function sideBySideTable(detail: RuntimeComparisonDetail): string {
+  const { models, rows } = detail.sideBySide;
+  const first = models[0]?.label ?? "A";
+  const head = ["PROMPT", "METRIC", ...models.map((m) => m.label), ...models.slice(1).map((m) => `${m.label} VS ${first}`)];
+  const body = rows.flatMap((r) =>
+    SIDE_BY_SIDE_METRICS.map((metric) => [
+      r.prompt,
+      metric.title,
+      ...r.values[metric.key].map((v) => formatSideBySideValue(metric.key, v)),
+      ...r.speedup[metric.key].slice(1).map(formatSpeedup),
+    ]),
+  );
+  const temp = (v: number | null) => (v === null ? "n/a" : v.toFixed(1));
+  body.push([
+    "board",
+    "SoC °C before → after",
+    ...models.map((m) => `${temp(m.tempBeforeC)} → ${temp(m.tempAfterC)}`),
+    ...models.slice(1).map(() => ""),
+  ]);
+  return table(head, body);
+}
+
+export function renderComparison(detail: RuntimeComparisonDetail, output: BenchOutput): string {
+  const c = detail.comparison;
+  switch (output) {
+    case "json":
+      return `${JSON.stringify(detail, null, 2)}\n`;
+    case "csv":
+      return benchToCsv(comparisonTableRows(c, detail.runs));
+    case "markdown":
+      return comparisonMarkdown(c, detail.sideBySide, comparisonTableRows(c, detail.runs));
+    case "table": {
+      const head = [
+        `${c.name} (${c.id}) on ${c.deviceName}: ${c.state}`,
+        c.error ? `  ${c.error}` : `  ${c.stepText}`,
+        ...c.steps.map((s, i) => `  ${i + 1}. ${s.name} ${s.version} (${s.runtime}): ${s.state}${s.error ? ` (${s.error})` : ""}`),
+      ].join("\n");
+      return `${head}\n\n${sideBySideTable(detail)}\n`;
+    }
+  }
+}
+
+/** Follows a comparison until it ends, printing each new step on stderr. Polls the API (the CLI has no socket.io client). */
+export async function waitForComparison(
+  client: OrchardClient,
+  id: string,
+  io: BenchIo,
+  opts: { pollMs?: number; sleep?: (ms: number) => Promise<void> } = {},
+): Promise<RuntimeComparisonDetail> {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let last = "";
+  for (;;) {
+    const detail = await client.bench.comparison.query({ id });
+    const c = detail.comparison;
+    if (c.stepText !== last) {
+      last = c.stepText;
+      io.err(`${c.stepText}\n`);
+    }
+    if (c.state !== "running") return detail;
     await sleep(opts.pollMs ?? 1000);
   }
 }

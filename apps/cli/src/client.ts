@@ -7,12 +7,13 @@ import type { AppRouter } from "../../web/src/server/trpc/root.ts";
 
 export type OrchardClient = ReturnType<typeof createOrchardClient>;
 
-export function createOrchardClient(opts: { url: string; apiKey: string }) {
+export function createOrchardClient(opts: { url: string; apiKey: string; fetch?: typeof fetch }) {
   return createTRPCClient<AppRouter>({
     links: [
       httpBatchLink({
         url: `${opts.url.replace(/\/$/, "")}/api/trpc`,
         headers: { authorization: `Bearer ${opts.apiKey}` },
+        ...(opts.fetch ? { fetch: opts.fetch } : {}),
       }),
     ],
   });

@@ -1,8 +1,9 @@
 /**
  * orchard — the operator CLI. Parses the command line and calls the server's API.
  *   orchard devices [--json]
+ *   orchard devices rotate DEVICE [--json]
  *   orchard chat DEVICE PROMPT [--max-tokens N] [--temperature T] [--json]
- *   orchard bench run|list|show …
+ *   orchard bench run|list|show|compare …
  *   orchard artifact push|list|rm …
  *   orchard rollout create|list|status|pause|resume|abort|rollback …
  * Configuration: ORCHARD_URL (default http://localhost:3000), ORCHARD_API_KEY.
@@ -10,7 +11,7 @@
 import { parseArgs } from "node:util";
 import { createOrchardClient, describeError } from "./client.ts";
 import { BENCH_DEFAULT_MAX_NEW_TOKENS } from "@orchard/contracts";
-import { chooseDevices, listTable, render, waitForRun, type BenchOutput } from "./bench.ts";
+import { chooseDevices, listTable, render, renderComparison, waitForComparison, waitForRun, type BenchOutput } from "./bench.ts";
 import { chat, resolveDevice } from "./chat.ts";
 import { deviceRows } from "./devices.ts";
 import { artifactTable, planPush, push, resolveArtifact } from "./artifact.ts";
@@ -20,6 +21,7 @@ const USAGE = `usage: orchard <command> [--json]
 
 commands:
   devices               list the fleet (name, status, runner, model, CPU, temperature, memory, disk)
+  devices rotate DEVICE  give a device a new broker password (no re-enrolling; pending while it is offline)
   chat DEVICE PROMPT    ask the model on a device (id or name); the answer streams to stdout
                         [--max-tokens N (256)] [--temperature T (0 = greedy)]
   bench run             run the standard benchmark prompt set on devices
@@ -27,6 +29,9 @@ commands:
                         [--name S] [--wait (follow it; exit 1 when a device failed)] [--csv | --markdown]
   bench list            benchmark runs, newest first
   bench show ID         a run's devices and results table [--csv | --markdown]
+  bench compare         one device, several models (one per runtime) benchmarked in turn, original model restored
+                        --device ID-or-name --models ARTIFACT-ID,ARTIFACT-ID[,…] [--max-tokens N (${BENCH_DEFAULT_MAX_NEW_TOKENS})]
+                        [--name S] [--wait (follow it; exit 1 unless it completes)] [--csv | --markdown]
   artifact push MODEL [TOKENIZER…]
                         upload a model and its tokenizer files (resumable) and create the signed model
                         --name N --version V --runtime sim|executorch|llama.cpp [--runtime-version X (sim: 1)]
@@ -83,6 +88,7 @@ async function main(): Promise<void> {
         "failure-threshold": { type: "string" },
         timeout: { type: "string" },
         retries: { type: "string" },
+        models: { type: "string" },
       },
     });
   } catch (err) {
@@ -101,6 +107,16 @@ async function main(): Promise<void> {
   try {
     switch (command) {
       case "devices": {
+        if (parsed.positionals[1] === "rotate") {
+          const device = parsed.positionals[2];
+          if (!device) fail(`usage: orchard devices rotate DEVICE (id or name)\n\n${USAGE}`, 2);
+          const target = resolveDevice(await client.devices.list.query(), device);
+          const result = await client.devices.rotateCredentials.mutate({ id: target.id });
+          if (parsed.values.json) process.stdout.write(`${JSON.stringify({ deviceId: target.id, ...result }, null, 2)}\n`);
+          else process.stdout.write(`${target.name}: ${result.state}. ${result.message}\n`);
+          break;
+        }
+        if (parsed.positionals[1] !== undefined) fail(`unknown devices command ${JSON.stringify(parsed.positionals[1])}\n\n${USAGE}`, 2);
         const devices = await client.devices.list.query();
         if (parsed.values.json) process.stdout.write(`${JSON.stringify(devices, null, 2)}\n`);
         else process.stdout.write(devices.length === 0 ? "no devices enrolled yet (dashboard → Enroll)\n" : `${deviceRows(devices)}\n`);
@@ -166,8 +182,48 @@ async function main(): Promise<void> {
           const run = await waitForRun(client, created.id, { out, err });
           out(render(run, output));
           if (run.devices.some((d) => d.state === "failed")) process.exitCode = 1;
+        } else if (sub === "compare") {
+          const maxTokens = v["max-tokens"] === undefined ? undefined : Number(v["max-tokens"]);
+          if (maxTokens !== undefined && (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 2048))
+            fail("--max-tokens must be a whole number from 1 to 2048", 2);
+          if (v.device.length !== 1) fail("choose one device with --device ID-or-name", 2);
+          const refs = (v.models ?? "")
+            .split(",")
+            .map((m) => m.trim())
+            .filter(Boolean);
+          if (refs.length < 2) fail("choose at least two models with --models ID,ID (orchard artifact list shows them)", 2);
+          let deviceId: string;
+          let artifactIds: string[];
+          try {
+            deviceId = resolveDevice(await client.devices.list.query(), v.device[0]!).id;
+            const artifacts = await client.artifacts.list.query();
+            artifactIds = refs.map((r) => resolveArtifact(artifacts, r).id);
+          } catch (e) {
+            fail((e as Error).message, 2);
+          }
+          const created = await client.bench.compareRuntimes.mutate({
+            deviceId,
+            artifactIds,
+            ...(maxTokens !== undefined ? { maxNewTokens: maxTokens } : {}),
+            ...(v.name ? { name: v.name } : {}),
+          });
+          if (!v.wait) {
+            out(
+              output === "json"
+                ? `${JSON.stringify(created, null, 2)}\n`
+                : `started ${created.name} (${created.id}); follow it on the dashboard's Benchmarks page (or start it with --wait)\n`,
+            );
+            break;
+          }
+          err(`started ${created.name} (${created.id})\n`);
+          const detail = await waitForComparison(client, created.id, { out, err });
+          out(renderComparison(detail, output));
+          if (detail.comparison.state !== "completed") {
+            err(`orchard: the comparison ${detail.comparison.state}${detail.comparison.error ? `: ${detail.comparison.error}` : ""}\n`);
+            process.exitCode = 1;
+          }
         } else {
-          fail(`usage: orchard bench run|list|show\n\n${USAGE}`, 2);
+          fail(`usage: orchard bench run|list|show|compare\n\n${USAGE}`, 2);
         }
         break;
       }

@@ -219,3 +219,123 @@ export function benchToMarkdown(rows: readonly BenchTableRow[]): string {
   const rule = `|${BENCH_COLUMNS.map((c) => (c.format ? " ---: " : " --- ")).join("|")}|`;
   return [head, rule, ...rows.map((r) => `| ${BENCH_COLUMNS.map((c) => cell(c, r)).join(" | ")} |`)].join("\n") + "\n";
 }
+
+// ------------------------------------------------------------------ runtimes side by side
+
+/** One model's run in a runtime comparison: a label ("tiny-gguf 1 (llama.cpp)") and what the device reported. */
+export interface SideBySideModel {
+  label: string;
+  result: BenchDeviceResult | null;
+}
+
+/** The metrics a side-by-side table shows, and whether a higher value is better (for speed-up factors). */
+export const SIDE_BY_SIDE_METRICS = [
+  { key: "ttftMs", title: "TTFT (ms)", higherIsBetter: false, digits: 0 },
+  { key: "prefillTokS", title: "Prompt feed (tok/s)", higherIsBetter: true, digits: 2 },
+  { key: "decodeTokS", title: "Decode (tok/s)", higherIsBetter: true, digits: 2 },
+  { key: "peakRssBytes", title: "Peak RSS (MiB)", higherIsBetter: false, digits: 0 },
+  { key: "energyJPerToken", title: "Energy (J/token)", higherIsBetter: false, digits: 3 },
+] as const;
+export type SideBySideMetric = (typeof SIDE_BY_SIDE_METRICS)[number]["key"];
+
+export interface SideBySideRow {
+  /** A prompt id, or "all prompts" for the aggregate row. */
+  prompt: string;
+  aggregate: boolean;
+  /** Per metric, one value per model (null where the model has no value). */
+  values: Record<SideBySideMetric, (number | null)[]>;
+  /**
+   * Per metric, each model against the first ("B vs A"): how many times better, so > 1 is
+   * better whichever way the metric points (decode tok/s B ÷ A; TTFT, RSS, energy A ÷ B).
+   * null for the first model and where either side is missing or zero.
+   */
+  speedup: Record<SideBySideMetric, (number | null)[]>;
+}
+
+export interface SideBySide {
+  models: { label: string; backend: string | null; tempBeforeC: number | null; tempAfterC: number | null }[];
+  rows: SideBySideRow[];
+}
+
+const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
+
+/**
+ * The models of a runtime comparison side by side: one row per prompt (in the first
+ * model's order, then any prompt only a later model has) and an aggregate row (the mean
+ * over prompts; peak RSS is the maximum), with each model's factor against the first.
+ */
+export function sideBySide(models: readonly SideBySideModel[]): SideBySide {
+  const prompts: string[] = [];
+  for (const m of models) for (const p of m.result?.prompts ?? []) if (!prompts.includes(p.promptId)) prompts.push(p.promptId);
+  const factor = (higherIsBetter: boolean, a: number | null, b: number | null): number | null => {
+    if (a === null || b === null || a === 0 || b === 0) return null;
+    return higherIsBetter ? b / a : a / b;
+  };
+  const row = (prompt: string, aggregate: boolean, pick: (m: SideBySideModel, key: SideBySideMetric) => number | null): SideBySideRow => {
+    const values = {} as SideBySideRow["values"];
+    const speedup = {} as SideBySideRow["speedup"];
+    for (const metric of SIDE_BY_SIDE_METRICS) {
+      const vs = models.map((m) => pick(m, metric.key));
+      values[metric.key] = vs;
+      speedup[metric.key] = vs.map((v, i) => (i === 0 ? null : factor(metric.higherIsBetter, vs[0] ?? null, v)));
+    }
+    return { prompt, aggregate, values, speedup };
+  };
+  const rows = prompts.map((id) =>
+    row(id, false, (m, key) => {
+      const p = m.result?.prompts.find((x) => x.promptId === id);
+      return p ? p[key] : null;
+    }),
+  );
+  rows.push(
+    row("all prompts", true, (m, key) => {
+      const vs = (m.result?.prompts ?? []).map((p) => p[key]).filter((v): v is number => v !== null);
+      if (vs.length === 0) return null;
+      return key === "peakRssBytes" ? Math.max(...vs) : mean(vs);
+    }),
+  );
+  return {
+    models: models.map((m) => ({
+      label: m.label,
+      backend: m.result?.backend ?? null,
+      tempBeforeC: m.result?.before.socTempC ?? null,
+      tempAfterC: m.result?.after.socTempC ?? null,
+    })),
+    rows,
+  };
+}
+
+/** A metric's value as the tables print it ("n/a" where missing). */
+export function formatSideBySideValue(key: SideBySideMetric, v: number | null): string {
+  if (v === null) return "n/a";
+  const metric = SIDE_BY_SIDE_METRICS.find((m) => m.key === key)!;
+  return key === "peakRssBytes" ? (v / 2 ** 20).toFixed(0) : v.toFixed(metric.digits);
+}
+
+/** "×2.41"; "n/a" where there is no factor. */
+export function formatSpeedup(v: number | null): string {
+  return v === null ? "n/a" : `×${v.toFixed(2)}`;
+}
+
+/** The side-by-side table in Markdown: a row per prompt and metric, a column per model, factors against the first model. */
+export function sideBySideToMarkdown(s: SideBySide): string {
+  const esc = (t: string) => t.replace(/\|/g, "\\|").replace(/\n/g, " ");
+  const others = s.models.slice(1);
+  const head = `| Prompt | Metric | ${s.models.map((m) => esc(m.label)).join(" | ")} |${others.map((m) => ` ${esc(m.label)} vs ${esc(s.models[0]!.label)} |`).join("")}`;
+  const rule = `| --- | --- |${s.models.map(() => " ---: |").join("")}${others.map(() => " ---: |").join("")}`;
+  const lines: string[] = [];
+  for (const r of s.rows) {
+    for (const metric of SIDE_BY_SIDE_METRICS) {
+      const values = r.values[metric.key].map((v) => formatSideBySideValue(metric.key, v));
+      const factors = r.speedup[metric.key].slice(1).map(formatSpeedup);
+      lines.push(
+        `| ${r.aggregate ? `**${r.prompt}**` : esc(r.prompt)} | ${metric.title} | ${values.join(" | ")} |${factors.map((f) => ` ${f} |`).join("")}`,
+      );
+    }
+  }
+  const temp = (v: number | null) => (v === null ? "n/a" : v.toFixed(1));
+  lines.push(
+    `| **board** | SoC °C before → after | ${s.models.map((m) => `${temp(m.tempBeforeC)} → ${temp(m.tempAfterC)}`).join(" | ")} |${others.map(() => " |").join("")}`,
+  );
+  return [head, rule, ...lines].join("\n") + "\n";
+}

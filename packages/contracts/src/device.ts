@@ -197,6 +197,20 @@ export const DeviceEvent = z.discriminatedUnion("kind", [
 ]);
 export type DeviceEvent = z.infer<typeof DeviceEvent>;
 
+/**
+ * A new broker password for this device (credential rotation, see docs/protocol.md). The agent stores
+ * it as its *next* password beside the one that works, answers with `command.result` once it is on
+ * disk, and from then on tries it first (falling back to the old one while the broker refuses it).
+ */
+export const CredentialsRotateCommand = z.object({
+  type: z.literal("credentials.rotate"),
+  id: z.string().min(1).max(64),
+  ts: timestamp,
+  /** The new broker (and HTTP Basic) password: the same shape as the one given at enrollment. */
+  password: z.string().min(16).max(256),
+});
+export type CredentialsRotateCommand = z.infer<typeof CredentialsRotateCommand>;
+
 /** Commands from the server, published on `cmd` at QoS 1. Every command has an id; re-delivery is harmless. */
 export const DeviceCommand = z.discriminatedUnion("type", [
   z.object({ type: z.literal("ping"), id: z.string().min(1).max(64), ts: timestamp }),
@@ -207,5 +221,6 @@ export const DeviceCommand = z.discriminatedUnion("type", [
   RolloutApplyCommand,
   RolloutAbortCommand,
   RolloutRollbackCommand,
+  CredentialsRotateCommand,
 ]);
 export type DeviceCommand = z.infer<typeof DeviceCommand>;

@@ -7,3 +7,4 @@ export * from "./chat.ts";
 export * from "./bench.ts";
 export * from "./artifact.ts";
 export * from "./rollout.ts";
+export * from "./runtime-comparison.ts";

@@ -173,6 +173,56 @@ export const BenchRunDto = z.object({
 });
 export type BenchRunDto = z.infer<typeof BenchRunDto>;
 
+// ---------------------------------------------------------------- runtime comparisons
+
+export const RUNTIME_COMPARISON_STATES = ["running", "completed", "failed", "cancelled"] as const;
+export const RuntimeComparisonState = z.enum(RUNTIME_COMPARISON_STATES);
+export type RuntimeComparisonState = z.infer<typeof RuntimeComparisonState>;
+
+/** What a running comparison does now: switching the device to a model, benchmarking it, putting the original back. */
+export const RUNTIME_COMPARISON_PHASES = ["rolling_out", "benchmarking", "restoring", "done"] as const;
+export const RuntimeComparisonPhase = z.enum(RUNTIME_COMPARISON_PHASES);
+export type RuntimeComparisonPhase = z.infer<typeof RuntimeComparisonPhase>;
+
+/** One model of a comparison: the rollout that put it on the device (null when it already ran it) and its benchmark run. */
+export const RuntimeComparisonStep = z.object({
+  artifactId: z.string(),
+  name: z.string(),
+  version: z.string(),
+  runtime: ArtifactRuntime,
+  rolloutId: z.string().nullable(),
+  runId: z.string().nullable(),
+  state: z.enum(["pending", "rolling_out", "benchmarking", "done", "failed", "skipped"]),
+  error: z.string().nullable(),
+});
+export type RuntimeComparisonStep = z.infer<typeof RuntimeComparisonStep>;
+
+export const RuntimeComparisonDto = z.object({
+  id: z.string(),
+  name: z.string(),
+  deviceId: z.string(),
+  deviceName: z.string(),
+  state: RuntimeComparisonState,
+  phase: RuntimeComparisonPhase,
+  /** Index into `steps` of the model being worked on. */
+  stepIndex: z.number().int().nonnegative(),
+  /** The step for people: "Rolling out tiny-gguf 1 (llama.cpp)…", "Benchmarking sim-model 1 (sim): 3/10 prompts". */
+  stepText: z.string(),
+  /** Prompts done of the current benchmark, null outside one. */
+  progress: z.object({ completed: z.number().int().nonnegative(), total: z.number().int().nonnegative() }).nullable(),
+  steps: z.array(RuntimeComparisonStep),
+  originalArtifactId: z.string().nullable(),
+  restoreRolloutId: z.string().nullable(),
+  error: z.string().nullable(),
+  cancelRequested: z.boolean(),
+  maxNewTokens: z.number().int().positive(),
+  promptCount: z.number().int().nonnegative(),
+  createdAt: z.number(),
+  updatedAt: z.number(),
+  finishedAt: z.number().nullable(),
+});
+export type RuntimeComparisonDto = z.infer<typeof RuntimeComparisonDto>;
+
 // ---------------------------------------------------------------- rollouts
 
 /** One device of a rollout, as the Rollouts page shows it. */
@@ -264,6 +314,8 @@ export interface ServerToClientEvents {
   "alert:changed": (alert: AlertDto) => void;
   /** A benchmark run changed (a device started, progressed, finished). */
   "bench:changed": (run: BenchRunDto) => void;
+  /** A runtime comparison changed (its step, a benchmark's progress, the end). Coalesced per comparison. */
+  "bench:comparison": (comparison: RuntimeComparisonDto) => void;
   /** A rollout changed (a device moved on or progressed, paused, finished). Coalesced per rollout. */
   "rollout:changed": (rollout: RolloutDto) => void;
 }

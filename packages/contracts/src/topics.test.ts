@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { deviceMayPublish, deviceMaySubscribe, isInDeviceSubtree, parseTopic, TOPIC_ROOT, topics } from "./topics.ts";
+import {
+  deviceBrokerAcl,
+  deviceMayPublish,
+  deviceMaySubscribe,
+  isInDeviceSubtree,
+  parseTopic,
+  SERVER_BROKER_ACL,
+  TOPIC_ROOT,
+  topics,
+} from "./topics.ts";
 
 describe("topic builders", () => {
   it("puts every device topic under the versioned root", () => {
@@ -61,5 +70,53 @@ describe("device access rules", () => {
     expect(deviceMaySubscribe("pi-abc", "#")).toBe(false);
     expect(deviceMaySubscribe("pi-abc", "orchard/v1/devices/pi-abcd/cmd")).toBe(false);
     expect(isInDeviceSubtree("pi-abc", "orchard/v1/devices/pi-abc")).toBe(false);
+  });
+});
+
+describe("broker access lists", () => {
+  const id = "pi-acl01";
+  const acl = deviceBrokerAcl(id);
+  // A filter matches a topic the way MQTT brokers match them (only + appears in these lists).
+  const matches = (filter: string, topic: string) => {
+    const f = filter.split("/");
+    const t = topic.split("/");
+    if (f.at(-1) === "#") return t.length >= f.length - 1 && f.slice(0, -1).every((s, i) => s === "+" || s === t[i]);
+    return f.length === t.length && f.every((s, i) => s === "+" || s === t[i]);
+  };
+  const samples = [
+    topics.status(id),
+    topics.telemetry(id),
+    topics.events(id),
+    topics.cmd(id),
+    topics.chat(id, "r1"),
+    topics.status("pi-other1"),
+    topics.cmd("pi-other1"),
+    topics.chat("pi-other1", "r1"),
+    `${TOPIC_ROOT}/devices/${id}/other`,
+    "elsewhere/x",
+  ];
+
+  it("lets a device publish exactly where deviceMayPublish does", () => {
+    for (const topic of samples)
+      expect(
+        acl.publish.some((f) => matches(f, topic)),
+        topic,
+      ).toBe(deviceMayPublish(id, topic));
+  });
+
+  it("lets a device subscribe only inside its own subtree, where its commands are", () => {
+    expect(acl.subscribe.every((f) => deviceMaySubscribe(id, f))).toBe(true);
+    expect(acl.subscribe.some((f) => matches(f, topics.cmd(id)))).toBe(true);
+    expect(acl.subscribe.some((f) => matches(f, topics.cmd("pi-other1")))).toBe(false);
+  });
+
+  it("lets the server read every device's up topics and write commands", () => {
+    for (const topic of [topics.status(id), topics.telemetry(id), topics.events(id), topics.chat(id, "r1")]) {
+      expect(
+        SERVER_BROKER_ACL.subscribe.some((f) => matches(f, topic)),
+        topic,
+      ).toBe(true);
+    }
+    expect(SERVER_BROKER_ACL.publish.some((f) => matches(f, topics.cmd(id)))).toBe(true);
   });
 });

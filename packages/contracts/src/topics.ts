@@ -97,3 +97,22 @@ export function deviceMayPublish(deviceId: string, topic: string): boolean {
 export function deviceMaySubscribe(deviceId: string, filter: string): boolean {
   return isInDeviceSubtree(deviceId, filter);
 }
+
+/**
+ * A device's broker permissions as topic filters, for brokers that keep their own access lists
+ * (Mosquitto's dynamic security): exactly what deviceMayPublish / deviceMaySubscribe allow.
+ * A device publishes its status, telemetry, events and chat streams, and subscribes only inside
+ * its own subtree (in practice its `cmd` topic).
+ */
+export function deviceBrokerAcl(deviceId: string): { publish: string[]; subscribe: string[] } {
+  return {
+    publish: [topics.status(deviceId), topics.telemetry(deviceId), topics.events(deviceId), `${deviceRoot(deviceId)}/chat/+`],
+    subscribe: [topics.deviceSubtree(deviceId)],
+  };
+}
+
+/** The server's broker permissions: it reads every device's up topics and writes commands (and clears a deleted device's retained status). */
+export const SERVER_BROKER_ACL = {
+  publish: [`${TOPIC_ROOT}/devices/+/cmd`, `${TOPIC_ROOT}/devices/+/status`],
+  subscribe: [topics.allDevices("status"), topics.allDevices("telemetry"), topics.allDevices("events"), topics.allChat()],
+} as const;

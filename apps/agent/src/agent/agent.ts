@@ -30,6 +30,7 @@ import { TelemetryOutbox } from "../telemetry/outbox.js";
 import { TelemetrySampler } from "../telemetry/sampler.js";
 import { TokenRates } from "../telemetry/token-rate.js";
 import { Vcgencmd } from "../telemetry/vcgencmd.js";
+import type { Trust } from "../lib/trust.js";
 import { AGENT_VERSION } from "../version.js";
 
 export interface AgentOptions {
@@ -54,6 +55,8 @@ export interface AgentOptions {
   chatHeartbeatMs?: number;
   /** Most bytes rolled-out models may occupy (`--models-quota`); null or absent = only the disk limits them. */
   modelsQuotaBytes?: number | null;
+  /** The CAs trusted for https:// and mqtts:// (agent.json's tls.caFile, loaded); default: the system's. */
+  trust?: Trust;
   /** Rollout tuning (tests shorten the retries). */
   rollout?: Pick<RolloutRunnerOptions, "downloadAttempts" | "httpRetries" | "downloadBackoff" | "idleTimeoutMs">;
 }
@@ -92,6 +95,7 @@ export class Agent {
   #stateFinal = false;
   /** agent.json as loaded, plus the artifact key once fetched. */
   #enrollment: AgentFile;
+  #fileWrites: Promise<void> = Promise.resolve();
   #keyFetch: Promise<string> | null = null;
 
   constructor(options: AgentOptions) {
@@ -122,6 +126,9 @@ export class Agent {
       url: enrollment.mqtt.url,
       username: enrollment.mqtt.username,
       password: enrollment.mqtt.password,
+      passwords: () => this.#passwords(),
+      ca: options.trust?.ca,
+      onLoggedIn: (password) => void this.#loggedIn(password),
       deviceId: enrollment.deviceId,
       logger: options.logger,
       onlineStatus: () => this.onlineStatus(),
@@ -191,7 +198,8 @@ export class Agent {
       cli: options.runner,
       stateFile: dataPaths(options.dataDir).rolloutFile,
       serverUrl: enrollment.serverUrl,
-      authorization: () => deviceAuthorization(enrollment.deviceId, enrollment.mqtt.password),
+      authorization: () => deviceAuthorization(enrollment.deviceId, this.#passwords()[0]!),
+      fetch: options.trust?.fetch,
       artifactKey: () => this.#artifactKey(),
       capabilities: () => this.capabilities.get(),
       publish: (event) => this.link.publishEvent(event),
@@ -228,6 +236,16 @@ export class Agent {
         "rollout.apply": async (command) => {
           await this.rollout.apply(command);
           return null;
+        },
+        // A new broker password: on disk first, then confirmed; the server makes it the only one after this answer.
+        "credentials.rotate": async (command) => {
+          await this.#updateEnrollment((a) =>
+            a.mqtt.nextPassword === command.password || a.mqtt.password === command.password
+              ? a
+              : { ...a, mqtt: { ...a.mqtt, nextPassword: command.password } },
+          );
+          this.#log.info("stored a new broker password; it is used from the next login");
+          return { ok: true, message: "new password stored" };
         },
         "rollout.abort": (command) => this.rollout.abort(command),
         "rollout.rollback": (command) => this.rollout.rollback(command),
@@ -340,15 +358,47 @@ export class Agent {
     this.#writeState();
   }
 
+  /** Broker passwords to try in order: the next one during a rotation, then the current one. */
+  #passwords(): string[] {
+    const { password, nextPassword } = this.#enrollment.mqtt;
+    return nextPassword && nextPassword !== password ? [nextPassword, password] : [password];
+  }
+
+  /** The broker accepted `password`: when it is the next one, it becomes the only one (the old one no longer works). */
+  async #loggedIn(password: string): Promise<void> {
+    if (this.#enrollment.mqtt.nextPassword !== password) return;
+    await this.#updateEnrollment((a) =>
+      a.mqtt.nextPassword === password ? { ...a, mqtt: { url: a.mqtt.url, username: a.mqtt.username, password } } : a,
+    ).then(
+      () => this.#log.info("logged in with the new broker password; the old one is forgotten"),
+      (error: unknown) => this.#log.warn("could not save agent.json after logging in with the new password; retried next login", { error }),
+    );
+  }
+
+  /** agent.json changes one at a time (atomic writes, 0600); the in-memory copy follows a successful write. */
+  #updateEnrollment(change: (a: AgentFile) => AgentFile): Promise<void> {
+    const run = this.#fileWrites.then(async () => {
+      const next = change(this.#enrollment);
+      if (next === this.#enrollment) return;
+      await saveAgentFile(this.#opts.dataDir, next, this.#log);
+      this.#enrollment = next;
+    });
+    this.#fileWrites = run.catch(() => undefined);
+    return run;
+  }
+
   /** The server's artifact key: from agent.json, else fetched once and saved there. */
   #artifactKey(): Promise<string> {
     const known = this.#enrollment.artifactPublicKey;
     if (known) return Promise.resolve(known);
     this.#keyFetch ??= (async () => {
-      const { serverUrl, deviceId, mqtt } = this.#enrollment;
-      const key = await fetchArtifactKey({ serverUrl, authorization: deviceAuthorization(deviceId, mqtt.password) });
-      this.#enrollment = { ...this.#enrollment, artifactPublicKey: key };
-      await saveAgentFile(this.#opts.dataDir, this.#enrollment, this.#log).catch((error: unknown) =>
+      const { serverUrl, deviceId } = this.#enrollment;
+      const key = await fetchArtifactKey({
+        serverUrl,
+        authorization: deviceAuthorization(deviceId, this.#passwords()[0]!),
+        fetch: this.#opts.trust?.fetch,
+      });
+      await this.#updateEnrollment((a) => ({ ...a, artifactPublicKey: key })).catch((error: unknown) =>
         this.#log.warn("could not save the artifact key in agent.json; it is fetched again next start", { error }),
       );
       this.#log.info("fetched the server's artifact key");

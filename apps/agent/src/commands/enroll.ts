@@ -1,11 +1,14 @@
 /** `orchard-agent enroll`: exchange a dashboard token for this device's identity and credentials. */
 import { access } from "node:fs/promises";
 import os from "node:os";
+import path from "node:path";
 import { loadAgentFile, saveAgentFile } from "../config/agent-file.js";
 import type { EnrollCommand } from "../config/cli.js";
 import { dataPaths } from "../config/paths.js";
 import { requestEnrollment } from "../enroll/enroll.js";
+import { ensurePrivateDir, writeFileAtomic } from "../lib/atomic-fs.js";
 import type { Logger } from "../lib/logger.js";
+import { loadTrust, readCaFile } from "../lib/trust.js";
 import { AGENT_VERSION } from "../version.js";
 
 export class AlreadyEnrolledError extends Error {
@@ -29,13 +32,23 @@ export async function enrollCommand(command: EnrollCommand, logger: Logger, out:
   }
 
   logger.info("enrolling", { server: command.serverUrl, hostname: os.hostname(), arch: os.arch() });
+  // A bad CA file is refused before the token is spent.
+  const trust = await loadTrust(command.caFile);
   const response = await requestEnrollment({
+    trust,
     serverUrl: command.serverUrl,
     token: command.token,
     hostname: os.hostname(),
     arch: os.arch(),
     agentVersion: AGENT_VERSION,
   });
+  // The CA is kept in the data dir, so run does not depend on where the file came from.
+  let caFile: string | undefined;
+  if (command.caFile !== null) {
+    await ensurePrivateDir(paths.dir);
+    caFile = path.join(paths.dir, "ca.crt");
+    await writeFileAtomic(caFile, `${(await readCaFile(command.caFile)).join("\n")}\n`, { mode: 0o644 });
+  }
   const file = await saveAgentFile(
     paths.dir,
     {
@@ -47,11 +60,13 @@ export async function enrollCommand(command: EnrollCommand, logger: Logger, out:
       enrolledAt: new Date().toISOString(),
       // Servers older than rollouts send none: `run` fetches it once (GET /api/device/artifact-key).
       ...(response.artifactPublicKey ? { artifactPublicKey: response.artifactPublicKey } : {}),
+      ...(caFile ? { tls: { caFile } } : {}),
     },
     logger,
   );
   out(`enrolled as ${response.name} (${response.deviceId}) with ${command.serverUrl}`);
   out(`credentials saved to ${file} (mode 0600)`);
+  if (caFile) out(`trusting the CA in ${caFile} for the server and the broker`);
   out(`start the agent with: orchard-agent run --data-dir ${paths.dir}`);
   return 0;
 }

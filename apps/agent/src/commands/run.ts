@@ -1,4 +1,5 @@
 /** `orchard-agent run`: the long-running agent, until SIGTERM or SIGINT. */
+import { loadTrust } from "../lib/trust.js";
 import { Agent } from "../agent/agent.js";
 import { loadAgentFile } from "../config/agent-file.js";
 import type { RunCommand } from "../config/cli.js";
@@ -10,8 +11,11 @@ export async function runCommand(command: RunCommand, logger: Logger): Promise<n
   const { tightenedFrom } = await ensurePrivateDir(command.dataDir);
   if (tightenedFrom !== null) logger.warn("data dir was readable by other users; set it to 0700", { dir: command.dataDir });
 
+  // The CA enrollment was given (--ca), for https:// and mqtts://.
+  const trust = await loadTrust(enrollment.tls?.caFile ?? null);
   const agent = new Agent({
     enrollment,
+    trust,
     dataDir: command.dataDir,
     runner: command.runner,
     telemetryIntervalMs: command.telemetryIntervalMs,

@@ -26,6 +26,11 @@ export const AgentFile = z.object({
     url: MqttUrl,
     username: z.string(),
     password: z.string(),
+    /**
+     * A new password the server sent (credential rotation) that the broker may not accept yet: tried first,
+     * `password` after it; it replaces `password` once the broker accepts it (docs/protocol.md).
+     */
+    nextPassword: z.string().optional(),
   }),
   enrolledAt: z.string().datetime(),
   /**
@@ -33,6 +38,8 @@ export const AgentFile = z.object({
    * manifest verifies with it. Given at enrollment; agents enrolled before rollouts fetch it once.
    */
   artifactPublicKey: z.string().min(1).max(512).optional(),
+  /** A CA the agent trusts besides the system's, for https:// and mqtts:// (`enroll --ca`, copied into the data dir). */
+  tls: z.object({ caFile: z.string().min(1) }).optional(),
 });
 export type AgentFile = z.infer<typeof AgentFile>;
 

@@ -47,6 +47,7 @@ describe("orchard-agent command line", () => {
       serverUrl: "http://10.0.0.2:3000",
       token: "abcdefgh12",
       force: false,
+      caFile: null,
     });
   });
 

@@ -41,7 +41,7 @@ export interface RunnerConfig {
 export type Command =
   | { name: "help"; text: string }
   | { name: "version" }
-  | { name: "enroll"; log: LogConfig; dataDir: string; serverUrl: string; token: string; force: boolean }
+  | { name: "enroll"; log: LogConfig; dataDir: string; serverUrl: string; token: string; force: boolean; caFile: string | null }
   | {
       name: "run";
       log: LogConfig;
@@ -61,7 +61,8 @@ export type StatusCommand = Extract<Command, { name: "status" }>;
 export const USAGE = `Usage: orchard-agent <command> [flags]
 
 Commands:
-  enroll --server URL --token T [--force]   register this device with an Orchard server
+  enroll --server URL --token T [--force] [--ca FILE]
+                                            register this device with an Orchard server
   run [--runner sim|executorch|llamacpp] …  connect, report telemetry, supervise the runner
   status [--json]                           show what the agent on this data dir is doing
 
@@ -73,6 +74,11 @@ Flags for every command:
   --log-format FORMAT     text | json (default: $ORCHARD_LOG_FORMAT or text)
   -h, --help              this text
   --version               print the agent version
+
+enroll:
+  --ca FILE               a CA certificate (PEM) to trust besides the system's, for an https:// server
+                          and an mqtts:// broker signed by your own CA (e.g. ca.crt from
+                          infra/tls/make-lab-ca.sh); copied into the data dir and used by run
 
 run:
   --runner BACKEND        sim (default) | executorch | llamacpp (llama.cpp on a .gguf, through
@@ -107,7 +113,7 @@ const COMMON_OPTIONS = {
 } as const;
 
 const COMMAND_OPTIONS = {
-  enroll: { ...COMMON_OPTIONS, server: { type: "string" }, token: { type: "string" }, force: { type: "boolean" } },
+  enroll: { ...COMMON_OPTIONS, server: { type: "string" }, token: { type: "string" }, force: { type: "boolean" }, ca: { type: "string" } },
   run: {
     ...COMMON_OPTIONS,
     runner: { type: "string" },
@@ -155,6 +161,7 @@ const EnrollFlags = LogFlags.extend({
   // The bounds are the server's: reuse the contract rather than restating them.
   token: z.string({ error: "--token is required (the enrollment token shown in the dashboard)" }).pipe(EnrollRequest.shape.token),
   force: z.boolean().optional(),
+  ca: z.string().min(1, { error: "--ca must name a file" }).optional(),
 });
 
 const TelemetryInterval = z
@@ -328,7 +335,15 @@ export function parseCommandLine(argv: readonly string[], rawEnv: Record<string,
   switch (name) {
     case "enroll": {
       const flags = parseWith(EnrollFlags, values);
-      return { name, log, dataDir, serverUrl: flags.server, token: flags.token, force: flags.force ?? false };
+      return {
+        name,
+        log,
+        dataDir,
+        serverUrl: flags.server,
+        token: flags.token,
+        force: flags.force ?? false,
+        caFile: flags.ca === undefined ? null : requireFile(path.resolve(cwd, flags.ca), "--ca", "file"),
+      };
     }
     case "run": {
       const flags = parseWith(RunFlags, values);

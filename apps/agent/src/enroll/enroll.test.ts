@@ -118,6 +118,7 @@ describe("orchard-agent enroll", () => {
         serverUrl: base,
         token: "tok_abcdefgh",
         force: false,
+        caFile: null,
       };
       expect(await enrollCommand(command, silentLogger, (l) => printed.push(l))).toBe(0);
       expect(printed.join("\n")).toContain("enrolled as kitchen (pi-01)");

@@ -4,6 +4,7 @@
  */
 import { ApiError, EnrollRequest, EnrollResponse, isValidDeviceId } from "@orchard/contracts";
 import { MqttUrl } from "../config/agent-file.js";
+import { SYSTEM_TRUST, describeCertificateError, type Trust } from "../lib/trust.js";
 import { parseArtifactPublicKey } from "../rollout/signature.js";
 
 export class EnrollError extends Error {
@@ -17,13 +18,17 @@ export interface EnrollParams {
   arch: string;
   agentVersion: string;
   timeoutMs?: number;
+  /** The CAs to trust for an https:// server (default: the system's). */
+  trust?: Trust;
 }
 
-function describeFetchFailure(error: unknown, serverUrl: string, timeoutMs: number): string {
+function describeFetchFailure(error: unknown, serverUrl: string, timeoutMs: number, trust: Trust): string {
   if (error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError")) {
     return `no answer from ${serverUrl} within ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`}`;
   }
   const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const certificate = describeCertificateError(cause?.code, trust);
+  if (certificate) return `cannot reach ${serverUrl}: ${certificate}`;
   const reasons: Record<string, string> = {
     ECONNREFUSED: "connection refused (is the server running on that port?)",
     ENOTFOUND: "host not found",
@@ -45,9 +50,10 @@ export async function requestEnrollment(params: EnrollParams): Promise<EnrollRes
   });
   const url = `${params.serverUrl.replace(/\/+$/, "")}/api/enroll`;
 
+  const trust = params.trust ?? SYSTEM_TRUST;
   let response: Response;
   try {
-    response = await fetch(url, {
+    response = await trust.fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json", accept: "application/json" },
       body: JSON.stringify(body),
@@ -55,7 +61,7 @@ export async function requestEnrollment(params: EnrollParams): Promise<EnrollRes
       redirect: "error",
     });
   } catch (error) {
-    throw new EnrollError(describeFetchFailure(error, params.serverUrl, timeoutMs));
+    throw new EnrollError(describeFetchFailure(error, params.serverUrl, timeoutMs, trust));
   }
 
   const text = await response.text().catch(() => "");

@@ -44,6 +44,10 @@ function setup() {
         calls.push(`rollout.rollback:${c.rolloutId}`);
         return { ok: true, message: "rolled back" };
       },
+      "credentials.rotate": async (c) => {
+        calls.push(`credentials.rotate:${c.id}`);
+        return { ok: true, message: "new password stored" };
+      },
     },
     invalid: (json, reason) => {
       const type = (json as { type?: unknown }).type;
@@ -91,7 +95,7 @@ describe("CommandDispatcher", () => {
       commandId: "c3",
       ok: false,
       message:
-        'unsupported command type "model.delete" (this agent handles: ping, runner.restart, chat.start, chat.cancel, bench.run, rollout.apply, rollout.abort, rollout.rollback)',
+        'unsupported command type "model.delete" (this agent handles: ping, runner.restart, chat.start, chat.cancel, bench.run, rollout.apply, rollout.abort, rollout.rollback, credentials.rotate)',
     });
   });
 

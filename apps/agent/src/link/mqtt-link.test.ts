@@ -107,6 +107,7 @@ describe("MqttLink with a real broker", () => {
         "rollout.apply": async () => null,
         "rollout.abort": async () => ({ ok: true, message: "" }),
         "rollout.rollback": async () => ({ ok: true, message: "" }),
+        "credentials.rotate": async () => ({ ok: true, message: "" }),
       },
       reply: (e) => l.publishEvent(e),
       logger: silentLogger,

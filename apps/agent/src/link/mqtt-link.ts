@@ -43,7 +43,17 @@ export interface MqttLinkOptions {
   url: string;
   username: string;
   password: string;
+  /**
+   * The passwords to try, in order, on each connection attempt (default: `password`). During a credential
+   * rotation the agent holds its next password and the current one: a broker that refuses the first is asked
+   * with the next right away, before any backoff.
+   */
+  passwords?: () => string[];
+  /** Called with the password the broker accepted, on every connect. */
+  onLoggedIn?: (password: string) => void;
   deviceId: string;
+  /** CAs for an mqtts:// broker (lib/trust.ts); undefined: the system's. */
+  ca?: string[];
   logger: Logger;
   /** The `online` status to publish (retained) on every connect and on `publishStatus()`. */
   onlineStatus: () => Extract<DeviceStatus, { state: "online" }>;
@@ -85,6 +95,10 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   readonly #cmdTopic: string;
   #client: MqttClient | null = null;
   #attempt = 0;
+  /** Which of passwords() this attempt uses; the password it used; whether the broker refused it. */
+  #passwordIndex = 0;
+  #password = "";
+  #refused = false;
   #connectedAt: number | null = null;
   #timer: NodeJS.Timeout | null = null;
   #info: ConnectionInfo;
@@ -136,18 +150,22 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   #connect(): void {
     const opts = this.#opts;
     const will = JSON.stringify(DeviceStatus.parse({ state: "offline", reason: "lost" }));
+    const passwords = opts.passwords?.() ?? [opts.password];
+    this.#password = passwords[Math.min(this.#passwordIndex, passwords.length - 1)] ?? opts.password;
+    this.#refused = false;
     const clientOptions: IClientOptions = {
       protocolVersion: 4, // MQTT 3.1.1: the embedded Aedes broker refuses MQTT 5
       clientId: opts.deviceId,
       clean: true,
       username: opts.username,
-      password: opts.password,
+      password: this.#password,
       keepalive: opts.keepaliveSeconds ?? 30,
       connectTimeout: opts.connectTimeoutMs ?? 10_000,
       reconnectPeriod: 0, // reconnects are scheduled here, with backoff
       queueQoSZero: false, // telemetry is buffered by the agent, not by mqtt.js
       resubscribe: false, // subscribed again on every connect below
       will: { topic: this.#statusTopic, payload: Buffer.from(will), qos: 1, retain: true },
+      ...(opts.ca ? { ca: opts.ca } : {}),
     };
     this.#setInfo({ state: "connecting", since: this.#clock.now(), nextAttemptAt: null });
     this.#log.debug("connecting to broker", { url: opts.url, attempt: this.#attempt });
@@ -162,7 +180,11 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       if (client !== this.#client) return;
       this.#info.lastError = error.message;
       const refused = /Not authorized|Bad username or password|Connection refused: /i.test(error.message);
-      if (refused) this.#log.error("broker refused the connection (are this device's credentials still valid?)", { error, url: opts.url });
+      this.#refused = refused;
+      const another = refused && this.#passwordIndex + 1 < (opts.passwords?.().length ?? 1);
+      if (another) this.#log.info("broker refused this password; trying the other one this device holds", { url: opts.url });
+      else if (refused)
+        this.#log.error("broker refused the connection (are this device's credentials still valid?)", { error, url: opts.url });
       else this.#log.debug("mqtt error", { error });
     });
     client.on("close", () => this.#onClose(client));
@@ -171,6 +193,8 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   #onConnect(client: MqttClient): void {
     if (client !== this.#client) return;
     this.#connectedAt = this.#clock.now();
+    this.#passwordIndex = 0;
+    this.#opts.onLoggedIn?.(this.#password);
     this.#setInfo({
       state: "connected",
       since: this.#connectedAt,
@@ -209,6 +233,13 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       this.#setInfo({ state: "stopped", since: this.#clock.now(), nextAttemptAt: null });
       return;
     }
+    // Refused with one password while another is left (a rotation in progress): try it now, no backoff.
+    if (this.#refused && !wasConnected && this.#passwordIndex + 1 < (this.#opts.passwords?.().length ?? 1)) {
+      this.#passwordIndex += 1;
+      this.#connect();
+      return;
+    }
+    this.#passwordIndex = 0;
     const delay = backoffDelay(this.#attempt, this.#opts.backoff ?? MQTT_RECONNECT_BACKOFF, this.#opts.random);
     this.#attempt += 1;
     const now = this.#clock.now();

@@ -12,11 +12,17 @@ export function deviceAuthorization(deviceId: string, password: string): string 
   return `Basic ${Buffer.from(`${deviceId}:${password}`).toString("base64")}`;
 }
 
-export async function fetchArtifactKey(params: { serverUrl: string; authorization: string; timeoutMs?: number }): Promise<string> {
+export async function fetchArtifactKey(params: {
+  serverUrl: string;
+  authorization: string;
+  timeoutMs?: number;
+  /** fetch with the CAs the agent trusts (lib/trust.ts); the global one by default. */
+  fetch?: typeof fetch;
+}): Promise<string> {
   const url = `${params.serverUrl.replace(/\/+$/, "")}/api/device/artifact-key`;
   let response: Response;
   try {
-    response = await fetch(url, {
+    response = await (params.fetch ?? fetch)(url, {
       headers: { authorization: params.authorization, accept: "application/json" },
       signal: AbortSignal.timeout(params.timeoutMs ?? 15_000),
       redirect: "error",

@@ -53,6 +53,8 @@ export interface DownloadOptions {
   idleTimeoutMs?: number;
   /** Longest Retry-After honoured. */
   maxRetryAfterMs?: number;
+  /** fetch with the CAs the agent trusts (lib/trust.ts); the global one by default. */
+  fetch?: typeof fetch;
 }
 
 export interface DownloadResult {
@@ -269,7 +271,7 @@ async function fetchOnce(options: DownloadOptions, partial: Partial, idleTimeout
   try {
     let response: Response;
     try {
-      response = await fetch(options.url, { headers, signal, redirect: "error" });
+      response = await (options.fetch ?? fetch)(options.url, { headers, signal, redirect: "error" });
     } catch (error) {
       if (idle.signal.aborted && !options.signal.aborted) throw idle.signal.reason;
       throw error;

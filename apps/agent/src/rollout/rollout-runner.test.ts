@@ -680,6 +680,7 @@ describe("commands", () => {
           return null;
         },
         "rollout.abort": (c) => d.runner.abort(c),
+        "credentials.rotate": async () => null,
         "rollout.rollback": (c) => d.runner.rollback(c),
       },
       invalid: (json, reason) => d.runner.refuseInvalid(json, reason),

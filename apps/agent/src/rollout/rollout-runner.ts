@@ -94,6 +94,8 @@ export interface RolloutRunnerOptions {
   serverUrl: string;
   /** The Authorization header for downloads (Basic device id : broker password). */
   authorization: () => string;
+  /** fetch for downloads, with the CAs the agent trusts (lib/trust.ts); the global one by default. */
+  fetch?: typeof fetch;
   /** The server's artifact public key (base64 SPKI), fetched when the agent has none; throws with why not. */
   artifactKey: () => Promise<string>;
   capabilities: () => Promise<RunnerCapabilities>;
@@ -738,6 +740,7 @@ export class RolloutRunner {
         const url = this.#blobUrl(r.downloadUrl, file.sha256);
         const result = await downloadFile({
           url,
+          fetch: this.#opts.fetch,
           // The device's credentials go only to the server it enrolled with, never to another host a URL names.
           authorization: new URL(url).origin === new URL(this.#opts.serverUrl).origin ? this.#opts.authorization() : undefined,
           partialPath: this.#store.partialPath(r.artifactId, file.sha256),

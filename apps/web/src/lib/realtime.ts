@@ -39,7 +39,9 @@ function setLinkState(next: LinkState): void {
 
 function getSocket(): OrchardSocket {
   if (socket) return socket;
-  const s: OrchardSocket = io({ path: SOCKET_PATH, withCredentials: true });
+  // WebSocket only: its handshake always carries Origin, which the server checks against the session cookie
+  // (CSRF); a long-polling GET over plain http on a LAN address carries neither Origin nor Sec-Fetch-Site.
+  const s: OrchardSocket = io({ path: SOCKET_PATH, withCredentials: true, transports: ["websocket"] });
   s.on("connect", () => {
     setLinkState("live");
     // Whatever happened while the link was down was not pushed to us: listeners catch up.

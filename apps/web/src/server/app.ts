@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import http, { type IncomingMessage } from "node:http";
+import https from "node:https";
 import path from "node:path";
 import next from "next";
 import { openDatabase } from "./db/client.ts";
@@ -15,17 +16,23 @@ import { Metrics } from "./metrics.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./mqtt/broker.ts";
 import { createIngestor } from "./mqtt/ingest.ts";
 import { connectServerLink, type ServerLink } from "./mqtt/link.ts";
+import { DynsecAccounts, embeddedAccounts, manualAccounts, type BrokerAccounts } from "./mqtt/accounts.ts";
+import { CredentialService, DEFAULT_CREDENTIAL_OPTIONS } from "./services/credentials.ts";
 import { attachRealtime } from "./realtime/socket.ts";
 import { createRoutes } from "./http/routes.ts";
+import { loadTlsOptions } from "./http/tls.ts";
 import { DownloadGate } from "./http/artifacts.ts";
 import { ArtifactSigner, defaultSigningKeyFile } from "./artifacts/signing.ts";
 import { BlobStore } from "./artifacts/store.ts";
 import { ArtifactService } from "./services/artifacts.ts";
 import { DEFAULT_UPLOAD_OPTIONS, UploadService } from "./services/uploads.ts";
 import { DEFAULT_ROLLOUT_OPTIONS, RolloutService, blobDownloadUrl } from "./services/rollouts.ts";
+import { DEFAULT_COMPARISON_OPTIONS, RuntimeComparisonService } from "./services/runtime-comparisons.ts";
 import { ADMIN_USERNAME, AuthService } from "./services/auth.ts";
 import { AlertService, DEFAULT_ALERT_OPTIONS } from "./services/alerts.ts";
 import { ApiKeyService } from "./services/api-keys.ts";
+import { AuditService } from "./services/audit.ts";
+import { UserService } from "./services/users.ts";
 import { BenchmarkService, DEFAULT_BENCH_OPTIONS } from "./services/benchmarks.ts";
 import { ChatRelay, DEFAULT_RELAY_OPTIONS } from "./services/chat-relay.ts";
 import { ConversationService } from "./services/conversations.ts";
@@ -57,7 +64,7 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
   try {
     const auth = new AuthService(
       db.prisma,
-      { sessionHours: env.ORCHARD_SESSION_HOURS, bootstrapApiKey: env.ORCHARD_API_KEY },
+      { sessionHours: env.ORCHARD_SESSION_HOURS, bootstrapApiKey: env.ORCHARD_API_KEY, loginMaxFailures: env.ORCHARD_LOGIN_MAX_FAILURES },
       log.child("auth"),
     );
     const admin = await auth.ensureAdmin(env.ORCHARD_ADMIN_PASSWORD);
@@ -127,6 +134,30 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       cleanup.push(() => broker!.close());
       brokerUrl = `mqtt://127.0.0.1:${broker.port}`;
     }
+    // Device accounts on the broker: the database itself for the embedded one; Mosquitto's dynamic security
+    // plugin when its admin account is given (reconciled with the database now); by hand otherwise.
+    let accounts: BrokerAccounts;
+    if (broker) {
+      accounts = embeddedAccounts(broker);
+    } else if (env.MQTT_DYNSEC_USERNAME && env.MQTT_DYNSEC_PASSWORD) {
+      const dynsec = await DynsecAccounts.connect(
+        { url: brokerUrl, username: env.MQTT_DYNSEC_USERNAME, password: env.MQTT_DYNSEC_PASSWORD },
+        log.child("broker-accounts"),
+      );
+      accounts = dynsec;
+      cleanup.push(() => dynsec.close());
+      await dynsec.ensureServerAccount(env.MQTT_USERNAME!, env.MQTT_PASSWORD!);
+      const report = await dynsec.reconcile(fleet.list().map((d) => d.id));
+      if (report.rolesCreated > 0 || report.removed.length > 0) log.info("broker accounts reconciled with the database", { ...report });
+      if (report.missing.length > 0) {
+        log.warn(
+          "devices without a broker account cannot connect (their password is stored hashed, so it cannot be recreated): re-enroll them",
+          { devices: report.missing },
+        );
+      }
+    } else {
+      accounts = manualAccounts(brokerUrl, env.MQTT_USERNAME, log.child("broker-accounts"));
+    }
     // The relay publishes through the link, and the link delivers chat streams to the relay.
     let publishCommand: ServerLink["publishCommand"] = () => Promise.reject(new Error("the MQTT link is not connected yet"));
     const chatRelay = new ChatRelay(fleet, (id, cmd) => publishCommand(id, cmd), DEFAULT_RELAY_OPTIONS, log.child("chat"));
@@ -155,6 +186,18 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
     cleanup.push(() => rollouts.close());
     const rolloutsOpen = await rollouts.recover();
     if (rolloutsOpen > 0) log.info("rollouts resumed", { count: rolloutsOpen });
+    // Runtime comparisons drive rollouts and benchmark runs; after a restart each carries on from its row.
+    const comparisons = new RuntimeComparisonService(
+      db.prisma,
+      fleet,
+      rollouts,
+      benchmarks,
+      DEFAULT_COMPARISON_OPTIONS,
+      log.child("compare"),
+    );
+    cleanup.push(() => comparisons.close());
+    const comparisonsOpen = await comparisons.recover();
+    if (comparisonsOpen > 0) log.info("runtime comparisons resumed", { count: comparisonsOpen });
     const ingest = createIngestor({ fleet, chat: chatRelay, metrics, log: log.child("ingest") });
     const link = await connectServerLink({
       url: brokerUrl,
@@ -165,22 +208,38 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
     });
     cleanup.push(() => link.close());
     publishCommand = (id, cmd) => link.publishCommand(id, cmd);
+    const credentials = new CredentialService(
+      db.prisma,
+      fleet,
+      accounts,
+      publishCommand,
+      log.child("credentials"),
+      DEFAULT_CREDENTIAL_OPTIONS,
+    );
+    cleanup.push(async () => credentials.close());
     const conversations = new ConversationService(db.prisma, fleet, chatRelay, log.child("chat"));
     const interrupted = await conversations.recoverInterrupted();
     if (interrupted > 0) log.info("marked answers interrupted by the last shutdown", { count: interrupted });
 
     const services: Services = {
       auth,
+      users: new UserService(db.prisma),
+      audit: new AuditService(db.prisma, log.child("audit")),
       fleet,
       metrics,
       link,
-      enrollment: new EnrollmentService(db.prisma, fleet, Date.now, signer.publicKey),
+      enrollment: new EnrollmentService(db.prisma, fleet, Date.now, signer.publicKey, accounts),
       devices: new DeviceService(
         db.prisma,
         fleet,
         {
-          onRemoved: (id) => {
-            broker?.disconnect(id);
+          onRemoved: async (id) => {
+            await accounts.removeDevice(id).catch((err: Error) =>
+              log.error("removing a deleted device's broker account failed; it is removed at the next start", {
+                device: id,
+                error: err.message,
+              }),
+            );
             void link.clearRetained(id).catch(() => undefined);
           },
         },
@@ -197,6 +256,8 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       uploads,
       artifacts,
       rollouts,
+      comparisons,
+      credentials,
     };
 
     const mqttUrlFor = (req: IncomingMessage): string => {
@@ -208,7 +269,12 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
     const routes = createRoutes({ services, log: log.child("http"), mqttUrlFor, publicUrl: env.ORCHARD_PUBLIC_URL, downloads });
 
     // The UI: Next.js on the same HTTP server, after our routes and the session gate.
-    const httpServer = http.createServer();
+    // HTTPS when a certificate is configured (ORCHARD_TLS_*), plain HTTP otherwise.
+    const tlsOptions =
+      env.ORCHARD_TLS_CERT_FILE && env.ORCHARD_TLS_KEY_FILE
+        ? await loadTlsOptions({ certFile: env.ORCHARD_TLS_CERT_FILE, keyFile: env.ORCHARD_TLS_KEY_FILE })
+        : null;
+    const httpServer: http.Server = tlsOptions ? https.createServer(tlsOptions) : http.createServer();
     const ui = next({ dev: env.ORCHARD_DEV === "1", dir: env.webDir, hostname: env.HOST, port: env.PORT, httpServer });
     await ui.prepare().catch((err: Error) => {
       throw new Error(
@@ -235,8 +301,10 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       alerts,
       benchmarks,
       rollouts,
+      comparisons,
       throughput,
       log: log.child("socket"),
+      publicUrl: env.ORCHARD_PUBLIC_URL,
     });
 
     await new Promise<void>((resolve, reject) => {
@@ -273,7 +341,7 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       await alerts.close();
     });
 
-    const url = `http://localhost:${port}`;
+    const url = `${tlsOptions ? "https" : "http"}://localhost:${port}`;
     log.info(`Orchard ${db.kind === "pglite" ? "(embedded database)" : "(PostgreSQL)"} listening on ${url}`, {
       mqtt: broker ? `embedded broker on port ${broker.port}` : redactUrl(brokerUrl),
       dataDir: env.dataDir,

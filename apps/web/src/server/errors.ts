@@ -3,7 +3,16 @@
  * REST handlers map its code to a status; its message is shown to people as is,
  * so it says what happened and what to do.
  */
-export type AppErrorCode = "bad_request" | "unauthorized" | "forbidden" | "not_found" | "conflict" | "gone" | "unavailable";
+export type AppErrorCode =
+  | "bad_request"
+  | "unauthorized"
+  | "forbidden"
+  | "not_found"
+  | "conflict"
+  | "gone"
+  | "payload_too_large"
+  | "too_many_requests"
+  | "unavailable";
 
 export class AppError extends Error {
   constructor(
@@ -22,5 +31,7 @@ export const HTTP_STATUS: Record<AppErrorCode, number> = {
   not_found: 404,
   conflict: 409,
   gone: 410,
+  payload_too_large: 413,
+  too_many_requests: 429,
   unavailable: 503,
 };

@@ -2,6 +2,7 @@
 /** The API keys page: what a key is for, creating one (shown once), and the keys that exist. */
 import { useState } from "react";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
+import { ChangePasswordCard } from "@/components/users/change-password-card";
 import { ApiKeyList } from "./api-key-list";
 import { CreateApiKeyForm, type CreatedKey } from "./create-api-key-form";
 import { CreatedApiKey } from "./created-api-key";
@@ -22,9 +23,9 @@ export function ApiKeysPanel() {
             <CardHeader>
               <CardTitle>New API key</CardTitle>
               <CardDescription>
-                A key acts with your account: it can list and manage devices and chat with them through{" "}
-                <span className="font-mono text-xs">/v1/chat/completions</span>. Give each script or person its own key, so you can revoke
-                one without breaking the others.
+                A key acts with your account and your role (a viewer&apos;s key reads; an operator&apos;s also chats through{" "}
+                <span className="font-mono text-xs">/v1/chat/completions</span> and rolls out models). Give each script or person its own
+                key, so you can revoke one without breaking the others.
               </CardDescription>
             </CardHeader>
             <CardContent>
@@ -32,6 +33,7 @@ export function ApiKeysPanel() {
             </CardContent>
           </Card>
           {created ? <CreatedApiKey created={created} onDismiss={() => setCreated(null)} /> : null}
+          <ChangePasswordCard />
         </div>
         <ApiKeyList highlightId={created?.summary.id ?? null} />
       </div>

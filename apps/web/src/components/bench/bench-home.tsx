@@ -1,7 +1,7 @@
 "use client";
 /** The Benchmarks page: what a benchmark measures, "Run benchmark", and the runs so far (live). */
 import { useQuery } from "@tanstack/react-query";
-import { Gauge, Trash2 } from "lucide-react";
+import { Gauge, Scale, Trash2 } from "lucide-react";
 import Link from "next/link";
 import { useState } from "react";
 import { Button } from "@/components/ui/button";
@@ -13,7 +13,10 @@ import { useBenchSync } from "@/lib/bench-live";
 import { formatDateTime, formatRelative } from "@/lib/format";
 import { useTRPC } from "@/lib/trpc";
 import { useNow } from "@/lib/use-now";
+import { useCan } from "@/lib/use-role";
 import { RunStateBadge } from "./bench-badges";
+import { CompareRuntimesDialog } from "./compare-runtimes-dialog";
+import { RuntimeComparisons } from "./runtime-comparisons";
 import { DeleteRunDialog, type RunRef } from "./delete-run-dialog";
 import { RunBenchmarkDialog } from "./run-benchmark-dialog";
 
@@ -24,6 +27,9 @@ export function BenchHome({ preselect }: { preselect: string[] }) {
   const now = useNow();
   const [dialogOpen, setDialogOpen] = useState(preselect.length > 0);
   const [deleting, setDeleting] = useState<RunRef | null>(null);
+  const [comparing, setComparing] = useState(false);
+  // A viewer sees the runs; starting or deleting one is not offered (the server refuses it anyway).
+  const canRun = useCan("operator");
   const when = (ts: number) => (now === 0 ? formatDateTime(ts) : formatRelative(ts, Math.max(now, ts)));
 
   return (
@@ -37,11 +43,20 @@ export function BenchHome({ preselect }: { preselect: string[] }) {
             and runner versions.
           </p>
         </div>
-        <Button onClick={() => setDialogOpen(true)} data-testid="bench-new">
-          <Gauge aria-hidden />
-          Run benchmark
-        </Button>
+        {canRun ? (
+          <div className="flex flex-wrap gap-2">
+            <Button variant="outline" onClick={() => setComparing(true)} data-testid="compare-runtimes">
+              <Scale aria-hidden />
+              Compare runtimes
+            </Button>
+            <Button onClick={() => setDialogOpen(true)} data-testid="bench-new">
+              <Gauge aria-hidden />
+              Run benchmark
+            </Button>
+          </div>
+        ) : null}
       </div>
+      <RuntimeComparisons />
       <Card>
         <CardHeader>
           <CardTitle>Runs</CardTitle>
@@ -55,9 +70,11 @@ export function BenchHome({ preselect }: { preselect: string[] }) {
               icon={Gauge}
               title="No benchmark runs yet"
               action={
-                <Button variant="outline" onClick={() => setDialogOpen(true)}>
-                  Run benchmark
-                </Button>
+                canRun ? (
+                  <Button variant="outline" onClick={() => setDialogOpen(true)}>
+                    Run benchmark
+                  </Button>
+                ) : null
               }
             >
               Run the standard prompt set on one device or the whole fleet; results can be exported as CSV or Markdown and compared.
@@ -104,16 +121,18 @@ export function BenchHome({ preselect }: { preselect: string[] }) {
                       <span title={formatDateTime(r.createdAt)}>{when(r.createdAt)}</span>
                     </TableCell>
                     <TableCell className="max-lg:mt-1 max-lg:border-t max-lg:pt-2 lg:text-right">
-                      <Button
-                        variant="ghost"
-                        size="sm"
-                        className="text-danger hover:bg-danger/10"
-                        onClick={() => setDeleting({ id: r.id, name: r.name })}
-                        data-testid="bench-run-delete"
-                      >
-                        <Trash2 aria-hidden />
-                        Delete
-                      </Button>
+                      {canRun ? (
+                        <Button
+                          variant="ghost"
+                          size="sm"
+                          className="text-danger hover:bg-danger/10"
+                          onClick={() => setDeleting({ id: r.id, name: r.name })}
+                          data-testid="bench-run-delete"
+                        >
+                          <Trash2 aria-hidden />
+                          Delete
+                        </Button>
+                      ) : null}
                     </TableCell>
                   </TableRow>
                 ))}
@@ -122,8 +141,9 @@ export function BenchHome({ preselect }: { preselect: string[] }) {
           )}
         </QueryList>
       </Card>
-      <RunBenchmarkDialog open={dialogOpen} onClose={() => setDialogOpen(false)} preselect={preselect} />
+      <RunBenchmarkDialog open={dialogOpen && canRun} onClose={() => setDialogOpen(false)} preselect={preselect} />
       <DeleteRunDialog run={deleting} onClose={() => setDeleting(null)} />
+      <CompareRuntimesDialog open={comparing && canRun} onClose={() => setComparing(false)} />
     </div>
   );
 }

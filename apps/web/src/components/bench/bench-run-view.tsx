@@ -17,6 +17,7 @@ import { useBenchSync } from "@/lib/bench-live";
 import { runTableRows } from "@/lib/bench";
 import { formatDateTime } from "@/lib/format";
 import { errorCode, errorMessage, useTRPC } from "@/lib/trpc";
+import { useCan } from "@/lib/use-role";
 import { RunStateBadge } from "./bench-badges";
 import { BenchCompare } from "./bench-compare";
 import { BenchProgress } from "./bench-progress";
@@ -38,6 +39,7 @@ export function BenchRunView({ id }: { id: string }) {
   const run = useQuery(trpc.bench.get.queryOptions({ id }));
   const [compareWith, setCompareWith] = useState("");
   const [deleting, setDeleting] = useState<RunRef | null>(null);
+  const canDelete = useCan("operator");
 
   const name = run.data?.name;
   useEffect(() => {
@@ -91,16 +93,18 @@ export function BenchRunView({ id }: { id: string }) {
             <FileDown aria-hidden />
             Export Markdown
           </a>
-          <Button
-            variant="outline"
-            size="sm"
-            className="text-danger hover:bg-danger/10"
-            onClick={() => setDeleting({ id: r.id, name: r.name })}
-            data-testid="bench-delete"
-          >
-            <Trash2 aria-hidden />
-            Delete
-          </Button>
+          {canDelete ? (
+            <Button
+              variant="outline"
+              size="sm"
+              className="text-danger hover:bg-danger/10"
+              onClick={() => setDeleting({ id: r.id, name: r.name })}
+              data-testid="bench-delete"
+            >
+              <Trash2 aria-hidden />
+              Delete
+            </Button>
+          ) : null}
         </div>
       </div>
 

@@ -4,11 +4,16 @@ import { MessageSquare } from "lucide-react";
 import Link from "next/link";
 import type { DeviceSummary } from "@orchard/contracts";
 import { Button, buttonClass } from "@/components/ui/button";
-import { chatAvailability, newChatHref } from "@/lib/chat-device";
+import { chatAvailability, newChatHref, type ChatAvailability } from "@/lib/chat-device";
 import { cn } from "@/lib/cn";
+import { useCan } from "@/lib/use-role";
 
 export function ChatButton({ device, testId, className }: { device: DeviceSummary; testId?: string; className?: string }) {
-  const availability = chatAvailability(device);
+  // A viewer may read conversations but not start one (the server refuses it anyway).
+  const canChat = useCan("operator");
+  const availability: ChatAvailability = canChat
+    ? chatAvailability(device)
+    : { ok: false, label: "read only", reason: "Chatting needs the operator role." };
   if (availability.ok) {
     return (
       <Link

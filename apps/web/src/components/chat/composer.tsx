@@ -38,7 +38,7 @@ export function Composer({
   /** The send request is on its way. */
   sending: boolean;
   stopping: boolean;
-  /** Why nothing can be sent in this conversation at all (its device was deleted). */
+  /** Why nothing can be sent (or stopped) in this conversation at all: its device was deleted, or the role may only read. */
   disabledReason?: string;
   options: ChatOptions;
   onOptionsChange: (next: ChatOptions) => void;
@@ -113,7 +113,7 @@ export function Composer({
             variant="outline"
             size="sm"
             onClick={onStop}
-            disabled={stopping}
+            disabled={stopping || !!disabledReason}
             data-testid="chat-stop"
             title="Stop the answer (keeps what was written)"
           >

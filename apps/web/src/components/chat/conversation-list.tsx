@@ -17,6 +17,7 @@ import { cn } from "@/lib/cn";
 import { formatDateTime, formatRelative } from "@/lib/format";
 import { errorMessage, useTRPC, type RouterOutputs } from "@/lib/trpc";
 import { useNow } from "@/lib/use-now";
+import { useCan } from "@/lib/use-role";
 import { DeleteConversationDialog, RenameConversationDialog, type ConversationRef } from "./conversation-dialogs";
 
 type Summary = RouterOutputs["chat"]["list"][number];
@@ -32,15 +33,19 @@ export function ConversationList({ className }: { className?: string }) {
     }),
   );
   const pathname = usePathname();
+  // A viewer reads conversations; starting, renaming and deleting them is not offered (the server refuses it anyway).
+  const canChat = useCan("operator");
 
   return (
     <div className={cn("flex min-h-0 flex-col rounded-xl border bg-card shadow-xs", className)}>
       <div className="flex items-center justify-between gap-2 border-b px-4 py-3">
         <h1 className="text-base font-semibold">Conversations</h1>
-        <Link href="/chat/new" className={buttonClass("primary", "sm")} data-testid="chat-new">
-          <MessageSquarePlus aria-hidden />
-          New chat
-        </Link>
+        {canChat ? (
+          <Link href="/chat/new" className={buttonClass("primary", "sm")} data-testid="chat-new">
+            <MessageSquarePlus aria-hidden />
+            New chat
+          </Link>
+        ) : null}
       </div>
       <div className="min-h-0 flex-1 overflow-y-auto">
         {list.isPending ? (
@@ -51,7 +56,13 @@ export function ConversationList({ className }: { className?: string }) {
           </div>
         ) : list.data.length === 0 ? (
           <EmptyState icon={MessagesSquare} title="No conversations yet">
-            Start one with <span className="font-medium">New chat</span>, or with Chat on a device of the fleet.
+            {canChat ? (
+              <>
+                Start one with <span className="font-medium">New chat</span>, or with Chat on a device of the fleet.
+              </>
+            ) : (
+              "Operators and admins start conversations; you can read them here."
+            )}
           </EmptyState>
         ) : (
           <ul className="flex flex-col gap-0.5 p-2" data-testid="conversation-list">
@@ -60,8 +71,8 @@ export function ConversationList({ className }: { className?: string }) {
                 key={c.id}
                 conversation={c}
                 active={pathname === `/chat/${c.id}`}
-                onRename={() => setRenaming({ id: c.id, title: c.title })}
-                onDelete={() => setDeleting({ id: c.id, title: c.title })}
+                onRename={canChat ? () => setRenaming({ id: c.id, title: c.title }) : undefined}
+                onDelete={canChat ? () => setDeleting({ id: c.id, title: c.title }) : undefined}
               />
             ))}
           </ul>
@@ -81,8 +92,9 @@ function ConversationItem({
 }: {
   conversation: Summary;
   active: boolean;
-  onRename: () => void;
-  onDelete: () => void;
+  /** Absent (with onDelete) when the signed-in role may only read. */
+  onRename?: () => void;
+  onDelete?: () => void;
 }) {
   const now = useNow();
   return (
@@ -114,30 +126,32 @@ function ConversationItem({
           </time>
         </span>
       </Link>
-      <div className="absolute top-1/2 right-1.5 flex -translate-y-1/2 gap-0.5 transition-opacity sm:opacity-0 sm:group-focus-within:opacity-100 sm:group-hover:opacity-100">
-        <Button
-          variant="ghost"
-          size="icon"
-          className="size-7"
-          aria-label={`Rename “${c.title}”`}
-          title="Rename"
-          onClick={onRename}
-          data-testid="conversation-rename"
-        >
-          <Pencil className="size-3.5" />
-        </Button>
-        <Button
-          variant="ghost"
-          size="icon"
-          className="size-7 text-danger hover:bg-danger/10"
-          aria-label={`Delete “${c.title}”`}
-          title="Delete"
-          onClick={onDelete}
-          data-testid="conversation-delete"
-        >
-          <Trash2 className="size-3.5" />
-        </Button>
-      </div>
+      {onRename && onDelete ? (
+        <div className="absolute top-1/2 right-1.5 flex -translate-y-1/2 gap-0.5 transition-opacity sm:opacity-0 sm:group-focus-within:opacity-100 sm:group-hover:opacity-100">
+          <Button
+            variant="ghost"
+            size="icon"
+            className="size-7"
+            aria-label={`Rename “${c.title}”`}
+            title="Rename"
+            onClick={onRename}
+            data-testid="conversation-rename"
+          >
+            <Pencil className="size-3.5" />
+          </Button>
+          <Button
+            variant="ghost"
+            size="icon"
+            className="size-7 text-danger hover:bg-danger/10"
+            aria-label={`Delete “${c.title}”`}
+            title="Delete"
+            onClick={onDelete}
+            data-testid="conversation-delete"
+          >
+            <Trash2 className="size-3.5" />
+          </Button>
+        </div>
+      ) : null}
     </li>
   );
 }

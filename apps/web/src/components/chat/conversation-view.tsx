@@ -28,6 +28,7 @@ import { draftKey, saveDraft, useChatOptions, useDraft } from "@/lib/chat-storag
 import { cn } from "@/lib/cn";
 import { useConversationWatch, useLinkState, watchConversation } from "@/lib/realtime";
 import { errorCode, errorMessage, useTRPC, type RouterOutputs } from "@/lib/trpc";
+import { useCan, useMe } from "@/lib/use-role";
 import { ChatMessage } from "./chat-message";
 import { Composer } from "./composer";
 import { DeleteConversationDialog, RenameConversationDialog, type ConversationRef } from "./conversation-dialogs";
@@ -155,6 +156,10 @@ function ChatPane({ conversation: stored, deviceId }: { conversation: Conversati
   const [options, setOptions] = useChatOptions();
   const fromInput = useRef(false);
   const [dialog, setDialog] = useState<{ kind: "rename" | "delete"; ref: ConversationRef } | null>(null);
+  // A viewer reads the conversation; sending, stopping, renaming and deleting are not offered (the server refuses them anyway).
+  const canChat = useCan("operator");
+  const role = useMe().data?.role;
+  const readOnly = role !== undefined && !canChat;
 
   const send = useMutation(
     trpc.chat.send.mutationOptions({
@@ -311,7 +316,7 @@ function ChatPane({ conversation: stored, deviceId }: { conversation: Conversati
           <DeviceLine device={device} deviceId={deviceId} deviceName={deviceName} availability={availability} gone={deviceGone} />
         </div>
         <div className="flex shrink-0 items-center gap-0.5">
-          {newHere && conversationId ? (
+          {newHere && conversationId && canChat ? (
             <Link
               href={newHere}
               className={buttonClass("ghost", "icon")}
@@ -321,7 +326,7 @@ function ChatPane({ conversation: stored, deviceId }: { conversation: Conversati
               <MessageSquarePlus />
             </Link>
           ) : null}
-          {conversation ? (
+          {conversation && canChat ? (
             <>
               <Button
                 variant="ghost"
@@ -361,9 +366,9 @@ function ChatPane({ conversation: stored, deviceId }: { conversation: Conversati
                     key={m.id}
                     message={m}
                     deviceName={deviceName}
-                    onRetry={question !== null && !deviceGone ? () => doSend(question, false) : undefined}
+                    onRetry={question !== null && !deviceGone && canChat ? () => doSend(question, false) : undefined}
                     retryDisabled={answering || send.isPending}
-                    newConversationHref={newHere}
+                    newConversationHref={canChat ? newHere : null}
                     onStartOver={() => {
                       // The question that no longer fitted becomes the new conversation's draft.
                       if (question && deviceId) saveDraft(draftKey({ deviceId }), question);
@@ -431,7 +436,13 @@ function ChatPane({ conversation: stored, deviceId }: { conversation: Conversati
             answering={answering}
             sending={send.isPending}
             stopping={!!live?.stopping || stop.isPending}
-            disabledReason={deviceGone ? "The device of this conversation was deleted." : undefined}
+            disabledReason={
+              deviceGone
+                ? "The device of this conversation was deleted."
+                : readOnly
+                  ? `Chatting needs the operator role; you are signed in as ${role}.`
+                  : undefined
+            }
             options={options}
             onOptionsChange={setOptions}
             placeholder={deviceName ? `Message ${deviceName}…` : "Message…"}

@@ -1,7 +1,7 @@
 "use client";
 /** Chat, run a benchmark, rename, restart the runner, delete (after a confirmation). Errors from the server are shown as they come. */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { Gauge, Pencil, RotateCw, Trash2 } from "lucide-react";
+import { Gauge, KeyRound, Pencil, RotateCw, Trash2 } from "lucide-react";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -12,9 +12,14 @@ import { ConfirmDialog } from "@/components/ui/confirm-dialog";
 import { RenameDialog } from "@/components/ui/rename-dialog";
 import { Spinner } from "@/components/ui/spinner";
 import { errorMessage, useTRPC } from "@/lib/trpc";
+import { useCan } from "@/lib/use-role";
 
 export function DeviceActions({ device, onDeleting }: { device: DeviceSummary; onDeleting: () => void }) {
   const [dialog, setDialog] = useState<"rename" | "delete" | null>(null);
+  // What the role cannot do is not offered (the server is the authority and refuses it anyway).
+  const isOperator = useCan("operator");
+  const isAdmin = useCan("admin");
+  if (!isOperator) return null;
   return (
     <div className="flex flex-col items-start gap-2 sm:items-end">
       <div className="flex flex-wrap gap-2">
@@ -29,20 +34,23 @@ export function DeviceActions({ device, onDeleting }: { device: DeviceSummary; o
           Run benchmark
         </Link>
         <RestartRunnerButton device={device} />
+        {isAdmin ? <RotateCredentialsButton device={device} /> : null}
         <Button variant="outline" size="sm" onClick={() => setDialog("rename")} data-testid="rename-device">
           <Pencil aria-hidden />
           Rename
         </Button>
-        <Button
-          variant="outline"
-          size="sm"
-          className="text-danger hover:bg-danger/10"
-          onClick={() => setDialog("delete")}
-          data-testid="delete-device"
-        >
-          <Trash2 aria-hidden />
-          Delete
-        </Button>
+        {isAdmin ? (
+          <Button
+            variant="outline"
+            size="sm"
+            className="text-danger hover:bg-danger/10"
+            onClick={() => setDialog("delete")}
+            data-testid="delete-device"
+          >
+            <Trash2 aria-hidden />
+            Delete
+          </Button>
+        ) : null}
       </div>
       <RenameDeviceDialog device={device} open={dialog === "rename"} onClose={() => setDialog(null)} />
       <DeleteDialog device={device} open={dialog === "delete"} onClose={() => setDialog(null)} onDeleting={onDeleting} />
@@ -83,6 +91,38 @@ function RestartRunnerButton({ device }: { device: DeviceSummary }) {
       {restart.isSuccess ? (
         <p className="text-xs text-muted-foreground" role="status">
           Restart requested; the result appears under Recent events.
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+/** A new broker password for the device; the old one keeps working until the agent confirms (applied now, or pending while offline). */
+function RotateCredentialsButton({ device }: { device: DeviceSummary }) {
+  const trpc = useTRPC();
+  const rotate = useMutation(trpc.devices.rotateCredentials.mutationOptions());
+  return (
+    <div className="flex flex-col items-start gap-1 sm:items-end">
+      <Button
+        variant="outline"
+        size="sm"
+        onClick={() => rotate.mutate({ id: device.id })}
+        disabled={rotate.isPending}
+        title="Give the device a new broker password without re-enrolling it"
+        data-testid="rotate-credentials"
+      >
+        {rotate.isPending ? <Spinner label="Rotating" /> : <KeyRound aria-hidden />}
+        Rotate credentials
+      </Button>
+      {rotate.isError ? (
+        <p className="max-w-64 text-xs text-danger" role="alert">
+          {errorMessage(rotate.error)}
+        </p>
+      ) : null}
+      {rotate.isSuccess ? (
+        <p className="max-w-64 text-xs text-muted-foreground" role="status" data-testid="rotate-credentials-result">
+          {rotate.data.state === "applied" ? "Rotated. " : "Pending. "}
+          {rotate.data.message}
         </p>
       ) : null}
     </div>

@@ -15,6 +15,7 @@ import { useRolloutsSync } from "@/components/rollouts/use-rollouts-sync";
 import { Button, buttonClass } from "@/components/ui/button";
 import { Card, CardContent, CardHeader, CardTitle } from "@/components/ui/card";
 import { useTRPC } from "@/lib/trpc";
+import { useCan } from "@/lib/use-role";
 
 function ModelLine({ model, testId }: { model: ActiveModel | null; testId: string }) {
   if (!model)
@@ -44,6 +45,8 @@ export function ModelCard({ device }: { device: DeviceSummary }) {
   const trpc = useTRPC();
   const installedBy = useQuery(trpc.rollouts.ofDevice.queryOptions({ deviceId: device.id }));
   const [confirming, setConfirming] = useState(false);
+  // Rolling back or out is for operators and admins; a viewer sees the models only (the server refuses it anyway).
+  const canRollOut = useCan("operator");
   const active = device.activeModel;
   const previous = device.previousModel;
   const rollout = installedBy.data ?? null;
@@ -83,28 +86,30 @@ export function ModelCard({ device }: { device: DeviceSummary }) {
             </dd>
           </div>
         </dl>
-        <div className="flex flex-wrap gap-2 border-t pt-3">
-          <Button
-            variant="outline"
-            size="sm"
-            onClick={() => setConfirming(true)}
-            disabled={reason !== null}
-            title={reason ?? `Switch back to ${previous?.name ?? "the previous model"}`}
-            data-testid="device-rollback"
-          >
-            <Undo2 aria-hidden />
-            Roll back
-          </Button>
-          <Link
-            href={`/rollouts?device=${encodeURIComponent(device.id)}`}
-            className={buttonClass("outline", "sm")}
-            data-testid="device-new-rollout"
-          >
-            <Rocket aria-hidden />
-            Roll out a model
-          </Link>
-        </div>
-        {reason && previous ? <p className="text-xs text-muted-foreground">{reason}</p> : null}
+        {canRollOut ? (
+          <div className="flex flex-wrap gap-2 border-t pt-3">
+            <Button
+              variant="outline"
+              size="sm"
+              onClick={() => setConfirming(true)}
+              disabled={reason !== null}
+              title={reason ?? `Switch back to ${previous?.name ?? "the previous model"}`}
+              data-testid="device-rollback"
+            >
+              <Undo2 aria-hidden />
+              Roll back
+            </Button>
+            <Link
+              href={`/rollouts?device=${encodeURIComponent(device.id)}`}
+              className={buttonClass("outline", "sm")}
+              data-testid="device-new-rollout"
+            >
+              <Rocket aria-hidden />
+              Roll out a model
+            </Link>
+          </div>
+        ) : null}
+        {reason && previous && canRollOut ? <p className="text-xs text-muted-foreground">{reason}</p> : null}
       </CardContent>
       {rollout ? (
         <RollbackDeviceDialog

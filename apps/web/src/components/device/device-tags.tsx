@@ -11,6 +11,7 @@ import { Dialog } from "@/components/ui/dialog";
 import { Field, Input } from "@/components/ui/input";
 import { Spinner } from "@/components/ui/spinner";
 import { errorMessage, useTRPC } from "@/lib/trpc";
+import { useCan } from "@/lib/use-role";
 
 /** "kitchen, pi5-8gb  lab" → ["kitchen", "pi5-8gb", "lab"] (the server checks each). */
 export function splitTags(text: string): string[] {
@@ -22,6 +23,8 @@ export function splitTags(text: string): string[] {
 
 export function DeviceTags({ device }: { device: DeviceSummary }) {
   const [editing, setEditing] = useState(false);
+  // Tags are edited by operators and admins; a viewer only sees them (the server refuses the change anyway).
+  const canEdit = useCan("operator");
   return (
     <div className="flex flex-wrap items-center gap-1.5" data-testid="device-tags">
       <span className="text-xs text-muted-foreground">Tags</span>
@@ -31,11 +34,15 @@ export function DeviceTags({ device }: { device: DeviceSummary }) {
           {t}
         </Badge>
       ))}
-      <Button variant="ghost" size="sm" onClick={() => setEditing(true)} data-testid="device-tags-edit">
-        <Tags aria-hidden />
-        Edit tags
-      </Button>
-      <EditTagsDialog device={device} open={editing} onClose={() => setEditing(false)} />
+      {canEdit ? (
+        <>
+          <Button variant="ghost" size="sm" onClick={() => setEditing(true)} data-testid="device-tags-edit">
+            <Tags aria-hidden />
+            Edit tags
+          </Button>
+          <EditTagsDialog device={device} open={editing} onClose={() => setEditing(false)} />
+        </>
+      ) : null}
     </div>
   );
 }

@@ -17,6 +17,7 @@ import { LoadingBlock } from "@/components/ui/spinner";
 import { useLinkState } from "@/lib/realtime";
 import type { TelemetryRange } from "@/lib/telemetry-series";
 import { errorMessage, useTRPC } from "@/lib/trpc";
+import { useCan } from "@/lib/use-role";
 import { throttleIssuesNow } from "./throttle-badge";
 import { FleetTable } from "./fleet-table";
 import { FleetThroughputChart } from "./fleet-throughput-chart";
@@ -30,6 +31,8 @@ export function FleetOverview() {
   const [range, setRange] = useState<TelemetryRange>("1h");
   const overview = useFleetOverview(range);
   const hasDevices = (devices.data?.length ?? 0) > 0;
+  // Enrolling is for admins (the server refuses the others anyway).
+  const canEnroll = useCan("admin");
 
   return (
     <div className="flex flex-col gap-5">
@@ -38,10 +41,12 @@ export function FleetOverview() {
           <h1 className="text-2xl font-semibold tracking-tight">Fleet</h1>
           {devices.data ? <FleetCounts devices={devices.data} /> : <p className="text-sm text-muted-foreground">Your devices, live.</p>}
         </div>
-        <Link href="/enroll" className={buttonClass("outline")}>
-          <Plus aria-hidden />
-          Enroll a device
-        </Link>
+        {canEnroll ? (
+          <Link href="/enroll" className={buttonClass("outline")}>
+            <Plus aria-hidden />
+            Enroll a device
+          </Link>
+        ) : null}
       </div>
 
       {link === "reconnecting" ? (
@@ -78,10 +83,12 @@ export function FleetOverview() {
             icon={Server}
             title="No devices yet"
             action={
-              <Link href="/enroll" className={buttonClass("primary")}>
-                <Plus aria-hidden />
-                Enroll your first device
-              </Link>
+              canEnroll ? (
+                <Link href="/enroll" className={buttonClass("primary")}>
+                  <Plus aria-hidden />
+                  Enroll your first device
+                </Link>
+              ) : null
             }
           >
             Install the agent on a Raspberry Pi, then create an enrollment token on the Enroll page and run the command it shows. The Pi

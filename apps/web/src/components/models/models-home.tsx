@@ -19,6 +19,7 @@ import type { ArtifactDto } from "@/lib/artifacts";
 import { formatBytes, formatDateTime, formatRelative } from "@/lib/format";
 import { useTRPC } from "@/lib/trpc";
 import { useNow } from "@/lib/use-now";
+import { useCan } from "@/lib/use-role";
 import { AddModelDialog, type AddModelMode } from "./add-model-dialog";
 import { DeleteModelDialog, type ModelRef } from "./delete-model-dialog";
 import { RuntimeBadge } from "./runtime-badge";
@@ -50,6 +51,8 @@ export function ModelsHome() {
   const now = useNow();
   const [adding, setAdding] = useState<AddModelMode | null>(null);
   const [deleting, setDeleting] = useState<ModelRef | null>(null);
+  // A viewer sees the models; adding or deleting one is not offered (the server refuses it anyway).
+  const canEdit = useCan("operator");
   const uses = usesByArtifact(devices.data);
   const when = (ts: number) => (now === 0 ? formatDateTime(ts) : formatRelative(ts, Math.max(now, ts)));
 
@@ -69,16 +72,18 @@ export function ModelsHome() {
             ) : null}
           </p>
         </div>
-        <div className="flex flex-wrap gap-2">
-          <Button variant="outline" onClick={() => setAdding("url")} data-testid="models-register-url">
-            <Link2 aria-hidden />
-            Register by URL
-          </Button>
-          <Button onClick={() => setAdding("upload")} data-testid="models-upload">
-            <Upload aria-hidden />
-            Upload model
-          </Button>
-        </div>
+        {canEdit ? (
+          <div className="flex flex-wrap gap-2">
+            <Button variant="outline" onClick={() => setAdding("url")} data-testid="models-register-url">
+              <Link2 aria-hidden />
+              Register by URL
+            </Button>
+            <Button onClick={() => setAdding("upload")} data-testid="models-upload">
+              <Upload aria-hidden />
+              Upload model
+            </Button>
+          </div>
+        ) : null}
       </div>
       <Card>
         <CardHeader>
@@ -95,9 +100,11 @@ export function ModelsHome() {
               icon={Boxes}
               title="No models yet"
               action={
-                <Button variant="outline" onClick={() => setAdding("upload")}>
-                  Upload model
-                </Button>
+                canEdit ? (
+                  <Button variant="outline" onClick={() => setAdding("upload")}>
+                    Upload model
+                  </Button>
+                ) : null
               }
             >
               Upload a model and its tokenizer files from this computer, register one by URL, or push one from a terminal with{" "}
@@ -127,7 +134,7 @@ export function ModelsHome() {
                     model={m}
                     uses={uses.get(m.id) ?? []}
                     added={when(m.createdAt)}
-                    onDelete={() => setDeleting({ id: m.id, name: m.name, version: m.version })}
+                    onDelete={canEdit ? () => setDeleting({ id: m.id, name: m.name, version: m.version }) : undefined}
                   />
                 ))}
               </TableBody>
@@ -135,13 +142,24 @@ export function ModelsHome() {
           )}
         </QueryList>
       </Card>
-      <AddModelDialog mode={adding} onClose={() => setAdding(null)} />
+      <AddModelDialog mode={canEdit ? adding : null} onClose={() => setAdding(null)} />
       <DeleteModelDialog model={deleting} onClose={() => setDeleting(null)} />
     </div>
   );
 }
 
-function ModelRow({ model: m, uses, added, onDelete }: { model: ArtifactDto; uses: DeviceUse[]; added: string; onDelete: () => void }) {
+function ModelRow({
+  model: m,
+  uses,
+  added,
+  onDelete,
+}: {
+  model: ArtifactDto;
+  uses: DeviceUse[];
+  added: string;
+  /** Absent when the signed-in role may not delete models. */
+  onDelete?: () => void;
+}) {
   return (
     <TableRow data-testid="model-row" data-artifact-id={m.id} data-name={m.name} data-version={m.version}>
       <TableCell className="max-lg:mb-1 max-lg:border-b max-lg:pb-2">
@@ -214,10 +232,12 @@ function ModelRow({ model: m, uses, added, onDelete }: { model: ArtifactDto; use
         </div>
       </TableCell>
       <TableCell className="max-lg:mt-1 max-lg:border-t max-lg:pt-2 lg:text-right">
-        <Button variant="ghost" size="sm" className="text-danger hover:bg-danger/10" onClick={onDelete} data-testid="model-delete">
-          <Trash2 aria-hidden />
-          Delete
-        </Button>
+        {onDelete ? (
+          <Button variant="ghost" size="sm" className="text-danger hover:bg-danger/10" onClick={onDelete} data-testid="model-delete">
+            <Trash2 aria-hidden />
+            Delete
+          </Button>
+        ) : null}
       </TableCell>
     </TableRow>
   );

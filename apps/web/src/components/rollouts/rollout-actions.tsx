@@ -13,6 +13,7 @@ import { ConfirmDialog } from "@/components/ui/confirm-dialog";
 import { Dialog } from "@/components/ui/dialog";
 import { Spinner } from "@/components/ui/spinner";
 import { errorMessage, useTRPC } from "@/lib/trpc";
+import { useCan } from "@/lib/use-role";
 
 type Action = "resume" | "abort" | "rollback";
 
@@ -53,6 +54,8 @@ export function RolloutActions({ rollout }: { rollout: RolloutDto }) {
     (d) =>
       (d.state === "failed" || d.state === "rolled_back") && d.error && !d.acknowledged && !d.willRetry && d.error.code !== "rolled_back",
   ).length;
+  const canAct = useCan("operator");
+  if (!canAct) return null; // a viewer watches; the server refuses the actions anyway
 
   return (
     <div className="flex flex-col items-start gap-2 sm:items-end">

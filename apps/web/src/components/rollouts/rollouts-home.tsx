@@ -16,6 +16,7 @@ import { NewRolloutDialog } from "./new-rollout-dialog";
 import { RolloutCountsText } from "./rollout-progress";
 import { RolloutStateBadge, RuntimeBadge } from "./rollout-badges";
 import { useRolloutsSync } from "./use-rollouts-sync";
+import { useCan } from "@/lib/use-role";
 
 export function RolloutsHome({ preselect }: { preselect: { artifactId: string | null; deviceIds: string[] } }) {
   useRolloutsSync();
@@ -23,6 +24,7 @@ export function RolloutsHome({ preselect }: { preselect: { artifactId: string | 
   const rollouts = useQuery(trpc.rollouts.list.queryOptions());
   const now = useNow();
   const [dialogOpen, setDialogOpen] = useState(preselect.artifactId !== null || preselect.deviceIds.length > 0);
+  const canRollOut = useCan("operator");
   const when = (ts: number) => (now === 0 ? formatDateTime(ts) : formatRelative(ts, Math.max(now, ts)));
 
   return (
@@ -36,10 +38,12 @@ export function RolloutsHome({ preselect }: { preselect: { artifactId: string | 
             Too many failures pause the rollout.
           </p>
         </div>
-        <Button onClick={() => setDialogOpen(true)} data-testid="rollout-new">
-          <Rocket aria-hidden />
-          New rollout
-        </Button>
+        {canRollOut ? (
+          <Button onClick={() => setDialogOpen(true)} data-testid="rollout-new">
+            <Rocket aria-hidden />
+            New rollout
+          </Button>
+        ) : null}
       </div>
       <Card>
         <CardHeader>
@@ -54,9 +58,11 @@ export function RolloutsHome({ preselect }: { preselect: { artifactId: string | 
               icon={Rocket}
               title="No rollouts yet"
               action={
-                <Button variant="outline" onClick={() => setDialogOpen(true)}>
-                  New rollout
-                </Button>
+                canRollOut ? (
+                  <Button variant="outline" onClick={() => setDialogOpen(true)}>
+                    New rollout
+                  </Button>
+                ) : null
               }
             >
               Upload a model on the Models page, then roll it out to devices or tags from here.
@@ -106,7 +112,7 @@ export function RolloutsHome({ preselect }: { preselect: { artifactId: string | 
           )}
         </QueryList>
       </Card>
-      <NewRolloutDialog open={dialogOpen} onClose={() => setDialogOpen(false)} preselect={preselect} />
+      <NewRolloutDialog open={dialogOpen && canRollOut} onClose={() => setDialogOpen(false)} preselect={preselect} />
     </div>
   );
 }

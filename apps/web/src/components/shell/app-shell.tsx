@@ -1,6 +1,6 @@
 "use client";
 /** The frame of every signed-in page: top navigation, live-link state, user, and the system footer. */
-import { Bell, Boxes, Gauge, KeyRound, LayoutGrid, MessagesSquare, Plus, Rocket, Sprout } from "lucide-react";
+import { Bell, Boxes, Gauge, KeyRound, LayoutGrid, MessagesSquare, Plus, Rocket, ScrollText, Sprout, Users } from "lucide-react";
 import Link from "next/link";
 import { usePathname } from "next/navigation";
 import type { ReactNode } from "react";
@@ -9,11 +9,24 @@ import { useAlertsSync } from "@/components/alerts/use-alerts";
 import { useChatSync } from "@/lib/chat-live";
 import { cn } from "@/lib/cn";
 import { useFleetSync } from "@/lib/realtime";
+import type { Role } from "@/lib/roles";
+import { useCan } from "@/lib/use-role";
 import { ConnectionIndicator } from "./connection-indicator";
 import { SystemFooter } from "./system-footer";
 import { UserMenu } from "./user-menu";
 
-const NAV = [
+type NavItem = {
+  href: string;
+  label: string;
+  testId: string;
+  icon: typeof Bell;
+  active: (p: string) => boolean;
+  badge?: () => ReactNode;
+  /** Shown only to this role and above (the server refuses the page's data to the others anyway). */
+  minRole?: Role;
+};
+
+const NAV: NavItem[] = [
   { href: "/", label: "Fleet", testId: "nav-fleet", icon: LayoutGrid, active: (p: string) => p === "/" || p.startsWith("/devices") },
   { href: "/chat", label: "Chat", testId: "nav-chat", icon: MessagesSquare, active: (p: string) => p.startsWith("/chat") },
   { href: "/benchmarks", label: "Benchmarks", testId: "nav-benchmarks", icon: Gauge, active: (p: string) => p.startsWith("/benchmarks") },
@@ -28,13 +41,22 @@ const NAV = [
     // The number of open alerts, after the label (on a phone, after the icon).
     badge: AlertsNavCount,
   },
-  { href: "/enroll", label: "Enroll", testId: "nav-enroll", icon: Plus, active: (p: string) => p.startsWith("/enroll") },
+  { href: "/enroll", label: "Enroll", testId: "nav-enroll", icon: Plus, active: (p: string) => p.startsWith("/enroll"), minRole: "admin" },
   {
     href: "/settings/api-keys",
     label: "API keys",
     testId: "nav-api-keys",
     icon: KeyRound,
     active: (p: string) => p.startsWith("/settings/api-keys"),
+  },
+  { href: "/users", label: "Users", testId: "nav-users", icon: Users, active: (p: string) => p.startsWith("/users"), minRole: "admin" },
+  {
+    href: "/audit",
+    label: "Audit",
+    testId: "nav-audit",
+    icon: ScrollText,
+    active: (p: string) => p.startsWith("/audit"),
+    minRole: "admin",
   },
 ];
 
@@ -43,6 +65,11 @@ export function AppShell({ children }: { children: ReactNode }) {
   useChatSync();
   useAlertsSync();
   const pathname = usePathname();
+  const isAdmin = useCan("admin");
+  const nav = NAV.filter((item) => item.minRole !== "admin" || isAdmin);
+  // Where the labels of all items do not fit beside the logo and the user (an admin's longer bar, a narrow window),
+  // the pages not shown are icons (with their label for screen readers and as a tooltip); the current page keeps its label.
+  const compact = nav.length > 8 ? "@max-[57rem]:sr-only" : "@max-[44rem]:sr-only";
   // A conversation fills the window (its messages scroll, its input stays at the bottom): no footer there.
   const fill = pathname.startsWith("/chat");
 
@@ -56,8 +83,13 @@ export function AppShell({ children }: { children: ReactNode }) {
             </span>
             <span className="hidden sm:inline">Orchard</span>
           </Link>
-          <nav className="flex min-w-0 items-center gap-0.5 sm:gap-1" aria-label="Main">
-            {NAV.map(({ href, label, testId, icon: Icon, active, badge: NavBadge }) => {
+          {/* On a phone an admin's icons can still be too many: the bar then scrolls sideways instead of running under the user
+              (relative: the hidden labels stay inside it, not widening the page). */}
+          <nav
+            className="@container relative flex min-w-0 flex-1 items-center gap-0.5 overflow-x-auto [scrollbar-width:none] sm:gap-1"
+            aria-label="Main"
+          >
+            {nav.map(({ href, label, testId, icon: Icon, active, badge: NavBadge }) => {
               const isActive = active(pathname);
               return (
                 <Link
@@ -72,14 +104,13 @@ export function AppShell({ children }: { children: ReactNode }) {
                   )}
                 >
                   <Icon className="size-4 shrink-0" aria-hidden />
-                  {/* On a phone the current page keeps its label; the others are icons (with their label for screen readers). */}
-                  <span className={cn(!isActive && "max-sm:sr-only")}>{label}</span>
+                  <span className={cn(!isActive && compact)}>{label}</span>
                   {NavBadge ? <NavBadge /> : null}
                 </Link>
               );
             })}
           </nav>
-          <div className="ml-auto flex items-center gap-1 sm:gap-3">
+          <div className="ml-auto flex shrink-0 items-center gap-1 sm:gap-3">
             <ConnectionIndicator />
             <UserMenu />
           </div>

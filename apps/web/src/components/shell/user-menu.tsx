@@ -1,15 +1,17 @@
 "use client";
-/** The signed-in user and sign-out (ends the session on the server, closes the live link, goes to /login). */
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+/** The signed-in user and their role, and sign-out (ends the session on the server, closes the live link, goes to /login). */
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { LogOut, UserRound } from "lucide-react";
+import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { closeRealtime } from "@/lib/realtime";
 import { markSigningOut, useTRPC } from "@/lib/trpc";
+import { useMe } from "@/lib/use-role";
 
 export function UserMenu() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const me = useQuery(trpc.auth.me.queryOptions(undefined, { staleTime: Infinity }));
+  const me = useMe();
   const logout = useMutation(
     trpc.auth.logout.mutationOptions({
       onMutate: markSigningOut,
@@ -28,10 +30,13 @@ export function UserMenu() {
         <span
           className="hidden items-center gap-1.5 text-sm text-muted-foreground sm:inline-flex"
           data-testid="current-user"
-          title={`Signed in as ${me.data.username}`}
+          title={`Signed in as ${me.data.username} (${me.data.role})`}
         >
           <UserRound className="size-4" aria-hidden />
           {me.data.username}
+          <Badge tone="outline" data-testid="current-role">
+            {me.data.role}
+          </Badge>
         </span>
       ) : null}
       <Button variant="ghost" size="sm" onClick={() => logout.mutate()} disabled={logout.isPending} data-testid="sign-out" title="Sign out">

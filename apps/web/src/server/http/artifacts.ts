@@ -6,7 +6,8 @@
  *   GET    /api/uploads/{id}          → UploadDto
  *   PATCH  /api/uploads/{id}          Upload-Offset: N, body = the bytes from N → 200 UploadDto
  *   DELETE /api/uploads/{id}          → 204
- *     (signed-in session or API key; a chunk is at most 64 MiB, streamed to disk)
+ *     (operator session or API key, a viewer's for GET and HEAD (http/access.ts); a chunk is at
+ *     most 64 MiB, streamed to disk)
  *
  *   GET|HEAD /api/artifacts/blobs/{sha256}   a file, for devices (Basic: device id and broker
  *     password); Range requests for resume; at most ORCHARD_MAX_CONCURRENT_DOWNLOADS at once,
@@ -21,7 +22,8 @@ import type { Logger } from "../log.ts";
 import type { Services } from "../services/index.ts";
 import { ChunkTooLargeError, CreateUploadInput, UPLOAD_CHUNK_MAX_BYTES, UploadOffsetConflict } from "../services/uploads.ts";
 import { DiskFullError } from "../artifacts/store.ts";
-import { credentialsOf, readJsonBody, sendError, sendJson } from "./request.ts";
+import type { Principal } from "../services/auth.ts";
+import { readJsonBody, sendError, sendJson } from "./request.ts";
 
 /** Seconds a device is told to wait when every download slot is taken. */
 export const BUSY_RETRY_AFTER_SECONDS = 5;
@@ -51,25 +53,25 @@ export class DownloadGate {
 export function createArtifactRoutes(deps: { services: Services; log: Logger; downloads: DownloadGate }) {
   const { services, log, downloads } = deps;
 
-  const requirePrincipal = async (req: IncomingMessage) => {
-    const principal = await services.auth.resolve(credentialsOf(req));
+  /** The caller routes.ts let through (access.ts); the upload routes cannot be reached without one. */
+  const requirePrincipal = (principal: Principal | null): Principal => {
     if (!principal) throw new AppError("unauthorized", "Uploading models needs a session or an API key (Authorization: Bearer …).");
     return principal;
   };
 
-  return async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+  return async function handle(req: IncomingMessage, res: ServerResponse, path: string, principal: Principal | null): Promise<boolean> {
     try {
-      return await route(req, res, path);
+      return await route(req, res, path, principal);
     } catch (err) {
       if (replyArtifactError(res, err)) return true;
       throw err;
     }
   };
 
-  async function route(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+  async function route(req: IncomingMessage, res: ServerResponse, path: string, caller: Principal | null): Promise<boolean> {
     if (path === "/api/uploads") {
       if (req.method !== "POST") throw new AppError("bad_request", "Use POST to start an upload.");
-      const principal = await requirePrincipal(req);
+      const principal = requirePrincipal(caller);
       const parsed = CreateUploadInput.safeParse(await readJsonBody(req, 16 * 1024));
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
@@ -88,7 +90,7 @@ export function createArtifactRoutes(deps: { services: Services; log: Logger; do
     const upload = UPLOAD_PATH.exec(path);
     if (upload) {
       const id = upload[1]!;
-      await requirePrincipal(req);
+      requirePrincipal(caller);
       switch (req.method) {
         case "HEAD": {
           const { offset, size } = await services.uploads.offset(id);

@@ -1,7 +1,7 @@
 /**
  * The OpenAI-compatible API: `GET /v1/models` and `POST /v1/chat/completions`
  * (streamed as server-sent events, or whole), authenticated with API keys, so
- * tools that speak OpenAI can chat with any Pi. `model` is `device:<id>`, or a
+ * tools that speak OpenAI can chat with any Pi (models: viewer; chat: operator, see access.ts). `model` is `device:<id>`, or a
  * model name, in which case an idle online device running it answers. Errors use
  * OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
  */
@@ -12,7 +12,8 @@ import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Services } from "../services/index.ts";
 import type { Generation, GenerationOutcome } from "../services/chat-relay.ts";
-import { credentialsOf, readJsonBody } from "./request.ts";
+import type { Principal } from "../services/auth.ts";
+import { readJsonBody } from "./request.ts";
 
 const DEVICE_MODEL_PREFIX = "device:";
 /** What a request that says nothing about sampling gets (greedy, 256 new tokens). */
@@ -69,6 +70,30 @@ class OpenAiError extends Error {
 function sendOpenAiError(res: ServerResponse, err: OpenAiError): void {
   res.writeHead(err.status, { "content-type": "application/json; charset=utf-8" });
   res.end(JSON.stringify({ error: { message: err.message, type: err.type, param: err.param, code: err.code } }));
+}
+
+/** A refusal made in front of the handler (access.ts, same-origin check, body limit), in OpenAI's error shape. */
+export function sendOpenAiAppError(res: ServerResponse, err: AppError): void {
+  switch (err.code) {
+    case "unauthorized":
+      return sendOpenAiError(
+        res,
+        new OpenAiError(
+          401,
+          "Incorrect API key provided. Create one in the Orchard dashboard (API keys) and send it as `Authorization: Bearer …`.",
+          "invalid_request_error",
+          "invalid_api_key",
+        ),
+      );
+    case "forbidden":
+      return sendOpenAiError(res, new OpenAiError(403, err.message, "permission_error", "insufficient_permissions"));
+    case "payload_too_large":
+      return sendOpenAiError(res, new OpenAiError(413, err.message, "invalid_request_error", "request_too_large"));
+    case "not_found":
+      return sendOpenAiError(res, new OpenAiError(404, err.message, "invalid_request_error", "unknown_url"));
+    default:
+      return sendOpenAiError(res, new OpenAiError(400, err.message, "invalid_request_error", null));
+  }
 }
 
 /** Status and OpenAI error type for a failed generation. */
@@ -189,6 +214,10 @@ export function createOpenAiRoutes(deps: { services: Services; log: Logger }) {
     try {
       body = await readJsonBody(req, 4 * 1024 * 1024);
     } catch (err) {
+      if (err instanceof AppError && err.code === "payload_too_large") {
+        res.setHeader("connection", "close");
+        throw new OpenAiError(413, err.message, "invalid_request_error", "request_too_large");
+      }
       throw new OpenAiError(400, (err as Error).message, "invalid_request_error", "invalid_json");
     }
     const parsed = CompletionRequest.safeParse(body);
@@ -293,10 +322,10 @@ export function createOpenAiRoutes(deps: { services: Services; log: Logger }) {
   }
 
   /** Handles /v1/*; returns false for other paths. */
-  return async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+  return async function handle(req: IncomingMessage, res: ServerResponse, path: string, principal: Principal | null): Promise<boolean> {
     if (!path.startsWith("/v1/")) return false;
     try {
-      const principal = await services.auth.resolve(credentialsOf(req));
+      // routes.ts let the caller through with the role the endpoint needs (access.ts).
       if (!principal)
         throw new OpenAiError(
           401,

@@ -1,4 +1,4 @@
-/** Small helpers for plain Node HTTP handlers: credentials, origin, JSON bodies and replies. */
+/** Small helpers for plain Node HTTP handlers: credentials, origin and same-origin checks, JSON bodies and replies. */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type ApiError } from "@orchard/contracts";
 import { AppError, HTTP_STATUS } from "../errors.ts";
@@ -10,6 +10,64 @@ export function credentialsOf(req: IncomingMessage): { sessionToken?: string; be
   return { sessionToken: parseCookies(req.headers.cookie)[SESSION_COOKIE], bearer };
 }
 
+/** The most a tRPC request body may be (checked against Content-Length first, then counted while reading). */
+export const TRPC_MAX_BODY_BYTES = 1024 * 1024;
+
+/** The address the request came from (the proxy's, behind a reverse proxy). */
+export function clientIpOf(req: IncomingMessage): string | undefined {
+  return req.socket.remoteAddress ?? undefined;
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Whether the request must prove it comes from the dashboard itself (CSRF): it changes
+ * something and its only credential is the session cookie, which a browser attaches to
+ * requests other sites make too. Requests with an API key carry no ambient credential.
+ */
+export function needsSameOrigin(req: IncomingMessage): boolean {
+  if (req.method && SAFE_METHODS.has(req.method)) return false;
+  const { sessionToken, bearer } = credentialsOf(req);
+  return sessionToken !== undefined && bearer === undefined;
+}
+
+/**
+ * Refuses (403) a request whose Origin is not this server: ORCHARD_PUBLIC_URL or the Host the
+ * request came to. Without an Origin header only `Sec-Fetch-Site: same-origin` passes.
+ */
+export function assertSameOrigin(req: IncomingMessage, publicUrl: string | undefined): void {
+  const origin = req.headers.origin;
+  if (origin === undefined) {
+    if (req.headers["sec-fetch-site"] === "same-origin") return;
+  } else if (sameOrigin(origin, req, publicUrl)) {
+    return;
+  }
+  const expected = [publicUrl ? new URL(publicUrl).origin : null, originOf(req)].filter((o) => o !== null).join(" or ");
+  throw new AppError(
+    "forbidden",
+    `Cross-site request refused: a change made with the dashboard's session cookie must come from the dashboard ` +
+      `(${expected}), not from ${origin ?? "a page that sent no Origin header"}. Scripts should send an API key (Authorization: Bearer …).`,
+  );
+}
+
+function sameOrigin(origin: string, req: IncomingMessage, publicUrl: string | undefined): boolean {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return false; // "null" (sandboxed frames, file:) or garbage
+  }
+  if (publicUrl && url.origin === new URL(publicUrl).origin) return true;
+  // The host the browser addressed; the scheme is left out because a TLS proxy may not say X-Forwarded-Proto.
+  const host = req.headers.host;
+  if (!host) return false;
+  try {
+    return url.host === new URL(`${url.protocol}//${host}`).host;
+  } catch {
+    return false;
+  }
+}
+
 /** scheme://host[:port] as the client addressed this server. */
 export function originOf(req: IncomingMessage): string {
   const proto =
@@ -18,12 +76,27 @@ export function originOf(req: IncomingMessage): string {
   return `${proto}://${host}`;
 }
 
+/** The 413 a body over `maxBytes` gets (before it is read when Content-Length says so, else as soon as the count passes it). */
+export function bodyTooLarge(maxBytes: number): AppError {
+  return new AppError(
+    "payload_too_large",
+    `The request body is over the ${formatBytes(maxBytes)} limit (${maxBytes} bytes); nothing was changed.`,
+  );
+}
+
+/** Whether Content-Length announces more than `maxBytes` (nothing read yet). */
+export function announcesMoreThan(req: IncomingMessage, maxBytes: number): boolean {
+  const length = req.headers["content-length"];
+  return length !== undefined && Number(length) > maxBytes;
+}
+
 export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  if (announcesMoreThan(req, maxBytes)) throw bodyTooLarge(maxBytes);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > maxBytes) throw new AppError("bad_request", `Request body is larger than ${maxBytes} bytes.`);
+    if (size > maxBytes) throw bodyTooLarge(maxBytes);
     chunks.push(chunk as Buffer);
   }
   try {
@@ -31,6 +104,10 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   } catch {
     throw new AppError("bad_request", "Request body is not valid JSON.");
   }
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${n / (1024 * 1024)} MiB` : n >= 1024 ? `${n / 1024} KiB` : `${n} bytes`;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

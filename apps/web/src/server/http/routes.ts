@@ -1,19 +1,35 @@
 /**
- * Routes everything that is not the UI: health, metrics, enrollment, tRPC. Also
- * the gate in front of the UI: pages need a session, except the login page and
- * Next's static assets. Returns false when the request is the UI's to serve.
+ * Routes everything that is not the UI: health, metrics, enrollment, tRPC, models,
+ * the OpenAI-compatible API. In front of them, for every request: the same-origin check
+ * for changes made with the session cookie (CSRF), then the access table (access.ts)
+ * with its role per endpoint, then body limits. Also the gate in front of the UI: pages
+ * need a session, except the login page and Next's static assets. Returns false when the
+ * request is the UI's to serve.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { EnrollRequest } from "@orchard/contracts";
-import { AppError } from "../errors.ts";
+import { AppError, HTTP_STATUS } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Services } from "../services/index.ts";
 import { appRouter } from "../trpc/root.ts";
 import type { TrpcContext } from "../trpc/init.ts";
 import { createArtifactRoutes, type DownloadGate } from "./artifacts.ts";
-import { createOpenAiRoutes } from "./openai.ts";
-import { credentialsOf, originOf, readJsonBody, sendError, sendJson } from "./request.ts";
+import { authorize, isApiPath, routeFor } from "./access.ts";
+import { createOpenAiRoutes, sendOpenAiAppError } from "./openai.ts";
+import {
+  TRPC_MAX_BODY_BYTES,
+  announcesMoreThan,
+  assertSameOrigin,
+  bodyTooLarge,
+  clientIpOf,
+  credentialsOf,
+  needsSameOrigin,
+  originOf,
+  readJsonBody,
+  sendError,
+  sendJson,
+} from "./request.ts";
 
 const PUBLIC_UI_PREFIXES = ["/login", "/_next/", "/favicon.ico", "/icon", "/manifest"];
 
@@ -31,6 +47,8 @@ export function createRoutes(deps: {
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: "/api/trpc/",
+    // Bodies without a Content-Length (chunked) are counted while read; the rest are checked before (handle below).
+    maxBodySize: TRPC_MAX_BODY_BYTES,
     createContext: async ({ req, res }): Promise<TrpcContext> => {
       const credentials = credentialsOf(req);
       const cookies: string[] = [];
@@ -39,6 +57,7 @@ export function createRoutes(deps: {
         principal: await services.auth.resolve(credentials),
         sessionToken: credentials.sessionToken,
         origin: deps.publicUrl?.replace(/\/$/, "") ?? originOf(req),
+        clientIp: clientIpOf(req),
         setCookie: (cookie) => {
           cookies.push(cookie);
           res.setHeader("set-cookie", cookies);
@@ -57,21 +76,21 @@ export function createRoutes(deps: {
     const url = new URL(req.url ?? "/", "http://localhost");
     const path = url.pathname;
     try {
+      if (needsSameOrigin(req)) assertSameOrigin(req, deps.publicUrl);
+      const route = isApiPath(path) ? routeFor(req.method, path) : null;
+      const principal = route ? await authorize((c) => services.auth.resolve(c), req, route) : null;
+
       if (path === "/api/health" && req.method === "GET") {
         const health = await services.system.health();
         sendJson(res, health.status === "ok" ? 200 : 503, health);
         return true;
       }
       if (path === "/metrics" && req.method === "GET") {
-        if (!(await services.auth.resolve(credentialsOf(req)))) {
-          throw new AppError("unauthorized", "Scraping /metrics needs an API key (Authorization: Bearer …).");
-        }
         res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
         res.end(services.metrics.render());
         return true;
       }
       if (path === "/api/enroll") {
-        if (req.method !== "POST") throw new AppError("bad_request", "Use POST.");
         const parsed = EnrollRequest.safeParse(await readJsonBody(req, 16 * 1024));
         if (!parsed.success)
           throw new AppError(
@@ -80,19 +99,22 @@ export function createRoutes(deps: {
           );
         const response = await services.enrollment.enroll(parsed.data, deps.mqttUrlFor(req));
         log.info("device enrolled", { device: response.deviceId, name: response.name });
+        await services.audit.record(
+          { userId: null, username: response.name, via: "enrollment_token" },
+          "device.enrolled",
+          { type: "device", id: response.deviceId },
+          { name: response.name, hostname: parsed.data.hostname, arch: parsed.data.arch },
+        );
         sendJson(res, 201, response);
         return true;
       }
       if (path.startsWith("/api/trpc/")) {
+        if (announcesMoreThan(req, TRPC_MAX_BODY_BYTES)) throw bodyTooLarge(TRPC_MAX_BODY_BYTES);
         trpc(req, res);
         return true;
       }
       const benchExport = /^\/api\/benchmarks\/([A-Za-z0-9_-]{1,64})\.(csv|md)$/.exec(path);
       if (benchExport) {
-        if (req.method !== "GET") throw new AppError("bad_request", "Use GET.");
-        if (!(await services.auth.resolve(credentialsOf(req)))) {
-          throw new AppError("unauthorized", "Downloading benchmark results needs a session or an API key (Authorization: Bearer …).");
-        }
         const file = await services.benchmarks.export(benchExport[1]!, benchExport[2] === "csv" ? "csv" : "md");
         // The file name is the run's name reduced to [a-z0-9-] plus its id: nothing to quote.
         res.writeHead(200, {
@@ -103,14 +125,14 @@ export function createRoutes(deps: {
         res.end(file.body);
         return true;
       }
-      if (await artifacts(req, res, path)) return true;
+      if (await artifacts(req, res, path, principal)) return true;
       if (path.startsWith("/api/")) throw new AppError("not_found", `No API endpoint ${path}.`);
-      if (await openai(req, res, path)) return true;
+      if (await openai(req, res, path, principal)) return true;
 
       // The UI: everything but the login page and static assets needs a session.
       if (PUBLIC_UI_PREFIXES.some((p) => path === p || path.startsWith(p))) return false;
-      const principal = await services.auth.fromSession(credentialsOf(req).sessionToken);
-      if (!principal) {
+      const viewer = await services.auth.fromSession(credentialsOf(req).sessionToken);
+      if (!viewer) {
         res.writeHead(302, { location: `/login?next=${encodeURIComponent(path + url.search)}`, "cache-control": "no-store" });
         res.end();
         return true;
@@ -118,8 +140,24 @@ export function createRoutes(deps: {
       return false;
     } catch (err) {
       if (!(err instanceof AppError)) log.error("request failed", { path, error: (err as Error).message });
-      sendError(res, err);
+      // Refused before the body was read: close rather than read the rest of it for nothing.
+      if (!req.complete && req.method !== "GET" && req.method !== "HEAD") res.setHeader("connection", "close");
+      if (path.startsWith("/api/trpc/") && err instanceof AppError) sendTrpcError(res, err);
+      else if (path.startsWith("/v1/") && err instanceof AppError) sendOpenAiAppError(res, err);
+      else sendError(res, err);
       return true;
     }
   };
+}
+
+const TRPC_ERROR_CODES: Partial<Record<AppError["code"], { key: string; jsonRpc: number }>> = {
+  forbidden: { key: "FORBIDDEN", jsonRpc: -32003 },
+  payload_too_large: { key: "PAYLOAD_TOO_LARGE", jsonRpc: -32413 },
+};
+
+/** A refusal made before tRPC saw the request, in tRPC's error shape so the dashboard's client shows its message. */
+function sendTrpcError(res: ServerResponse, err: AppError): void {
+  const code = TRPC_ERROR_CODES[err.code] ?? { key: "BAD_REQUEST", jsonRpc: -32600 };
+  const status = HTTP_STATUS[err.code];
+  sendJson(res, status, { error: { message: err.message, code: code.jsonRpc, data: { code: code.key, httpStatus: status } } });
 }

@@ -1,7 +1,10 @@
 /**
  * socket.io for the dashboard: every signed-in browser gets fleet row changes
  * (coalesced per device, at most one per COALESCE_MS) and the fleet totals (every
- * TOTALS_MS), and telemetry for the devices it watches. The handshake needs a session cookie or an API key.
+ * TOTALS_MS), and telemetry for the devices it watches. The handshake needs a viewer's session cookie or
+ * API key (requireRole, as tRPC and REST); with the cookie it must also come from the dashboard's own origin
+ * (CSRF: a WebSocket is not bound by CORS). The browser's events only join and leave rooms (reads), so
+ * any signed-in role may send them; anything that changes state goes through tRPC with its role.
  */
 import type { Server as HttpServer } from "node:http";
 import { Server } from "socket.io";
@@ -12,6 +15,7 @@ import {
   type AlertDto,
   type BenchRunDto,
   type RolloutDto,
+  type RuntimeComparisonDto,
   type ClientToServerEvents,
   type DeviceEvent,
   type DeviceSummary,
@@ -24,9 +28,12 @@ import type { AuthService } from "../services/auth.ts";
 import type { BenchmarkService } from "../services/benchmarks.ts";
 import type { ConversationService } from "../services/conversations.ts";
 import type { RolloutService } from "../services/rollouts.ts";
+import type { RuntimeComparisonService } from "../services/runtime-comparisons.ts";
 import type { FleetService } from "../services/fleet.ts";
 import type { FleetThroughput } from "../services/fleet-throughput.ts";
-import { credentialsOf } from "../http/request.ts";
+import { assertSameOrigin, credentialsOf } from "../http/request.ts";
+import { AppError } from "../errors.ts";
+import { requireRole } from "../services/auth.ts";
 
 const COALESCE_MS = 250;
 /** How often every signed-in browser gets the fleet totals. */
@@ -44,16 +51,34 @@ export function attachRealtime(deps: {
   alerts: AlertService;
   benchmarks: BenchmarkService;
   rollouts: RolloutService;
+  comparisons: RuntimeComparisonService;
   throughput: FleetThroughput;
   log: Logger;
+  /** ORCHARD_PUBLIC_URL: an origin the dashboard may be served from besides the Host a request came to. */
+  publicUrl?: string;
 }) {
   const { fleet, conversations, alerts, log } = deps;
   const io = new Server<ClientToServerEvents, ServerToClientEvents>(deps.httpServer, { path: SOCKET_PATH, serveClient: false });
 
   io.use((socket, next) => {
-    deps.auth.resolve(credentialsOf(socket.request)).then(
-      (principal) =>
-        principal ? next() : next(Object.assign(new Error("unauthorized: sign in first"), { data: { code: SOCKET_UNAUTHORIZED } })),
+    const credentials = credentialsOf(socket.request);
+    const refuse = (err: AppError) =>
+      next(
+        Object.assign(new Error(err.code === "unauthorized" ? "unauthorized: sign in first" : err.message), {
+          data: { code: err.code === "unauthorized" ? SOCKET_UNAUTHORIZED : err.code },
+        }),
+      );
+    deps.auth.resolve(credentials).then(
+      (principal) => {
+        try {
+          requireRole(principal, "viewer", "Live updates");
+          if (credentials.bearer === undefined) assertSameOrigin(socket.request, deps.publicUrl);
+          next();
+        } catch (err) {
+          if (err instanceof AppError) refuse(err);
+          else next(err as Error);
+        }
+      },
       (err: Error) => next(err),
     );
   });
@@ -124,6 +149,9 @@ export function attachRealtime(deps: {
   // Rollouts: a rollout's changes (coalesced by the service) to every signed-in browser.
   const onRollout = (rollout: RolloutDto) => io.to(FLEET_ROOM).emit("rollout:changed", rollout);
   deps.rollouts.on("changed", onRollout);
+  // Runtime comparisons: the step and benchmark progress (coalesced by the service) to every signed-in browser.
+  const onComparison = (c: RuntimeComparisonDto) => io.to(FLEET_ROOM).emit("bench:comparison", c);
+  deps.comparisons.on("changed", onComparison);
   // Fleet totals: computed from memory (O(devices)) every TOTALS_MS while anyone is signed in.
   const totalsTimer = setInterval(() => {
     if ((io.sockets.adapter.rooms.get(FLEET_ROOM)?.size ?? 0) > 0) io.to(FLEET_ROOM).emit("fleet:totals", deps.throughput.totals());
@@ -145,6 +173,7 @@ export function attachRealtime(deps: {
         alerts.off("changed", onAlert);
         deps.benchmarks.off("changed", onBench);
         deps.rollouts.off("changed", onRollout);
+        deps.comparisons.off("changed", onComparison);
         if (timer) clearTimeout(timer);
         clearInterval(totalsTimer);
         void io.close(() => resolve());

@@ -1,20 +1,41 @@
 /**
- * Who is asking: browser sessions (cookie) and API keys (Authorization: Bearer).
- * Also creates the first admin account. The only module that touches the User,
- * Session and ApiKey tables.
+ * Who is asking: browser sessions (cookie) and API keys (Authorization: Bearer),
+ * with the role of the user behind them; `requireRole` is the one check tRPC, REST
+ * and socket.io apply. Also creates the first admin account and limits failed
+ * sign-ins. User management is services/users.ts; API keys are services/api-keys.ts.
  */
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import { hashPassword, newPassword, newSecret, secretMatches, sha256, verifyPassword } from "../auth/secrets.ts";
 import type { Logger } from "../log.ts";
+import { LOGIN_WINDOW_MS, LoginLimiter } from "./login-limiter.ts";
 
-/** admin: everything; operator: rollouts, chat, benchmarks; viewer: read only. */
-export const ROLES = ["viewer", "operator", "admin"] as const;
-export type Role = (typeof ROLES)[number];
+import { ROLES, roleAtLeast, type Role } from "../../lib/roles.ts";
 
-/** Whether `role` includes everything `min` may do (roles are ordered viewer < operator < admin). */
-export function roleAtLeast(role: Role, min: Role): boolean {
-  return ROLES.indexOf(role) >= ROLES.indexOf(min);
+export { ROLES, roleAtLeast, type Role };
+
+/** The role stored on a User row; anything unexpected counts as the least (fail closed). */
+export function parseRole(value: string): Role {
+  return (ROLES as readonly string[]).includes(value) ? (value as Role) : "viewer";
+}
+
+/**
+ * The one access check: 401 without a caller, 403 when the caller's role is below `min`.
+ * `what` completes "… needs the operator role" in the message (e.g. "Starting a rollout").
+ */
+export function requireRole(principal: Principal | null, min: Role, what = "This"): Principal {
+  if (!principal) throw new AppError("unauthorized", "Sign in first (or send an API key: Authorization: Bearer …).");
+  if (!roleAtLeast(principal.role, min)) {
+    throw new AppError("forbidden", `${what} needs the ${min} role; ${principal.username} is ${principal.role}.`);
+  }
+  return principal;
+}
+
+/** A wrong username or password; `lockedOut` when this failure used up the last attempt (audited). */
+export class LoginFailedError extends AppError {
+  constructor(readonly lockedOut: boolean) {
+    super("unauthorized", "Wrong username or password.");
+  }
 }
 
 export interface Principal {
@@ -27,12 +48,32 @@ export interface Principal {
 export const ADMIN_USERNAME = "admin";
 const TOUCH_INTERVAL_MS = 60_000;
 
+export const DEFAULT_LOGIN_MAX_FAILURES = 5;
+
 export class AuthService {
+  readonly loginLimiter: LoginLimiter;
+
   constructor(
     private readonly prisma: Prisma,
-    private readonly opts: { sessionHours: number; bootstrapApiKey?: string },
+    private readonly opts: {
+      sessionHours: number;
+      bootstrapApiKey?: string;
+      /** Failed sign-ins per username and per address within 15 minutes before 429 (ORCHARD_LOGIN_MAX_FAILURES). */
+      loginMaxFailures?: number;
+      now?: () => number;
+    },
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.loginLimiter = new LoginLimiter({
+      maxFailures: opts.loginMaxFailures ?? DEFAULT_LOGIN_MAX_FAILURES,
+      windowMs: LOGIN_WINDOW_MS,
+      now: opts.now ?? Date.now,
+    });
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
 
   /**
    * Makes sure the admin account exists. ORCHARD_ADMIN_PASSWORD, when set, is the
@@ -58,19 +99,25 @@ export class AuthService {
     return { created: true, generatedPassword };
   }
 
-  /** Checks a username and password and opens a session; the returned token goes into the cookie. */
-  async login(username: string, password: string): Promise<{ token: string; expiresAt: Date; principal: Principal }> {
+  /**
+   * Checks a username and password and opens a session; the returned token goes into the cookie.
+   * Refused with 429 (LoginLockedError) while the username or `clientIp` has too many recent failures.
+   */
+  async login(username: string, password: string, clientIp?: string): Promise<{ token: string; expiresAt: Date; principal: Principal }> {
+    this.loginLimiter.check(username, clientIp);
     const user = await this.prisma.user.findUnique({ where: { username } });
     // Hash even for unknown users so the answer takes as long either way.
     const ok = await verifyPassword(password, user?.passwordHash ?? (await hashPassword("unknown-user")));
     if (!user || !ok) {
-      this.log.warn("failed login", { username });
-      throw new AppError("unauthorized", "Wrong username or password.");
+      const lockedOut = this.loginLimiter.fail(username, clientIp);
+      this.log.warn(lockedOut ? "failed login; locked out for now" : "failed login", { username, ip: clientIp });
+      throw new LoginFailedError(lockedOut);
     }
+    this.loginLimiter.succeed(username);
     const token = newSecret();
-    const expiresAt = new Date(Date.now() + this.opts.sessionHours * 3600_000);
+    const expiresAt = new Date(this.now() + this.opts.sessionHours * 3600_000);
     await this.prisma.session.create({ data: { id: sha256(token), userId: user.id, expiresAt } });
-    return { token, expiresAt, principal: { userId: user.id, username: user.username, role: "admin", via: "session" } };
+    return { token, expiresAt, principal: { userId: user.id, username: user.username, role: parseRole(user.role), via: "session" } };
   }
 
   async logout(token: string): Promise<void> {
@@ -82,7 +129,7 @@ export class AuthService {
     if (!token) return null;
     const session = await this.prisma.session.findUnique({ where: { id: sha256(token) }, include: { user: true } });
     if (!session) return null;
-    const now = Date.now();
+    const now = this.now();
     if (session.expiresAt.getTime() <= now) {
       await this.prisma.session.deleteMany({ where: { id: session.id } });
       return null;
@@ -90,7 +137,7 @@ export class AuthService {
     if (now - session.lastSeenAt.getTime() > TOUCH_INTERVAL_MS) {
       await this.prisma.session.update({ where: { id: session.id }, data: { lastSeenAt: new Date(now) } });
     }
-    return { userId: session.user.id, username: session.user.username, role: "admin", via: "session" };
+    return { userId: session.user.id, username: session.user.username, role: parseRole(session.user.role), via: "session" };
   }
 
   /** Resolves an API key: the bootstrap key from ORCHARD_API_KEY, or a key stored in the database. */
@@ -103,11 +150,11 @@ export class AuthService {
     const row = await this.prisma.apiKey.findUnique({ where: { hash: sha256(key) }, include: { user: true } });
     if (!row) return null;
     // Scripts call often (a scraper every few seconds): record use at most once a minute.
-    const now = Date.now();
+    const now = this.now();
     if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > TOUCH_INTERVAL_MS) {
       await this.prisma.apiKey.update({ where: { id: row.id }, data: { lastUsedAt: new Date(now) } });
     }
-    return { userId: row.user.id, username: row.user.username, role: "admin", via: "api_key" };
+    return { userId: row.user.id, username: row.user.username, role: parseRole(row.user.role), via: "api_key" };
   }
 
   /** Resolves whichever credential a request carries. */
@@ -116,7 +163,7 @@ export class AuthService {
   }
 
   async purgeExpiredSessions(): Promise<number> {
-    const { count } = await this.prisma.session.deleteMany({ where: { expiresAt: { lt: new Date() } } });
+    const { count } = await this.prisma.session.deleteMany({ where: { expiresAt: { lt: new Date(this.now()) } } });
     return count;
   }
 }

@@ -423,6 +423,12 @@ export class BenchmarkService extends EventEmitter<BenchmarkEvents> {
     }
   }
 
+  /** Whether the device has a benchmark run it has not finished. */
+  deviceBusy(deviceId: string): boolean {
+    for (const w of this.waiting.values()) if (w.deviceId === deviceId) return true;
+    return false;
+  }
+
   /** Device runs still waiting for their device (for tests and the log). */
   waitingCount(): number {
     return this.waiting.size;

@@ -15,7 +15,8 @@ export class DeviceService {
   constructor(
     private readonly prisma: Prisma,
     private readonly fleet: FleetService,
-    private readonly hooks: { onRemoved: (deviceId: string) => void },
+    /** After the row is gone: remove the device's broker account (which cuts its live connection) and its retained status. */
+    private readonly hooks: { onRemoved: (deviceId: string) => void | Promise<void> },
     private readonly store: TelemetryStore,
   ) {}
 
@@ -45,7 +46,7 @@ export class DeviceService {
     const { count } = await this.prisma.device.deleteMany({ where: { id } });
     if (count === 0) throw new AppError("not_found", `No device ${id}.`);
     this.fleet.removed(id);
-    this.hooks.onRemoved(id);
+    await this.hooks.onRemoved(id);
   }
 
   async telemetry(id: string, sinceMs: number): Promise<TelemetrySample[]> {

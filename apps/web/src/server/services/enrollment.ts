@@ -8,6 +8,7 @@ import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import { newDeviceId, newSecret, sha256 } from "../auth/secrets.ts";
 import type { FleetService } from "./fleet.ts";
+import type { BrokerAccounts } from "../mqtt/accounts.ts";
 
 export const ENROLLMENT_TOKEN_PREFIX = "oet_";
 
@@ -25,6 +26,8 @@ export class EnrollmentService {
     private readonly now: () => number = Date.now,
     /** The artifact-signing public key agents get with their credentials (SPKI DER, base64); none in tests that do not sign. */
     private readonly artifactPublicKey: string | null = null,
+    /** Where the device's broker account is made (nothing to do for the embedded broker, which reads the database). */
+    private readonly accounts: Pick<BrokerAccounts, "provisionDevice" | "removeDevice"> | null = null,
   ) {}
 
   /** Returns the token itself exactly once; only its hash is stored. */
@@ -77,29 +80,40 @@ export class EnrollmentService {
     const deviceId = newDeviceId();
     const password = newSecret();
     const name = token.deviceName ?? request.hostname;
-    const device = await this.prisma.$transaction(async (tx) => {
-      // The conditional update is what makes the token single-use when two Pis race with it.
-      const claimed = await tx.enrollmentToken.updateMany({
-        where: { id: token.id, usedAt: null },
-        data: { usedAt: new Date(now), deviceId },
+    // The broker account first: if the broker refuses, the token stays unused and the Pi can try again.
+    if (this.accounts) {
+      await this.accounts.provisionDevice(deviceId, password).catch((err: Error) => {
+        throw new AppError("unavailable", `The MQTT broker did not create this device's account (${err.message}); try enrolling again.`);
       });
-      if (claimed.count !== 1) {
-        throw new AppError(
-          "gone",
-          "This enrollment token was just used by another device. Tokens work once: create a new one on the Enroll page.",
-        );
-      }
-      return tx.device.create({
-        data: {
-          id: deviceId,
-          name,
-          hostname: request.hostname,
-          arch: request.arch,
-          agentVersion: request.agentVersion,
-          mqttPasswordHash: sha256(password),
-        },
+    }
+    const device = await this.prisma
+      .$transaction(async (tx) => {
+        // The conditional update is what makes the token single-use when two Pis race with it.
+        const claimed = await tx.enrollmentToken.updateMany({
+          where: { id: token.id, usedAt: null },
+          data: { usedAt: new Date(now), deviceId },
+        });
+        if (claimed.count !== 1) {
+          throw new AppError(
+            "gone",
+            "This enrollment token was just used by another device. Tokens work once: create a new one on the Enroll page.",
+          );
+        }
+        return tx.device.create({
+          data: {
+            id: deviceId,
+            name,
+            hostname: request.hostname,
+            arch: request.arch,
+            agentVersion: request.agentVersion,
+            mqttPasswordHash: sha256(password),
+          },
+        });
+      })
+      .catch(async (err: unknown) => {
+        await this.accounts?.removeDevice(deviceId).catch(() => undefined);
+        throw err;
       });
-    });
     this.fleet.added(device);
     return {
       deviceId,

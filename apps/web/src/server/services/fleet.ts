@@ -14,6 +14,8 @@ import { secretMatches } from "../auth/secrets.ts";
 interface DeviceRecord {
   summary: DeviceSummary;
   mqttPasswordHash: string;
+  /** The next password during a credential rotation, valid beside the current one until the device confirms it. */
+  mqttPendingPasswordHash: string | null;
   /** The device row differs from the database in fields other than lastSeen/telemetry. */
   dirty: boolean;
   /** When lastSeen/lastTelemetry were last written; they are written at most every DEVICE_TOUCH_MS. */
@@ -74,6 +76,7 @@ export class FleetService extends EventEmitter<FleetEvents> {
           previousModel: null,
         },
         mqttPasswordHash: row.mqttPasswordHash,
+        mqttPendingPasswordHash: row.mqttPendingPasswordHash,
         dirty: row.online, // the database said online; correct it
         touchedAt: this.now(),
         touchPending: false,
@@ -95,10 +98,27 @@ export class FleetService extends EventEmitter<FleetEvents> {
     return { total: this.devices.size, online };
   }
 
-  /** The broker's credential check for a device (username = device id). */
+  /** The broker's (and device HTTP) credential check (username = device id): the current password, or the next one during a rotation. */
   verifyDeviceCredentials(deviceId: string, password: string): boolean {
     const d = this.devices.get(deviceId);
-    return d !== undefined && secretMatches(password, d.mqttPasswordHash);
+    if (d === undefined) return false;
+    return (
+      secretMatches(password, d.mqttPasswordHash) ||
+      (d.mqttPendingPasswordHash !== null && secretMatches(password, d.mqttPendingPasswordHash))
+    );
+  }
+
+  /** The device's password hashes changed (already written to the database). */
+  credentialsChanged(id: string, hashes: { current: string; pending: string | null }): void {
+    const d = this.devices.get(id);
+    if (!d) return;
+    d.mqttPasswordHash = hashes.current;
+    d.mqttPendingPasswordHash = hashes.pending;
+  }
+
+  /** Whether a credential rotation waits for the device's confirmation. */
+  rotationPending(id: string): boolean {
+    return (this.devices.get(id)?.mqttPendingPasswordHash ?? null) !== null;
   }
 
   /** A device was just enrolled (the row is already in the database). */
@@ -126,7 +146,14 @@ export class FleetService extends EventEmitter<FleetEvents> {
       tags: [],
       previousModel: null,
     };
-    this.devices.set(row.id, { summary, mqttPasswordHash: row.mqttPasswordHash, dirty: false, touchedAt: this.now(), touchPending: false });
+    this.devices.set(row.id, {
+      summary,
+      mqttPasswordHash: row.mqttPasswordHash,
+      mqttPendingPasswordHash: null,
+      dirty: false,
+      touchedAt: this.now(),
+      touchPending: false,
+    });
     this.emit("device", summary);
   }
 

@@ -1,6 +1,7 @@
 /** Everything request handlers may call, built once in app.ts and passed into tRPC, REST and socket.io. */
 import type { AlertService } from "./alerts.ts";
 import type { ApiKeyService } from "./api-keys.ts";
+import type { AuditService } from "./audit.ts";
 import type { ArtifactService } from "./artifacts.ts";
 import type { AuthService } from "./auth.ts";
 import type { BenchmarkService } from "./benchmarks.ts";
@@ -12,7 +13,10 @@ import type { FleetService } from "./fleet.ts";
 import type { FleetThroughput } from "./fleet-throughput.ts";
 import type { TelemetryStore } from "./telemetry-store.ts";
 import type { UploadService } from "./uploads.ts";
+import type { UserService } from "./users.ts";
 import type { RolloutService } from "./rollouts.ts";
+import type { RuntimeComparisonService } from "./runtime-comparisons.ts";
+import type { CredentialService } from "./credentials.ts";
 import type { ServerLink } from "../mqtt/link.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Database } from "../db/client.ts";
@@ -44,6 +48,8 @@ export class SystemService {
 
 export interface Services {
   auth: AuthService;
+  users: UserService;
+  audit: AuditService;
   fleet: FleetService;
   devices: DeviceService;
   enrollment: EnrollmentService;
@@ -60,4 +66,7 @@ export interface Services {
   uploads: UploadService;
   artifacts: ArtifactService;
   rollouts: RolloutService;
+  comparisons: RuntimeComparisonService;
+  /** Broker credential rotation (docs/protocol.md). */
+  credentials: CredentialService;
 }

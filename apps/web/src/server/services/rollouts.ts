@@ -874,6 +874,11 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
     return [...chosen.values()];
   }
 
+  /** Throws a conflict when any of the devices is in a rollout that still has work for it (for callers that start rollouts later). */
+  assertDevicesFree(deviceIds: readonly string[]): void {
+    this.refuseBusy(deviceIds.map((id) => this.fleet.get(id)).filter((d): d is DeviceSummary => d !== null));
+  }
+
   /** A device works on one rollout at a time (the agent runs one state machine). */
   private refuseBusy(targets: DeviceSummary[]): void {
     const busy: string[] = targets.filter((t) => this.reserved.has(t.id)).map((t) => `${t.name} (in a rollout being created)`);

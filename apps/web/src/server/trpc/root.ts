@@ -3,6 +3,7 @@ import { router } from "./init.ts";
 import { alertsRouter } from "./routers/alerts.ts";
 import { apiKeysRouter } from "./routers/api-keys.ts";
 import { artifactsRouter } from "./routers/artifacts.ts";
+import { auditRouter } from "./routers/audit.ts";
 import { authRouter } from "./routers/auth.ts";
 import { benchRouter } from "./routers/bench.ts";
 import { chatRouter } from "./routers/chat.ts";
@@ -11,6 +12,7 @@ import { enrollmentRouter } from "./routers/enrollment.ts";
 import { fleetRouter } from "./routers/fleet.ts";
 import { rolloutsRouter } from "./routers/rollouts.ts";
 import { systemRouter } from "./routers/system.ts";
+import { usersRouter } from "./routers/users.ts";
 
 export const appRouter = router({
   auth: authRouter,
@@ -24,6 +26,8 @@ export const appRouter = router({
   alerts: alertsRouter,
   artifacts: artifactsRouter,
   rollouts: rolloutsRouter,
+  users: usersRouter,
+  audit: auditRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -1,18 +1,18 @@
 import { z } from "zod";
 import { AlertDto } from "@orchard/contracts";
-import { protectedProcedure, router } from "../init.ts";
+import { router, viewerProcedure } from "../init.ts";
 
 const deviceId = z.string().min(1).max(64);
 
 export const alertsRouter = router({
   /** Open alerts, newest first (optionally of one device). */
-  active: protectedProcedure
+  active: viewerProcedure
     .input(z.object({ deviceId: deviceId.optional() }).optional())
     .output(z.array(AlertDto))
     .query(({ ctx, input }) => ctx.services.alerts.active({ deviceId: input?.deviceId })),
 
   /** Alerts, active and cleared, newest start first; pass nextCursor as cursor for the next page. */
-  list: protectedProcedure
+  list: viewerProcedure
     .input(
       z.object({
         deviceId: deviceId.optional(),

@@ -1,24 +1,38 @@
 import { z } from "zod";
-import { protectedProcedure, router } from "../init.ts";
+import { router, viewerProcedure } from "../init.ts";
 
 const ApiKeySummary = z.object({
   id: z.string(),
   name: z.string(),
   prefix: z.string(),
   owner: z.string(),
+  role: z.string(),
   createdAt: z.number(),
   lastUsedAt: z.number().nullable(),
 });
 
+/** Every user manages their own keys (a key acts with its owner's role); admins see and revoke everyone's. */
 export const apiKeysRouter = router({
-  list: protectedProcedure.output(z.array(ApiKeySummary)).query(({ ctx }) => ctx.services.apiKeys.list()),
+  list: viewerProcedure.output(z.array(ApiKeySummary)).query(({ ctx }) => ctx.services.apiKeys.list(ctx.principal)),
   /** The key itself is returned only here, once. */
-  create: protectedProcedure
+  create: viewerProcedure
     .input(z.object({ name: z.string().trim().min(1).max(64) }))
     .output(z.object({ key: z.string(), summary: ApiKeySummary }))
-    .mutation(({ ctx, input }) => ctx.services.apiKeys.create({ name: input.name, userId: ctx.principal.userId })),
-  revoke: protectedProcedure
-    .input(z.object({ id: z.string() }))
+    .mutation(async ({ ctx, input }) => {
+      const created = await ctx.services.apiKeys.create({ name: input.name, userId: ctx.principal.userId });
+      await ctx.services.audit.record(
+        ctx.principal,
+        "api_key.created",
+        { type: "api_key", id: created.summary.id },
+        { name: created.summary.name, owner: created.summary.owner, prefix: created.summary.prefix },
+      );
+      return created;
+    }),
+  revoke: viewerProcedure
+    .input(z.object({ id: z.string().min(1).max(64) }))
     .output(z.void())
-    .mutation(({ ctx, input }) => ctx.services.apiKeys.revoke(input.id)),
+    .mutation(async ({ ctx, input }) => {
+      const revoked = await ctx.services.apiKeys.revoke(input.id, ctx.principal);
+      await ctx.services.audit.record(ctx.principal, "api_key.revoked", { type: "api_key", id: input.id }, revoked);
+    }),
 });

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { CHAT_MAX_MESSAGE_CHARS, ChatSampling, ConversationMessageDto } from "@orchard/contracts";
-import { protectedProcedure, router } from "../init.ts";
+import { router, operatorProcedure, viewerProcedure } from "../init.ts";
 
 const ConversationSummary = z.object({
   id: z.string(),
@@ -15,15 +15,15 @@ const ConversationSummary = z.object({
 const conversationId = z.object({ id: z.string().min(1).max(64) });
 
 export const chatRouter = router({
-  list: protectedProcedure.output(z.array(ConversationSummary)).query(({ ctx }) => ctx.services.conversations.list()),
+  list: viewerProcedure.output(z.array(ConversationSummary)).query(({ ctx }) => ctx.services.conversations.list()),
 
-  get: protectedProcedure
+  get: viewerProcedure
     .input(conversationId)
     .output(ConversationSummary.extend({ messages: z.array(ConversationMessageDto) }))
     .query(({ ctx, input }) => ctx.services.conversations.get(input.id)),
 
   /** Sends a message into a conversation, or starts one on a device. The answer streams over socket.io. */
-  send: protectedProcedure
+  send: operatorProcedure
     .input(
       z
         .object({
@@ -44,17 +44,17 @@ export const chatRouter = router({
       }),
     ),
 
-  stop: protectedProcedure
+  stop: operatorProcedure
     .input(conversationId)
     .output(z.void())
     .mutation(({ ctx, input }) => ctx.services.conversations.stop(input.id)),
 
-  rename: protectedProcedure
+  rename: operatorProcedure
     .input(conversationId.extend({ title: z.string().trim().min(1).max(120) }))
     .output(z.void())
     .mutation(({ ctx, input }) => ctx.services.conversations.rename(input.id, input.title)),
 
-  remove: protectedProcedure
+  remove: operatorProcedure
     .input(conversationId)
     .output(z.void())
     .mutation(({ ctx, input }) => ctx.services.conversations.remove(input.id)),

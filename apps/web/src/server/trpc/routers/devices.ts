@@ -3,14 +3,14 @@ import { z } from "zod";
 import { DeviceEvent, DeviceSummary, TelemetrySample } from "@orchard/contracts";
 import { AppError } from "../../errors.ts";
 import { TelemetrySeries } from "../../../lib/telemetry-series.ts";
-import { protectedProcedure, router } from "../init.ts";
+import { router, adminProcedure, operatorProcedure, viewerProcedure } from "../init.ts";
 
 const deviceId = z.object({ id: z.string().min(1).max(64) });
 
 export const devicesRouter = router({
-  list: protectedProcedure.output(z.array(DeviceSummary)).query(({ ctx }) => ctx.services.fleet.list()),
+  list: viewerProcedure.output(z.array(DeviceSummary)).query(({ ctx }) => ctx.services.fleet.list()),
 
-  get: protectedProcedure
+  get: viewerProcedure
     .input(deviceId)
     .output(DeviceSummary)
     .query(({ ctx, input }) => {
@@ -20,7 +20,7 @@ export const devicesRouter = router({
     }),
 
   /** Raw samples since sinceMs (thinned to 2,000), for scripts; charts use telemetrySeries. */
-  telemetry: protectedProcedure
+  telemetry: viewerProcedure
     .input(deviceId.extend({ sinceMs: z.number().int().nonnegative() }))
     .output(z.array(TelemetrySample))
     .query(({ ctx, input }) => ctx.services.devices.telemetry(input.id, input.sinceMs)),
@@ -29,7 +29,7 @@ export const devicesRouter = router({
    * Telemetry for charts over [toMs - rangeMs, toMs] (toMs: now): raw samples for ranges
    * up to 3 h, per-minute rollups grouped into buckets for longer ones; at most 2,000 points.
    */
-  telemetrySeries: protectedProcedure
+  telemetrySeries: viewerProcedure
     .input(
       deviceId.extend({
         rangeMs: z
@@ -43,28 +43,54 @@ export const devicesRouter = router({
     .output(TelemetrySeries)
     .query(({ ctx, input }) => ctx.services.devices.telemetrySeries(input.id, input.rangeMs, input.toMs)),
 
-  events: protectedProcedure
+  events: viewerProcedure
     .input(deviceId.extend({ limit: z.number().int().min(1).max(500).default(50) }))
     .output(z.array(z.object({ deviceId: z.string(), event: DeviceEvent })))
     .query(({ ctx, input }) => ctx.services.devices.events(input.id, input.limit)),
 
-  rename: protectedProcedure
+  rename: operatorProcedure
     .input(deviceId.extend({ name: z.string().trim().min(1).max(64) }))
     .output(z.void())
-    .mutation(({ ctx, input }) => ctx.services.devices.rename(input.id, input.name)),
+    .mutation(async ({ ctx, input }) => {
+      const before = ctx.services.fleet.get(input.id)?.name;
+      await ctx.services.devices.rename(input.id, input.name);
+      await ctx.services.audit.record(ctx.principal, "device.renamed", { type: "device", id: input.id }, { from: before, to: input.name });
+    }),
 
   /** Replaces the device's tags (rollouts can target devices by tag). */
-  setTags: protectedProcedure
+  setTags: operatorProcedure
     .input(deviceId.extend({ tags: z.array(z.string().max(64)).max(64) }))
     .output(z.array(z.string()))
     .mutation(({ ctx, input }) => ctx.services.devices.setTags(input.id, input.tags)),
 
-  remove: protectedProcedure
+  remove: adminProcedure
     .input(deviceId)
     .output(z.void())
-    .mutation(({ ctx, input }) => ctx.services.devices.remove(input.id)),
+    .mutation(async ({ ctx, input }) => {
+      const name = ctx.services.fleet.get(input.id)?.name;
+      await ctx.services.devices.remove(input.id);
+      await ctx.services.audit.record(ctx.principal, "device.deleted", { type: "device", id: input.id }, { name });
+    }),
 
-  restartRunner: protectedProcedure
+  /**
+   * Gives the device a new broker (and HTTP) password without re-enrolling it; the old one works until the
+   * device confirms it stored the new one (docs/protocol.md). "pending" when it is offline or has not confirmed yet.
+   */
+  rotateCredentials: adminProcedure
+    .input(deviceId)
+    .output(z.object({ state: z.enum(["applied", "pending"]), message: z.string() }))
+    .mutation(async ({ ctx, input }) => {
+      const result = await ctx.services.credentials.rotate(input.id);
+      await ctx.services.audit.record(
+        ctx.principal,
+        "device.credentials_rotated",
+        { type: "device", id: input.id },
+        { state: result.state },
+      );
+      return result;
+    }),
+
+  restartRunner: operatorProcedure
     .input(deviceId)
     .output(z.object({ commandId: z.string() }))
     .mutation(async ({ ctx, input }) => {

@@ -1,9 +1,9 @@
 import { z } from "zod";
-import { protectedProcedure, router } from "../init.ts";
+import { router, adminProcedure } from "../init.ts";
 
 export const enrollmentRouter = router({
   /** Creates a single-use token and the exact commands to run on the Pi. */
-  create: protectedProcedure
+  create: adminProcedure
     .input(
       z.object({
         deviceName: z.string().trim().max(64).optional(),
@@ -22,6 +22,12 @@ export const enrollmentRouter = router({
         ttlMinutes: input.ttlMinutes,
         createdById: ctx.principal.userId,
       });
+      await ctx.services.audit.record(
+        ctx.principal,
+        "enrollment.token_created",
+        { type: "enrollment_token", id },
+        { deviceName: input.deviceName || null, ttlMinutes: input.ttlMinutes },
+      );
       const serverUrl = ctx.origin;
       return {
         id,
@@ -35,11 +41,11 @@ export const enrollmentRouter = router({
       };
     }),
 
-  listPending: protectedProcedure
+  listPending: adminProcedure
     .output(z.array(z.object({ id: z.string(), deviceName: z.string().nullable(), createdAt: z.number(), expiresAt: z.number() })))
     .query(({ ctx }) => ctx.services.enrollment.listPending()),
 
-  revoke: protectedProcedure
+  revoke: adminProcedure
     .input(z.object({ id: z.string() }))
     .output(z.void())
     .mutation(({ ctx, input }) => ctx.services.enrollment.revoke(input.id)),

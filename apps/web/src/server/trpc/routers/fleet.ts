@@ -1,18 +1,18 @@
 import { z } from "zod";
 import { FleetTotals } from "@orchard/contracts";
 import { FleetOverviewData, TelemetryRangeName } from "../../../lib/fleet-overview.ts";
-import { protectedProcedure, router } from "../init.ts";
+import { router, viewerProcedure } from "../init.ts";
 
 export const fleetRouter = router({
   /** Fleet-wide figures now (also pushed as `fleet:totals` every 2 s). */
-  totals: protectedProcedure.output(FleetTotals).query(({ ctx }) => ctx.services.throughput.totals()),
+  totals: viewerProcedure.output(FleetTotals).query(({ ctx }) => ctx.services.throughput.totals()),
 
   /**
    * The fleet overview: fleet tokens/s and devices reporting over the range (per-minute
    * rollups grouped into buckets), every device's decode tokens/s sparkline over the last
    * 30 minutes, and the totals now.
    */
-  overview: protectedProcedure
+  overview: viewerProcedure
     .input(z.object({ range: TelemetryRangeName }))
     .output(FleetOverviewData)
     .query(({ ctx, input }) => ctx.services.throughput.overview(input.range)),

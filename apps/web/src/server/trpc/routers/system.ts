@@ -1,8 +1,8 @@
 import { z } from "zod";
-import { protectedProcedure, router } from "../init.ts";
+import { router, viewerProcedure } from "../init.ts";
 
 export const systemRouter = router({
-  info: protectedProcedure
+  info: viewerProcedure
     .output(
       z.object({
         version: z.string(),
