@@ -12,35 +12,10 @@ import { LoadingBlock, Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { selectClass } from "@/components/users/users-panel";
 import { formatDateTime } from "@/lib/format";
-import { errorMessage, useTRPC, type RouterInputs } from "@/lib/trpc";
+import { errorMessage, useTRPC } from "@/lib/trpc";
 import { useCan, useMe } from "@/lib/use-role";
 
-type Action = NonNullable<RouterInputs["audit"]["list"]["action"]>;
-
-/** The actions, as the server names them (kept in step by the type). */
-const ACTIONS: Action[] = [
-  "enrollment.token_created",
-  "device.enrolled",
-  "device.renamed",
-  "device.deleted",
-  "device.credentials_rotated",
-  "rollout.created",
-  "rollout.paused",
-  "rollout.resumed",
-  "rollout.aborted",
-  "rollout.rolled_back",
-  "rollout.device_rolled_back",
-  "artifact.created",
-  "artifact.deleted",
-  "user.created",
-  "user.role_changed",
-  "user.password_reset",
-  "user.password_changed",
-  "user.deleted",
-  "api_key.created",
-  "api_key.revoked",
-  "auth.locked_out",
-];
+import { AUDIT_ACTIONS as ACTIONS, type AuditAction as Action } from "@/lib/audit-actions";
 
 const PAGE = 100;
 

@@ -10,30 +10,9 @@ import type { Prisma } from "../db/client.ts";
 import type { Logger } from "../log.ts";
 import type { Principal } from "./auth.ts";
 
-export const AUDIT_ACTIONS = [
-  "enrollment.token_created",
-  "device.enrolled",
-  "device.renamed",
-  "device.deleted",
-  "device.credentials_rotated",
-  "rollout.created",
-  "rollout.paused",
-  "rollout.resumed",
-  "rollout.aborted",
-  "rollout.rolled_back",
-  "rollout.device_rolled_back",
-  "artifact.created",
-  "artifact.deleted",
-  "user.created",
-  "user.role_changed",
-  "user.password_reset",
-  "user.password_changed",
-  "user.deleted",
-  "api_key.created",
-  "api_key.revoked",
-  "auth.locked_out",
-] as const;
-export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+import { AUDIT_ACTIONS, type AuditAction } from "../../lib/audit-actions.ts";
+
+export { AUDIT_ACTIONS, type AuditAction };
 
 /** Who acted: a signed-in principal, or a caller that is not a user (a device with an enrollment token, a failed sign-in). */
 export type AuditActor = Pick<Principal, "userId" | "username"> & { via: Principal["via"] | "enrollment_token" | "login" };

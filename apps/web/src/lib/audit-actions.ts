@@ -1,0 +1,25 @@
+/** What the audit log records, shared by the server (services/audit.ts) and the Audit page's filter. */
+export const AUDIT_ACTIONS = [
+  "enrollment.token_created",
+  "device.enrolled",
+  "device.renamed",
+  "device.deleted",
+  "device.credentials_rotated",
+  "rollout.created",
+  "rollout.paused",
+  "rollout.resumed",
+  "rollout.aborted",
+  "rollout.rolled_back",
+  "rollout.device_rolled_back",
+  "artifact.created",
+  "artifact.deleted",
+  "user.created",
+  "user.role_changed",
+  "user.password_reset",
+  "user.password_changed",
+  "user.deleted",
+  "api_key.created",
+  "api_key.revoked",
+  "auth.locked_out",
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
