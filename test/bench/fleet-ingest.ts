@@ -17,14 +17,22 @@
  * (user+system over the run, 100 % = one core) and RSS at the end. Devices enroll
  * through the real API first; their connect time is reported, not measured in the run.
  *
- * BENCH_DEVICES (10000), BENCH_SECONDS (60).
+ * BENCH_BROKER=mosquitto runs the same with Mosquitto 2 (Debian's `mosquitto`) as the
+ * broker instead of Aedes: a bench-only config (anonymous clients, no persistence, no
+ * connection limit) so both brokers do the same work; production adds the dynamic
+ * security plugin's ACL check per message (docs/operations.md).
+ *
+ * BENCH_DEVICES (10000), BENCH_SECONDS (60), BENCH_BROKER (aedes | mosquitto).
  */
+import { mkdtemp, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
+import { spawn } from "node:child_process";
 import mqtt from "mqtt";
 import type { TelemetryMessage } from "@orchard/contracts";
 import { io } from "socket.io-client";
 import { FleetSim } from "../sim/fleet-sim.ts";
-import { freePort, login, removeDir, ROOT, startProcess, startServer, waitFor, type TestServer } from "../support/harness.ts";
+import { Proc, freePort, login, removeDir, ROOT, startProcess, startServer, waitFor, type TestServer } from "../support/harness.ts";
 import { processUsage, summarize } from "./stats.ts";
 
 async function scrapeCounter(server: TestServer, series: string): Promise<number> {
@@ -42,11 +50,56 @@ async function scrapeCounter(server: TestServer, series: string): Promise<number
   }
 }
 
-export async function benchFleetIngest(opts: { devices: number; seconds: number }): Promise<string[]> {
+export type BenchBroker = "aedes" | "mosquitto";
+
+/** The broker under test in its own process, listening on `port`. */
+async function startBroker(kind: BenchBroker, port: number): Promise<{ proc: Proc; name: string; cleanup: () => Promise<void> }> {
+  if (kind === "aedes") {
+    const proc = startProcess("broker", ["--import", "tsx", path.join(ROOT, "test/bench/mqtt-broker.ts"), String(port)]);
+    await proc.waitForOutput(/broker listening/);
+    return { proc, name: "Aedes", cleanup: async () => undefined };
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), "orchard-bench-mosquitto-"));
+  const conf = path.join(dir, "mosquitto.conf");
+  await writeFile(
+    conf,
+    [
+      "# fleet-ingest benchmark only: anonymous, no persistence (never use this for a fleet)",
+      "per_listener_settings false",
+      "allow_anonymous true",
+      "persistence false",
+      "max_connections -1",
+      "log_dest stderr",
+      "log_type error",
+      "log_type warning",
+      `listener ${port} 127.0.0.1`,
+      "",
+    ].join("\n"),
+  );
+  const child = spawn("mosquitto", ["-c", conf], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` },
+  });
+  const proc = new Proc("mosquitto", child);
+  await waitFor("mosquitto to accept connections", async () => {
+    if (!proc.running) throw new Error(`mosquitto exited:\n${proc.output}`);
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 1000 }).catch(() => null);
+    await client?.endAsync();
+    return client !== null;
+  });
+  const version = await new Promise<string>((resolve) => {
+    const v = spawn("mosquitto", ["-h"], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin` } });
+    let out = "";
+    v.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    v.on("close", () => resolve(/mosquitto version (\S+)/.exec(out)?.[1] ?? "?"));
+  });
+  return { proc, name: `Mosquitto ${version}`, cleanup: () => removeDir(dir) };
+}
+
+export async function benchFleetIngest(opts: { devices: number; seconds: number; broker?: BenchBroker }): Promise<string[]> {
   const { devices, seconds } = opts;
   const brokerPort = await freePort();
-  const broker = startProcess("broker", ["--import", "tsx", path.join(ROOT, "test/bench/mqtt-broker.ts"), String(brokerPort)]);
-  await broker.waitForOutput(/broker listening/);
+  const { proc: broker, name: brokerName, cleanup: brokerCleanup } = await startBroker(opts.broker ?? "aedes", brokerPort);
   const mqttUrl = `mqtt://127.0.0.1:${brokerPort}`;
   const server = await startServer({ env: { ORCHARD_LOG_LEVEL: "warn", MQTT_URL: mqttUrl, ORCHARD_FLUSH_MS: "1000" } });
   const log = (line: string) => process.stdout.write(`  ${line}\n`);
@@ -145,7 +198,7 @@ export async function benchFleetIngest(opts: { devices: number; seconds: number 
     const b = summarize(brokerDelays);
     const cpu = (u: number) => `${((u / elapsed) * 100).toFixed(0)} %`;
     const lines = [
-      `${devices} simulated devices at 1 Hz, ${elapsed.toFixed(0)} s measured; broker (Aedes) in its own process, server via MQTT_URL`,
+      `${devices} simulated devices at 1 Hz, ${elapsed.toFixed(0)} s measured; broker (${brokerName}) in its own process, server via MQTT_URL`,
       "",
       "| devices | sent msg/s | broker → plain subscriber msg/s | server ingested msg/s | backlog at the end | lost | drained in | publish → plain subscriber p50 / p99 ms | fleet:device rows | publish → socket.io p50 ms | p99 ms | max ms | server CPU | server RSS | broker CPU | broker RSS |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -158,6 +211,7 @@ export async function benchFleetIngest(opts: { devices: number; seconds: number 
     await sim?.stop({ clean: false }).catch(() => undefined);
     await server.stop();
     await broker.stop();
+    await brokerCleanup();
     await removeDir(server.dataDir);
   }
 }

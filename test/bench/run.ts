@@ -11,7 +11,11 @@ import { benchRolloutDownload } from "./rollout-download.ts";
 const benches: Record<string, () => Promise<string[]>> = {
   "chat-relay": () => benchChatRelay({ concurrency: [1, 50], durationS: Number(process.env.BENCH_DURATION_S ?? 20) }),
   "fleet-ingest": () =>
-    benchFleetIngest({ devices: Number(process.env.BENCH_DEVICES ?? 10_000), seconds: Number(process.env.BENCH_SECONDS ?? 60) }),
+    benchFleetIngest({
+      devices: Number(process.env.BENCH_DEVICES ?? 10_000),
+      seconds: Number(process.env.BENCH_SECONDS ?? 60),
+      broker: process.env.BENCH_BROKER === "mosquitto" ? "mosquitto" : "aedes",
+    }),
   "rollout-download": () =>
     benchRolloutDownload({
       sizeMiB: Number(process.env.BENCH_ARTIFACT_MB ?? 2048),
