@@ -25,6 +25,15 @@ export const ArtifactRuntime = z.enum(ARTIFACT_RUNTIMES);
 export type ArtifactRuntime = z.infer<typeof ArtifactRuntime>;
 
 /**
+ * Why a device cannot load models of `runtime`, from the runtimes its status lists; null
+ * when it can, or when it has not said (older agents: its preflight decides).
+ */
+export function runtimeRefusal(device: { name: string; runtimes: readonly string[] | null }, runtime: string): string | null {
+  if (device.runtimes === null || device.runtimes.includes(runtime)) return null;
+  return `${device.name} cannot load ${runtime} models: its runners load ${device.runtimes.length > 0 ? device.runtimes.join(", ") : "nothing"}.`;
+}
+
+/**
  * A file name inside an artifact: one path segment, no `..`, no separators, no
  * leading dot, printable ASCII. "model.pte", "tokenizer.json" pass; "../x",
  * "a/b", "a\\b", ".hidden" and "" do not.

@@ -86,6 +86,11 @@ export const DeviceStatus = z.discriminatedUnion("state", [
     activeModel: ActiveModel.nullable(),
     /** The model kept on disk for a rollback; absent or null when there is none. */
     previousModel: ActiveModel.nullish(),
+    /**
+     * The runtimes this device's runners can load (what `--capabilities` said, e.g. "sim",
+     * "executorch", "llama.cpp"); absent from older agents and until the runners answered.
+     */
+    runtimes: z.array(z.string().min(1).max(32)).max(16).nullish(),
   }),
   z.object({
     state: z.literal("offline"),

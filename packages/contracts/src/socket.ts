@@ -35,6 +35,8 @@ export const DeviceSummary = z.object({
   tags: z.array(z.string()).default([]),
   /** The model kept on disk for a rollback, from the device's status; null when there is none (or not reported yet). */
   previousModel: ActiveModel.nullable().default(null),
+  /** The runtimes the device can load (from its status); null when it has not said. */
+  runtimes: z.array(z.string()).nullable().default(null),
 });
 export type DeviceSummary = z.infer<typeof DeviceSummary>;
 

@@ -80,6 +80,11 @@ describe("Agent (real broker, real sim runner, Pi 5 fixture)", () => {
     );
     expect(ready).toMatchObject({ hostname: "raspberrypi", arch: "arm64", activeModel: null, runner: { backend: "sim", restarts: 0 } });
     expect(ready.runner.model).toMatch(/sim/);
+    // Once the runners answered --capabilities, the status says which runtimes this device loads.
+    const withRuntimes = await until("a status with the runtimes", () =>
+      statuses().find((s): s is Extract<DeviceStatus, { state: "online" }> => s.state === "online" && (s.runtimes?.length ?? 0) > 0),
+    );
+    expect(withRuntimes.runtimes).toContain("sim");
     const runnerStates = () => events().flatMap((e) => (e.kind === "runner.state" ? [e.runner.state] : []));
     await until("runner.state events", () => runnerStates().includes("ready"));
     expect(runnerStates()).toEqual(["starting", "ready"]);

@@ -78,6 +78,8 @@ export class Agent {
   readonly rollout: RolloutRunner;
   /** What `orchard-runner --capabilities` and `orchard-llama-runner --capabilities` say they load (the union; each asked once). */
   readonly capabilities: CombinedCapabilities;
+  /** The runtimes the runners load, once they said (reported in the online status). */
+  #runtimes: string[] | null = null;
   readonly #opts: AgentOptions;
   readonly #log: Logger;
   readonly #clock: Clock;
@@ -290,6 +292,7 @@ export class Agent {
       // From models/current.json: null while the runner runs the command line's model.
       activeModel: models.active,
       previousModel: models.previous,
+      runtimes: this.#runtimes,
     };
   }
 
@@ -340,7 +343,12 @@ export class Agent {
     if (canRun(launch)) this.supervisor.start();
     else this.#log.warn("no model to run: --runner executorch or llamacpp without --model waits for a rollout to activate one");
     void this.capabilities.get().then(
-      (caps) => this.#log.info("runner capabilities", { runnerVersion: caps.version, runtimes: Object.keys(caps.runtimes) }),
+      (caps) => {
+        this.#runtimes = Object.keys(caps.runtimes).sort().slice(0, 16);
+        this.#log.info("runner capabilities", { runnerVersion: caps.version, runtimes: this.#runtimes });
+        // The server refuses rollouts of runtimes this device cannot load before they start.
+        void this.link.publishStatus();
+      },
       (error: unknown) =>
         this.#log.warn("the runner does not say what it can load; rollouts will be refused", { error: (error as Error).message }),
     );

@@ -23,6 +23,7 @@ const device: DeviceSummary = {
   enrolledAt: 1,
   activeModel: null,
   previousModel: null,
+  runtimes: null,
   tags: [],
   runner: {
     state: "ready",

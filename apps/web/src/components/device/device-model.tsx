@@ -85,6 +85,16 @@ export function ModelCard({ device }: { device: DeviceSummary }) {
               <ModelLine model={previous} testId="device-previous-model" />
             </dd>
           </div>
+          <div className="flex flex-col gap-0.5">
+            <dt className="text-xs text-muted-foreground">Runtimes it can load</dt>
+            <dd className="text-sm" data-testid="device-runtimes">
+              {device.runtimes === null ? (
+                <span className="text-muted-foreground">not reported yet</span>
+              ) : (
+                device.runtimes.join(", ") || "none"
+              )}
+            </dd>
+          </div>
         </dl>
         {canRollOut ? (
           <div className="flex flex-wrap gap-2 border-t pt-3">

@@ -72,8 +72,9 @@ export class FleetService extends EventEmitter<FleetEvents> {
           telemetry: parseJson(TelemetrySample, row.lastTelemetry),
           enrolledAt: row.enrolledAt.getTime(),
           tags: row.tags,
-          // Not stored: the device's retained status brings it back right after a restart.
+          // Not stored: the device's retained status brings them back right after a restart.
           previousModel: null,
+          runtimes: null,
         },
         mqttPasswordHash: row.mqttPasswordHash,
         mqttPendingPasswordHash: row.mqttPendingPasswordHash,
@@ -145,6 +146,7 @@ export class FleetService extends EventEmitter<FleetEvents> {
       enrolledAt: row.enrolledAt.getTime(),
       tags: [],
       previousModel: null,
+      runtimes: null,
     };
     this.devices.set(row.id, {
       summary,
@@ -201,6 +203,7 @@ export class FleetService extends EventEmitter<FleetEvents> {
         runner: status.runner,
         activeModel: status.activeModel,
         previousModel: status.previousModel ?? null,
+        runtimes: status.runtimes ?? null,
       };
     } else {
       d.summary = { ...d.summary, online: false };

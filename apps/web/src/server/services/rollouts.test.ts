@@ -99,7 +99,12 @@ describe.each(DB_KINDS)("rollouts on %s", (kind) => {
     return s;
   };
 
-  function online(id: string, activeModel: ActiveModel | null = oldModel, previousModel: ActiveModel | null = null) {
+  function online(
+    id: string,
+    activeModel: ActiveModel | null = oldModel,
+    previousModel: ActiveModel | null = null,
+    runtimes: string[] | null = null,
+  ) {
     fleet.applyStatus(id, {
       state: "online",
       ts: now,
@@ -109,6 +114,7 @@ describe.each(DB_KINDS)("rollouts on %s", (kind) => {
       runner: ready,
       activeModel,
       previousModel,
+      runtimes,
     });
   }
   const offline = (id: string) => fleet.applyStatus(id, { state: "offline", reason: "lost" });
@@ -251,7 +257,13 @@ describe.each(DB_KINDS)("rollouts on %s", (kind) => {
     await refuse(create([], {}, ["Kitchen"]), "bad_request", /lower-case/);
     await refuse(create([a], { batchSize: 0 }), "bad_request", /strategy\.batchSize/);
     await refuse(create([a], { retries: 11 }), "bad_request", /strategy\.retries/);
+    // A device whose runners said what they load is refused a model of another runtime before anything starts.
+    online(a, oldModel, null, ["executorch", "llama.cpp"]);
+    await refuse(create([a]), "bad_request", /^a cannot load sim models: its runners load executorch, llama\.cpp\.$/);
     expect(await db.prisma.rollout.count()).toBe(0);
+    online(a, oldModel, null, ["sim"]);
+    await create([a]);
+    expect(await db.prisma.rollout.count()).toBe(1);
   });
 
   it("targets devices by tag (any of the tags), together with devices named directly", async () => {

@@ -36,6 +36,7 @@ import {
   RolloutStrategy,
   Sha256Hex,
   manifestBytes,
+  runtimeRefusal,
   type DeviceCommand,
   type DeviceEvent,
   type DeviceSummary,
@@ -376,6 +377,8 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
     const bytesTotal = manifestBytes(signed.manifest);
 
     const targets = this.resolveTargets(input.deviceIds, input.tags);
+    const refusals = targets.map((d) => runtimeRefusal(d, signed.manifest.runtime)).filter((r) => r !== null);
+    if (refusals.length > 0) throw new AppError("bad_request", refusals.join(" "));
     this.refuseBusy(targets);
     for (const t of targets) this.reserved.add(t.id);
     try {

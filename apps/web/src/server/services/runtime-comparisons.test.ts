@@ -427,5 +427,23 @@ describe.each(DB_KINDS)("runtime comparisons on %s", (kind) => {
       activeModel: { name: "sim (no model)", sha256: null },
     });
     await expect(start([SIM.id, GGUF.id])).rejects.toThrow(/did not come from a rollout/);
+
+    // A device whose runners cannot load one of the models is refused before anything starts.
+    const comparisonsBefore = await db.prisma.runtimeComparison.count();
+    fleet.applyStatus(dev, {
+      state: "online",
+      ts: now,
+      agentVersion: "1",
+      hostname: "pi",
+      arch: "arm64",
+      runner: runner(SIM),
+      activeModel: activeModel(SIM),
+      runtimes: ["executorch", "sim"],
+    });
+    await expect(start([SIM.id, GGUF.id])).rejects.toMatchObject({
+      code: "bad_request",
+      message: expect.stringMatching(/^pi cannot load llama\.cpp models: its runners load executorch, sim\. \(/),
+    });
+    expect(await db.prisma.runtimeComparison.count()).toBe(comparisonsBefore);
   });
 });

@@ -27,6 +27,7 @@ import {
   RuntimeComparisonStep,
   Sha256Hex,
   benchToCsv,
+  runtimeRefusal,
   comparisonMarkdown,
   comparisonSideBySide,
   comparisonTableRows,
@@ -271,6 +272,8 @@ export class RuntimeComparisonService extends EventEmitter<RuntimeComparisonEven
       const runtime = RuntimeComparisonStep.shape.runtime.safeParse(a.runtime);
       if (!runtime.success)
         throw new AppError("bad_request", `${a.name} ${a.version} has a runtime this server does not know (${a.runtime}).`);
+      const refusal = runtimeRefusal(device, a.runtime);
+      if (refusal) throw new AppError("bad_request", `${refusal} (${a.name} ${a.version})`);
       return {
         artifactId: id,
         name: a.name,
