@@ -155,7 +155,7 @@ describe("runtime comparison, end to end", () => {
     expect(agg.speedup.decodeTokS[0]).toBeNull();
     expect(agg.speedup.decodeTokS[1]).toBeGreaterThan(0);
     // The steps went by on stderr (polled once a second, so quick ones may be missed), ending with the outcome.
-    expect(res.err).toMatch(/Benchmarking tiny-gguf 1 \(llama\.cpp\)/);
+    expect(res.err).toMatch(/(Rolling out|Benchmarking) tiny-gguf 1 \(llama\.cpp\)/);
     expect(res.err.trim().split("\n").at(-1)).toBe("Done: 2 models compared, original model restored");
 
     // The device runs the sim model again, from the sim runner.
