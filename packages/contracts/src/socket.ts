@@ -72,6 +72,7 @@ export const SERVER_CHAT_ERROR_CODES = [
   "device_offline", // offline when asked, or went offline during the answer
   "device_silent", // stopped reporting on the request (no heartbeat)
   "not_acknowledged", // never confirmed it received the request
+  "not_saved", // the answer arrived but the server could not store it (database unavailable)
 ] as const;
 export const RelayChatErrorCode = z.union([ChatErrorCode, z.enum(SERVER_CHAT_ERROR_CODES)]);
 export type RelayChatErrorCode = z.infer<typeof RelayChatErrorCode>;

@@ -6,6 +6,7 @@
  * socket.io; only the start and the end of an answer touch the database.
  */
 import { EventEmitter } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   CHAT_MAX_MESSAGE_CHARS,
   GenerationStats,
@@ -19,7 +20,7 @@ import {
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { ChatRelay, Generation } from "./chat-relay.ts";
+import type { ChatRelay, Generation, GenerationOutcome } from "./chat-relay.ts";
 import type { FleetService } from "./fleet.ts";
 
 export interface ConversationEvents {
@@ -78,6 +79,8 @@ export class ConversationService extends EventEmitter<ConversationEvents> {
     private readonly fleet: FleetService,
     private readonly relay: ChatRelay,
     private readonly log: Logger,
+    /** How often, and how far apart, storing a finished answer is tried while the database fails. */
+    private readonly storeRetry = { attempts: 4, delayMs: 1_000 },
   ) {
     super();
   }
@@ -238,26 +241,55 @@ export class ConversationService extends EventEmitter<ConversationEvents> {
       else this.emit("tokens", { conversationId, messageId, seq: event.seq, text: event.text, tokens: event.tokens, ts: event.ts });
     });
     void generation.outcome
-      .then(async (outcome) => {
-        if (outcome.ok) {
-          const row = await this.prisma.conversationMessage.update({
-            where: { id: messageId },
-            data: {
-              content: storableText(outcome.text),
-              status: outcome.stats.finishReason === "cancelled" ? "cancelled" : "complete",
-              stats: outcome.stats,
-            },
-          });
-          await this.touch(conversationId);
-          this.emit("done", { conversationId, message: toMessageDto(row) });
-        } else {
-          await this.finishWithError(conversationId, messageId, outcome.code, outcome.message, outcome.partialText);
-        }
-      })
-      .catch((err: Error) => this.log.error("storing an answer failed", { conversationId, error: err.message }))
+      .then((outcome) => this.store(conversationId, messageId, outcome))
       .finally(() => {
         if (this.answering.get(conversationId) === generation) this.answering.delete(conversationId);
       });
+  }
+
+  /**
+   * Stores how an answer ended, retrying while the database fails (a restart of PostgreSQL,
+   * a full disk being cleared). If it still fails the browser is told the answer was not
+   * saved, so it does not wait forever; the row stays `streaming` until the next start
+   * marks it interrupted.
+   */
+  private async store(conversationId: string, messageId: string, outcome: GenerationOutcome): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (!outcome.ok) {
+          await this.finishWithError(conversationId, messageId, outcome.code, outcome.message, outcome.partialText);
+          return;
+        }
+        // The conversation may have been deleted meanwhile: updateMany does not throw for that.
+        const { count } = await this.prisma.conversationMessage.updateMany({
+          where: { id: messageId },
+          data: {
+            content: storableText(outcome.text),
+            status: outcome.stats.finishReason === "cancelled" ? "cancelled" : "complete",
+            stats: outcome.stats,
+          },
+        });
+        if (count === 0) return;
+        const row = await this.prisma.conversationMessage.findUniqueOrThrow({ where: { id: messageId } });
+        await this.touch(conversationId);
+        this.emit("done", { conversationId, message: toMessageDto(row) });
+        return;
+      } catch (err) {
+        const error = (err as Error).message;
+        if (attempt >= this.storeRetry.attempts) {
+          this.log.error("storing an answer failed; giving up", { conversationId, attempts: attempt, error });
+          this.emit("error", {
+            conversationId,
+            messageId,
+            code: "not_saved",
+            message: `The answer arrived but could not be saved (the database failed ${attempt} times: ${error.slice(0, 200)}).`,
+          });
+          return;
+        }
+        this.log.warn("storing an answer failed; retrying", { conversationId, attempt, error });
+        await sleep(this.storeRetry.delayMs * attempt);
+      }
+    }
   }
 
   private async finishWithError(
