@@ -8,7 +8,7 @@ import { readFile } from "node:fs/promises";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BENCH_COLUMNS, BENCH_STANDARD_PROMPTS } from "@orchard/contracts";
-import { launchBrowser, type TestBrowser } from "../support/browser.ts";
+import { launchBrowser, type TestBrowser, signIn } from "../support/browser.ts";
 import { parseCsv } from "../support/csv.ts";
 import { enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
 
@@ -29,11 +29,7 @@ describe("benchmarks in Chromium", () => {
     });
     browser = await launchBrowser();
     page = browser.page;
-    await page.goto(`${server.url}/login`);
-    await page.locator("#username").fill("admin");
-    await page.locator("#password").fill(server.adminPassword);
-    await page.getByTestId("login-submit").click();
-    await page.waitForURL(`${server.url}/`);
+    await signIn(page, server.url, "admin", server.adminPassword);
   });
 
   afterAll(async () => {

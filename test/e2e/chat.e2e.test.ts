@@ -5,7 +5,7 @@
  */
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchBrowser, type TestBrowser } from "../support/browser.ts";
+import { launchBrowser, type TestBrowser, signIn } from "../support/browser.ts";
 import { enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
 
 describe("chat in Chromium", () => {
@@ -22,11 +22,7 @@ describe("chat in Chromium", () => {
     await waitFor("the device ready", async () => (await server.client.devices.list.query())[0]?.runner?.state === "ready");
     browser = await launchBrowser();
     page = browser.page;
-    await page.goto(`${server.url}/login`);
-    await page.locator("#username").fill("admin");
-    await page.locator("#password").fill(server.adminPassword);
-    await page.getByTestId("login-submit").click();
-    await page.waitForURL(`${server.url}/`);
+    await signIn(page, server.url, "admin", server.adminPassword);
   });
 
   afterAll(async () => {

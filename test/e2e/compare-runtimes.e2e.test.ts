@@ -13,7 +13,7 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeSimModel } from "../../scripts/sim-model.ts";
 import { writeTinyGguf } from "../../scripts/tiny-gguf.ts";
-import { launchBrowser, type TestBrowser } from "../support/browser.ts";
+import { launchBrowser, type TestBrowser, signIn } from "../support/browser.ts";
 import { enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
 
 const MiB = 1024 * 1024;
@@ -32,11 +32,7 @@ describe("runtime comparison in Chromium", () => {
     agent.start();
     browser = await launchBrowser();
     page = browser.page;
-    await page.goto(`${server.url}/login`);
-    await page.locator("#username").fill("admin");
-    await page.locator("#password").fill(server.adminPassword);
-    await page.getByTestId("login-submit").click();
-    await page.waitForURL(`${server.url}/`);
+    await signIn(page, server.url, "admin", server.adminPassword);
   });
 
   afterAll(async () => {

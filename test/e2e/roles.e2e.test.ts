@@ -7,7 +7,7 @@
  */
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { launchBrowser, type TestBrowser } from "../support/browser.ts";
+import { launchBrowser, type TestBrowser, signIn as signInPage } from "../support/browser.ts";
 import { enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
 
 describe("roles in Chromium", () => {
@@ -27,11 +27,7 @@ describe("roles in Chromium", () => {
     page.on("console", (m) => {
       if (m.type() === "error") consoleErrors.push(`${username}: ${m.text()} @ ${m.location().url}`);
     });
-    await page.goto(`${server.url}/login`);
-    await page.locator("#username").fill(username);
-    await page.locator("#password").fill(password);
-    await page.getByTestId("login-submit").click();
-    await page.waitForURL(`${server.url}/`);
+    await signInPage(page, server.url, username, password);
     // The role is known (the buttons it may use are shown from here on).
     await page
       .getByTestId("current-role")

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planPush, push } from "../../apps/cli/src/artifact.ts";
 import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
 import { writeSimModel } from "../../scripts/sim-model.ts";
-import { launchBrowser, type TestBrowser } from "../support/browser.ts";
+import { launchBrowser, type TestBrowser, signIn } from "../support/browser.ts";
 import { enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
 
 const MiB = 1024 * 1024;
@@ -63,11 +63,7 @@ describe("rollouts in Chromium", () => {
     v2 = await pushModel("2");
     browser = await launchBrowser();
     page = browser.page;
-    await page.goto(`${server.url}/login`);
-    await page.locator("#username").fill("admin");
-    await page.locator("#password").fill(server.adminPassword);
-    await page.getByTestId("login-submit").click();
-    await page.waitForURL(`${server.url}/`);
+    await signIn(page, server.url, "admin", server.adminPassword);
   }, 180_000);
 
   afterAll(async () => {

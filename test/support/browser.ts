@@ -43,3 +43,12 @@ export async function launchBrowser(): Promise<TestBrowser> {
     },
   };
 }
+
+/** Signs in on the dashboard's login page and waits for the fleet page. */
+export async function signIn(page: Page, serverUrl: string, username: string, password: string): Promise<void> {
+  await page.goto(`${serverUrl}/login`);
+  await page.locator("#username").fill(username);
+  await page.locator("#password").fill(password);
+  await page.getByTestId("login-submit").click();
+  await page.waitForURL(`${serverUrl}/`);
+}
