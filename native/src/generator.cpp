@@ -111,8 +111,10 @@ GenerationOutcome Generator::generate(const protocol::GenerateRequest& request,
     return outcome;
   }
 
+  // Positions the request can occupy: the prompt, and every generated token but the
+  // last, which is sampled and never fed back.
   const std::size_t max_context = model_.max_context();
-  const std::size_t needed = prompt.size() + static_cast<std::size_t>(request.max_new_tokens);
+  const std::size_t needed = prompt.size() + static_cast<std::size_t>(request.max_new_tokens) - 1;
   if (needed > max_context) {
     outcome.error = make_error(
         ErrorCode::ContextFull,

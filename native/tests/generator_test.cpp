@@ -209,15 +209,18 @@ TEST(GeneratorContext, RefusesBeforeFeedingWhenTheRequestCannotFit) {
   sim::SimModel model(fast_sim(64));
   Generator generator(model, tokenizer);
   GenerateRequest r = chat("big", {ChatMessage{Role::User, "hello"}});  // 21 prompt tokens
-  r.max_new_tokens = 44;
+  r.max_new_tokens = 45;
   RunResult out = run(generator, r);
   ASSERT_TRUE(out.outcome.error);
   EXPECT_EQ(out.outcome.error->code, ErrorCode::ContextFull);
   EXPECT_EQ(out.outcome.error->id, std::optional<std::string>("big"));
   EXPECT_NE(out.outcome.error->message.find("64"), std::string::npos);
   EXPECT_TRUE(out.tokens.empty());
-  r.max_new_tokens = 43;  // 21 + 43 = 64 fits exactly
-  EXPECT_TRUE(run(generator, r).outcome.done);
+  // The last token sampled is never fed, so 21 prompt + 44 new occupy 21 + 43 = 64
+  // positions: it fits exactly.
+  r.max_new_tokens = 44;
+  RunResult fits = run(generator, r);
+  ASSERT_TRUE(fits.outcome.done) << fits.outcome.error->message;
 }
 
 // A model whose logits follow a script, recording what it is fed.
