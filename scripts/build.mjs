@@ -3,7 +3,7 @@
 // already up to date: the Prisma client, the native runner (CMake) and the
 // dashboard's production build (Next.js). Runs after `npm install` too.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -32,6 +32,17 @@ function run(cmd, args, what) {
   log(`${what} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
+/** share/cmake of the ExecuTorch wheel in .venv (npm run executorch:setup), or null. */
+function findExecuTorchCmakeDir() {
+  const lib = path.join(root, ".venv", "lib");
+  if (!existsSync(lib)) return null;
+  for (const dir of readdirSync(lib)) {
+    const cmakeDir = path.join(lib, dir, "site-packages", "executorch", "share", "cmake");
+    if (existsSync(path.join(cmakeDir, "executorch-config.cmake"))) return cmakeDir;
+  }
+  return null;
+}
+
 function fail(msg) {
   process.stderr.write(`[build] ${msg}\n`);
   process.exit(1);
@@ -51,9 +62,20 @@ for (const tool of ["cmake", "c++"]) {
     fail(`building the native runner needs \`${tool}\`: on Debian/Ubuntu/Raspberry Pi OS run \`sudo apt-get install cmake g++\``);
   }
 }
+// With ExecuTorch when .venv has the wheel (npm run executorch:setup), else sim only.
+// A build folder configured by hand with ExecuTorch (a Pi's source install) is left as it is.
 const nativeBuild = path.join(root, "native/build");
-if (!existsSync(path.join(nativeBuild, "CMakeCache.txt"))) {
-  run("cmake", ["-S", "native", "-B", "native/build", "-DCMAKE_BUILD_TYPE=Release"], "configure native runner");
+const cacheFile = path.join(nativeBuild, "CMakeCache.txt");
+const executorchCmake = findExecuTorchCmakeDir();
+const cache = existsSync(cacheFile) ? readFileSync(cacheFile, "utf8") : "";
+const configuredWithExecuTorch = /^ORCHARD_WITH_EXECUTORCH:BOOL=ON$/m.test(cache);
+const nativeGenerated = existsSync(path.join(nativeBuild, "Makefile")) || existsSync(path.join(nativeBuild, "build.ninja"));
+if (!cache || !nativeGenerated || (executorchCmake && !configuredWithExecuTorch)) {
+  // A configure that failed half way leaves a cache without a Makefile: start clean.
+  if (cache && !nativeGenerated) rmSync(cacheFile);
+  const args = ["-S", "native", "-B", "native/build", "-DCMAKE_BUILD_TYPE=Release"];
+  if (executorchCmake) args.push("-DORCHARD_WITH_EXECUTORCH=ON", `-DCMAKE_PREFIX_PATH=${executorchCmake}`);
+  run("cmake", args, executorchCmake ? "configure native runner with ExecuTorch from .venv" : "configure native runner");
 }
 run("cmake", ["--build", "native/build", "-j", "2"], "build native runner");
 

@@ -4,8 +4,9 @@
 // mlock: the reference .pte is 5.14 GB on an 8 GB board). For external-cache
 // profiles the K/V/cumlen buffers are owned here, stay resident between steps
 // and are refreshed from the updated copies the method returns. Tokenizer:
-// HFTokenizer from the tokenizers library ExecuTorch installs, reading the
-// model's tokenizer.json. Compiled only with -DORCHARD_WITH_EXECUTORCH=ON.
+// Orchard's own HfTokenizer (hf_tokenizer.h) reading the model's tokenizer.json,
+// so a build needs no tokenizers library. Compiled only with
+// -DORCHARD_WITH_EXECUTORCH=ON.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -17,14 +18,18 @@
 
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor.h>
+// The PyPI wheel (1.5.1) ships the thread pool library but not this header.
+#if __has_include(<executorch/extension/threadpool/threadpool.h>)
 #include <executorch/extension/threadpool/threadpool.h>
+#define ORCHARD_HAVE_THREADPOOL_API 1
+#endif
 #include <executorch/runtime/core/error.h>
 #include <executorch/runtime/core/evalue.h>
 #include <executorch/runtime/core/exec_aten/exec_aten.h>
 #include <executorch/runtime/executor/method_meta.h>
-#include <pytorch/tokenizers/hf_tokenizer.h>
 
 #include "orchard/backend.h"
+#include "orchard/hf_tokenizer.h"
 #include "orchard/log.h"
 #include "orchard/profile.h"
 
@@ -83,10 +88,14 @@ std::size_t element_size(DType dtype) {
   return 8;
 }
 
-template <typename ValueResult>
+/// The tensor metadata of input/output `i`, read only when its tag says it is a
+/// tensor (asking for the tensor metadata of an int input is an error).
+template <typename ReadMeta>
 std::optional<TensorDescription> describe_value(const ::executorch::runtime::Result<Tag>& tag,
-                                                const ValueResult& info) {
-  if (!tag.ok() || *tag != Tag::Tensor || !info.ok()) return std::nullopt;
+                                                const ReadMeta& read_meta) {
+  if (!tag.ok() || *tag != Tag::Tensor) return std::nullopt;
+  const auto info = read_meta();
+  if (!info.ok()) return std::nullopt;
   TensorDescription d;
   d.dtype = to_dtype(info->scalar_type());
   for (auto size : info->sizes()) d.shape.push_back(static_cast<std::int64_t>(size));
@@ -97,10 +106,10 @@ std::optional<TensorDescription> describe_value(const ::executorch::runtime::Res
 MethodDescription describe_method(const MethodMeta& meta) {
   MethodDescription m;
   for (std::size_t i = 0; i < meta.num_inputs(); ++i) {
-    m.inputs.push_back(describe_value(meta.input_tag(i), meta.input_tensor_meta(i)));
+    m.inputs.push_back(describe_value(meta.input_tag(i), [&] { return meta.input_tensor_meta(i); }));
   }
   for (std::size_t i = 0; i < meta.num_outputs(); ++i) {
-    m.outputs.push_back(describe_value(meta.output_tag(i), meta.output_tensor_meta(i)));
+    m.outputs.push_back(describe_value(meta.output_tag(i), [&] { return meta.output_tensor_meta(i); }));
   }
   return m;
 }
@@ -358,24 +367,9 @@ class ExecuTorchModel final : public Model {
 
 // ---------------------------------------------------------------------- tokenizer
 
-// One generated token to text. The tokenizers revision ExecuTorch 1.2.0 pins
-// has decode(prev, token) (what ExecuTorch's own runner calls); later
-// revisions replaced it with decode(tokens, skip_special_tokens). Use
-// whichever this build has.
-template <typename T>
-auto decode_one(const T& tokenizer, std::uint64_t previous, std::uint64_t token, int)
-    -> decltype(tokenizer.decode(previous, token)) {
-  return tokenizer.decode(previous, token);
-}
-template <typename T>
-auto decode_one(const T& tokenizer, std::uint64_t, std::uint64_t token, long)
-    -> decltype(tokenizer.decode(std::vector<std::uint64_t>{token}, false)) {
-  return tokenizer.decode(std::vector<std::uint64_t>{token}, false);
-}
-
 class HfTokenizerAdapter final : public Tokenizer {
  public:
-  HfTokenizerAdapter(std::unique_ptr<tokenizers::HFTokenizer> tokenizer, SpecialTokens special)
+  HfTokenizerAdapter(HfTokenizer tokenizer, SpecialTokens special)
       : tokenizer_(std::move(tokenizer)), special_(std::move(special)) {
     for (auto id : {special_.bos, special_.start_of_turn, special_.end_of_turn}) {
       if (id >= 0) control_.insert(id);
@@ -384,37 +378,33 @@ class HfTokenizerAdapter final : public Tokenizer {
   }
 
   Status encode(const std::string& text, std::vector<std::int32_t>* ids) const override {
-    ids->clear();
-    auto result = tokenizer_->encode(text, /*bos=*/0, /*eos=*/0);
-    if (!result.ok()) {
-      return Status::failure("encode failed (tokenizers error " + std::to_string(static_cast<int>(result.error())) + ")");
-    }
-    for (auto id : result.get()) ids->push_back(static_cast<std::int32_t>(id));
+    *ids = tokenizer_.encode(text);
     return Status::success();
   }
 
+  /// Control ids give "", and so does every special token (as the reference
+  /// decodes with skip_special_tokens); token_bytes() already skips those.
   std::string token_bytes(std::int32_t id) const override {
     if (id < 0 || control_.count(id) > 0) return std::string();
-    auto result = decode_one(*tokenizer_, last_, static_cast<std::uint64_t>(id), 0);
-    last_ = static_cast<std::uint64_t>(id);
-    return result.ok() ? result.get() : std::string();
+    return tokenizer_.token_bytes(id);
   }
 
   SpecialTokens special_tokens() const override { return special_; }
 
  private:
-  std::unique_ptr<tokenizers::HFTokenizer> tokenizer_;
+  HfTokenizer tokenizer_;
   SpecialTokens special_;
   std::set<std::int32_t> control_;
-  mutable std::uint64_t last_ = 0;  // decode() takes the previous token
 };
 
-/// The id of a marker such as "<start_of_turn>" when the tokenizer has it as
-/// one token; -1 otherwise (the template then encodes the text).
-std::int32_t single_token_id(const tokenizers::HFTokenizer& tokenizer, const std::string& text) {
-  auto result = tokenizer.encode(text, 0, 0);
-  if (!result.ok() || result.get().size() != 1) return -1;
-  return static_cast<std::int32_t>(result.get()[0]);
+/// The id of the first of these marker names the tokenizer has as one token
+/// (Gemma 4 names its turn markers "<|turn>" / "<turn|>", Gemma 3 "<start_of_turn>"
+/// / "<end_of_turn>"); -1 when it has none (the template then encodes the text).
+std::int32_t marker_id(const HfTokenizer& tokenizer, std::initializer_list<const char*> names) {
+  for (const char* name : names) {
+    if (auto id = tokenizer.token_id(name)) return *id;
+  }
+  return -1;
 }
 
 BackendLoad failed(std::string message) {
@@ -445,10 +435,15 @@ BackendLoad load_executorch_backend(const Options& options) {
   }
 
   if (options.threads > 0) {
+#ifdef ORCHARD_HAVE_THREADPOOL_API
     auto* pool = ::executorch::extension::threadpool::get_threadpool();
     if (pool == nullptr || !pool->_unsafe_reset_threadpool(static_cast<std::uint32_t>(options.threads))) {
       log_line("could not set the threadpool to " + std::to_string(options.threads) + " threads");
     }
+#else
+    log_line("--threads " + std::to_string(options.threads) +
+             " ignored: this ExecuTorch package ships no threadpool header; ExecuTorch picks the thread count");
+#endif
   }
 
   // Memory-map the program; pages come from the page cache on demand and are
@@ -471,10 +466,9 @@ BackendLoad load_executorch_backend(const Options& options) {
   }
 
   // Tokenizer: tokenizer.json in the given directory.
-  auto hf = std::make_unique<tokenizers::HFTokenizer>();
-  if (hf->load(options.tokenizer_dir) != tokenizers::Error::Ok) {
-    return failed("cannot load a tokenizer from " + options.tokenizer_dir + " (it needs tokenizer.json)");
-  }
+  std::string tokenizer_error;
+  std::optional<HfTokenizer> hf = HfTokenizer::load(options.tokenizer_dir, &tokenizer_error);
+  if (!hf) return failed("cannot load the tokenizer in " + options.tokenizer_dir + ": " + tokenizer_error);
 
   SpecialTokens special;
   std::size_t max_context = profile.max_context;
@@ -502,7 +496,8 @@ BackendLoad load_executorch_backend(const Options& options) {
     }
     start_pos_is_vector = method.inputs[1]->shape.front() > 1;
 
-    special.bos = static_cast<std::int32_t>(metadata("get_bos_id").value_or(static_cast<std::int64_t>(hf->bos_tok())));
+    const std::int32_t tokenizer_bos = marker_id(*hf, {"<bos>", "<s>", "<|begin_of_text|>"});
+    special.bos = static_cast<std::int32_t>(metadata("get_bos_id").value_or(tokenizer_bos));
     if (names->count("get_eos_ids") > 0) {
       auto eos = module->execute("get_eos_ids");
       if (eos.ok()) {
@@ -511,9 +506,13 @@ BackendLoad load_executorch_backend(const Options& options) {
         }
       }
     }
-    if (special.stop_ids.empty()) special.stop_ids.push_back(static_cast<std::int32_t>(hf->eos_tok()));
-    special.start_of_turn = single_token_id(*hf, "<start_of_turn>");
-    special.end_of_turn = single_token_id(*hf, "<end_of_turn>");
+    if (special.stop_ids.empty()) {
+      const std::int32_t eos = marker_id(*hf, {"<eos>", "</s>", "<|end_of_text|>"});
+      if (eos < 0) return failed("the program has no get_eos_ids and the tokenizer names no end-of-sequence token");
+      special.stop_ids.push_back(eos);
+    }
+    special.start_of_turn = marker_id(*hf, {"<|turn>", "<start_of_turn>"});
+    special.end_of_turn = marker_id(*hf, {"<turn|>", "<end_of_turn>"});
     if (special.end_of_turn >= 0 &&
         std::find(special.stop_ids.begin(), special.stop_ids.end(), special.end_of_turn) == special.stop_ids.end()) {
       special.stop_ids.push_back(special.end_of_turn);
@@ -544,7 +543,7 @@ BackendLoad load_executorch_backend(const Options& options) {
   LoadedBackend loaded;
   loaded.backend = "executorch";
   loaded.model_name = options.model_name.value_or(base_name(options.model_path) + " (" + profile.name + ")");
-  loaded.tokenizer = std::make_unique<HfTokenizerAdapter>(std::move(hf), special);
+  loaded.tokenizer = std::make_unique<HfTokenizerAdapter>(std::move(*hf), special);
   loaded.model = std::move(model);
   loaded.reference_ids = profile.reference_ids;
   log_line("executorch: " + options.model_path + " with profile " + profile.name + ", context " +

@@ -1,0 +1,74 @@
+/**
+ * Real ExecuTorch models for tests: tiny random-weight models exported by the
+ * project's own export tool (tools/export, `python -m orchard_export tiny`) into
+ * test/.models/<hash of the tool's sources>/<layout>, once per version of the tool.
+ * Needs the project's Python environment (.venv, `npm run executorch:setup`) and an
+ * orchard-runner built against it. `executorchUnavailable()` says why not when
+ * either is missing; the tests then skip with that reason, except in CI where the
+ * environment is part of the build and its absence is an error.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+import { ROOT, RUNNER_BIN } from "../runner/runner-process.ts";
+
+export const VENV_PYTHON = path.join(ROOT, ".venv/bin/python");
+const EXPORT_TOOL = path.join(ROOT, "tools/export");
+
+export const EXPORT_LAYOUTS = ["gemma4-e2b-extcache", "llm-standard"] as const;
+export type ExportLayout = (typeof EXPORT_LAYOUTS)[number];
+
+/** orchard-model.json, as the export tool writes it (the parts tests read). */
+export const ExportedModel = z.object({
+  name: z.string(),
+  version: z.string(),
+  runtime: z.literal("executorch"),
+  runtimeVersion: z.string(),
+  profile: z.enum(EXPORT_LAYOUTS),
+  maxContext: z.number().int().positive(),
+  reference: z.object({ prompt: z.string(), expectedTokenIds: z.array(z.number().int()).min(1) }),
+  promptTokenIds: z.array(z.number().int()).min(1),
+  weights: z.string(),
+});
+export type ExportedModel = z.infer<typeof ExportedModel>;
+
+/** Why the real-runtime tests cannot run here, or null when they can. */
+export function executorchUnavailable(): string | null {
+  if (!existsSync(VENV_PYTHON)) return "no .venv with ExecuTorch (run `npm run executorch:setup`, then `npm run build`)";
+  if (!existsSync(RUNNER_BIN)) return `${RUNNER_BIN} is not built`;
+  const caps = execFileSync(RUNNER_BIN, ["--capabilities"], { encoding: "utf8" });
+  if (!caps.includes('"executorch"'))
+    return "orchard-runner was built without ExecuTorch (run `npm run build` after `npm run executorch:setup`)";
+  return null;
+}
+
+function hashTree(dir: string, hash = createHash("sha256")): ReturnType<typeof createHash> {
+  for (const entry of readdirSync(dir).sort()) {
+    if (entry === "__pycache__" || entry.startsWith(".")) continue;
+    const p = path.join(dir, entry);
+    if (statSync(p).isDirectory()) hashTree(p, hash);
+    else hash.update(`${path.relative(EXPORT_TOOL, p)}\0`).update(readFileSync(p));
+  }
+  return hash;
+}
+
+/** The exported folder for `layout` (model.pte, tokenizer files, orchard-model.json), exporting it when missing. */
+export function tinyModel(layout: ExportLayout): { dir: string; model: string; manifest: ExportedModel } {
+  const key = hashTree(EXPORT_TOOL).digest("hex").slice(0, 16);
+  const dir = path.join(ROOT, "test/.models", key, layout);
+  if (!existsSync(path.join(dir, "orchard-model.json"))) {
+    const partial = `${dir}.partial`;
+    rmSync(partial, { recursive: true, force: true });
+    mkdirSync(path.dirname(dir), { recursive: true });
+    const r = spawnSync(VENV_PYTHON, ["-m", "orchard_export", "tiny", "--layout", layout, "--out", partial], {
+      cwd: EXPORT_TOOL,
+      encoding: "utf8",
+    });
+    if (r.status !== 0) throw new Error(`exporting the tiny ${layout} model failed (exit ${r.status}):\n${r.stderr.slice(-3000)}`);
+    renameSync(partial, dir);
+  }
+  const manifest = ExportedModel.parse(JSON.parse(readFileSync(path.join(dir, "orchard-model.json"), "utf8")));
+  return { dir, model: path.join(dir, "model.pte"), manifest };
+}
