@@ -313,7 +313,8 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
 
   /**
    * Publishes one message of a chat stream on `chat/{requestId}`, checked against the
-   * contract. QoS 0 for `tokens` and `progress` (dropped while disconnected); QoS 1 for
+   * contract. QoS 0 for `tokens` and `progress` (dropped while disconnected, queued in the
+   * moment between connecting and the online status being acknowledged); QoS 1 for
    * `accepted`, `done` and `error`, kept until acknowledged. Within one request the
    * order is kept: a message waits while an earlier QoS 1 message of it is unacknowledged.
    */
@@ -336,12 +337,14 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     }
     const limit = this.#opts.chatQueueSize ?? 200;
     if (parsed.data.type === "tokens" || parsed.data.type === "progress") {
-      const client = this.#chatReadyClient();
-      if (!client || this.#chatOutbox.length >= limit) {
+      // Dropped while disconnected. Connected but before the online status is
+      // acknowledged (chat not ready yet), queued: #drainChat sends them when it is.
+      if (!this.connected || this.#chatOutbox.length >= limit) {
         this.#chatDropped += 1;
         return;
       }
-      if (!this.#chatOutbox.some((entry) => entry.topic === topic)) {
+      const client = this.#chatReadyClient();
+      if (client && !this.#chatOutbox.some((entry) => entry.topic === topic)) {
         client.publish(topic, payload, { qos: 0 }, (error) => {
           if (error) this.#log.debug("chat chunk not sent", { error });
         });
