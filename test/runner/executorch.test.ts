@@ -25,6 +25,11 @@ afterEach(async () => {
   }
 });
 
+/** orchard-runner with the executorch backend on `model`, tokenizer files from `dir`. */
+function startExecutorch(model: string, dir: string, profile: string): ReturnType<typeof RunnerProcess.start> {
+  return RunnerProcess.start(["--backend", "executorch", "--model", model, "--tokenizer", dir, "--profile", profile]);
+}
+
 /** The first use of a tiny model exports it (≈ 45 s for llm-standard, ≈ 3 min for Gemma 4 on 2 cores). */
 const EXPORT_TIMEOUT_MS = 600_000;
 
@@ -61,16 +66,7 @@ describe.skipIf(unavailable !== null)(`orchard-runner --backend executorch${unav
       const n = 12;
       const expected = pythonGreedy(model, path.join(dir, "tokenizer.json"), prompt, n);
 
-      const { runner, first } = await RunnerProcess.start([
-        "--backend",
-        "executorch",
-        "--model",
-        model,
-        "--tokenizer",
-        dir,
-        "--profile",
-        "llm-standard",
-      ]);
+      const { runner, first } = await startExecutorch(model, dir, "llm-standard");
       started.push(runner);
       expect(first).toMatchObject({ type: "ready", backend: "executorch", max_context: manifest.maxContext });
       runner.send({ type: "generate", id: "g", prompt, max_new_tokens: n, temperature: 0 });
@@ -93,31 +89,13 @@ describe.skipIf(unavailable !== null)(`orchard-runner --backend executorch${unav
     async () => {
       const { dir, model } = tinyModel("gemma4-e2b-extcache");
       // The tiny Gemma 4 export has the reference layout with a 64-slot cache; the profile wants 512.
-      const { runner, first } = await RunnerProcess.start([
-        "--backend",
-        "executorch",
-        "--model",
-        model,
-        "--tokenizer",
-        dir,
-        "--profile",
-        "gemma4-e2b-extcache",
-      ]);
+      const { runner, first } = await startExecutorch(model, dir, "gemma4-e2b-extcache");
       expect(first).toMatchObject({ type: "error", code: "load_failed" });
       if (first.type !== "error") return;
       expect(first.message).toMatch(/input 1 \(attention_mask\): expected int64\[1,511\], the model has int64\[1,\d+\]/);
       expect(await runner.exited).toEqual({ code: 1, signal: null });
 
-      const wrong = await RunnerProcess.start([
-        "--backend",
-        "executorch",
-        "--model",
-        tinyModel("llm-standard").model,
-        "--tokenizer",
-        dir,
-        "--profile",
-        "gemma4-e2b-extcache",
-      ]);
+      const wrong = await startExecutorch(tinyModel("llm-standard").model, dir, "gemma4-e2b-extcache");
       expect(wrong.first).toMatchObject({ type: "error", code: "load_failed" });
       // Its tokens int64[1,1] pass for input_ids; its input_pos is where they part.
       if (wrong.first.type === "error")
