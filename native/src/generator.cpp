@@ -70,6 +70,11 @@ std::optional<protocol::ErrorMessage> Generator::reset(const std::optional<std::
 
 std::optional<protocol::ErrorMessage> Generator::prompt_ids(const protocol::GenerateRequest& request,
                                                             std::vector<std::int32_t>* ids) const {
+  if (request.rendered) {
+    const Status status = tokenizer_.encode(*request.rendered, ids);
+    if (!status.ok) return make_error(ErrorCode::ModelError, "the tokenizer failed: " + status.message, request.id);
+    return std::nullopt;
+  }
   const RenderedPrompt rendered =
       request.prompt ? render_raw_prompt(*request.prompt) : render_gemma_chat(request.messages);
   if (rendered.error) return make_error(ErrorCode::BadRequest, *rendered.error, request.id);

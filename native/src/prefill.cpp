@@ -8,10 +8,12 @@ PrefillPlan plan_prefill(const ResidentTokens& resident, const std::vector<std::
                          bool same_session) {
   PrefillPlan plan;
   const auto& fed = resident.fed;
-  const bool extends = same_session && !fed.empty() && prompt.size() > fed.size() &&
-                       std::equal(fed.begin(), fed.end(), prompt.begin());
-  plan.keep = extends ? fed.size() : 0;
-  plan.reset = !extends && (!fed.empty() || resident.pending.has_value());
+  if (same_session && !prompt.empty()) {
+    // At least one prompt token must be fed, to get fresh logits.
+    const std::size_t limit = std::min(fed.size(), prompt.size() - 1);
+    while (plan.keep < limit && fed[plan.keep] == prompt[plan.keep]) ++plan.keep;
+  }
+  plan.reset = plan.keep == 0 && (!fed.empty() || resident.pending.has_value());
   plan.feed.assign(prompt.begin() + static_cast<std::ptrdiff_t>(plan.keep), prompt.end());
   return plan;
 }

@@ -109,59 +109,112 @@ std::string describe(DType dtype, const std::vector<std::int64_t>& shape) {
   return out + "]";
 }
 
-ModelProfile gemma4_e2b_extcache_profile() {
-  // Layout of gemma4_e2b_text_int4_extcache.pte (the reference deployment):
-  // 15 cache layers (35 decoder layers minus 20 KV-shared), every 5th one a
-  // full-attention layer with head_dim 512, the others sliding with 256.
-  constexpr int kLayers = 15;
-  constexpr std::int64_t kCacheLength = 512;
-  constexpr std::int64_t kMaskLength = 511;
-  auto head_dim = [](int layer) -> std::int64_t { return (layer % 5 == 4) ? 512 : 256; };
+ModelProfile external_cache_profile(std::string name, std::string description, const ExternalCacheShape& shape) {
+  const std::int64_t length = shape.cache_length;
+  const std::int64_t mask_length = length < 0 ? -1 : length - 1;
+  auto head_dim = [&](std::size_t layer) { return layer < shape.head_dims.size() ? shape.head_dims[layer] : -1; };
 
   ModelProfile p;
-  p.name = "gemma4-e2b-extcache";
-  p.description = "Gemma 4 E2B exported with an external KV cache (gemma4_e2b_text_int4_extcache.pte)";
+  p.name = std::move(name);
+  p.description = std::move(description);
   p.family = ModelProfile::Family::ExternalCache;
-  p.max_context = static_cast<std::size_t>(kMaskLength);
-  p.bos_id = 2;
-  p.start_of_turn_id = 105;
-  p.end_of_turn_id = 106;
-  p.stop_ids = {106, 1, 2};
-  p.reference_ids = {818, 5279, 529, 7001, 563, 5213, 50429, 84750, 106};
+  p.max_context = mask_length < 0 ? 0 : static_cast<std::size_t>(mask_length);
 
   p.inputs.push_back({InputRole::InputIds, spec("input_ids", DType::Int64, {1, 1})});
-  p.inputs.push_back({InputRole::AttentionMask, spec("attention_mask", DType::Int64, {1, kMaskLength})});
+  p.inputs.push_back({InputRole::AttentionMask, spec("attention_mask", DType::Int64, {1, mask_length})});
   p.inputs.push_back({InputRole::PositionIds, spec("position_ids", DType::Int64, {1, 1})});
   p.inputs.push_back({InputRole::CachePosition, spec("cache_position", DType::Int64, {1})});
-  for (int l = 0; l < kLayers; ++l) {
-    p.inputs.push_back({InputRole::KeyCache,
-                        spec("k_cache_" + std::to_string(l), DType::Float32, {1, 1, kCacheLength, head_dim(l)})});
+  for (std::size_t l = 0; l < shape.layers; ++l) {
+    p.inputs.push_back({InputRole::KeyCache, spec("k_cache_" + std::to_string(l), shape.cache_dtype,
+                                                  {1, shape.kv_heads, length, head_dim(l)})});
   }
-  for (int l = 0; l < kLayers; ++l) {
-    p.inputs.push_back({InputRole::ValueCache,
-                        spec("v_cache_" + std::to_string(l), DType::Float32, {1, 1, kCacheLength, head_dim(l)})});
+  for (std::size_t l = 0; l < shape.layers; ++l) {
+    p.inputs.push_back({InputRole::ValueCache, spec("v_cache_" + std::to_string(l), shape.cache_dtype,
+                                                    {1, shape.kv_heads, length, head_dim(l)})});
   }
-  for (int l = 0; l < kLayers; ++l) {
+  for (std::size_t l = 0; l < shape.layers; ++l) {
     p.inputs.push_back({InputRole::CacheLength, spec("cumlen_" + std::to_string(l), DType::Int64, {1})});
   }
 
-  // Outputs: 0..44 the mutated caches torch.export emits (same layout as
-  // inputs 4..48), 45 the logits, 46..90 the caches the wrapper returns.
-  // The runner copies 46..90 back into its resident buffers.
+  // Outputs: first the mutated caches torch.export emits (same layout as the
+  // cache inputs), then the logits, then the caches the wrapper returns; the
+  // runner copies the last group back into its resident buffers.
   constexpr std::size_t kFirstCacheInput = 4;
-  constexpr std::size_t kCacheInputs = 3 * kLayers;
-  for (std::size_t i = 0; i < kCacheInputs; ++i) {
+  const std::size_t cache_inputs = 3 * shape.layers;
+  for (std::size_t i = 0; i < cache_inputs; ++i) {
     TensorSpec s = p.inputs[kFirstCacheInput + i].spec;
     s.name = "mutated_" + s.name;
     p.outputs.push_back({OutputSlot::Use::Ignore, 0, s});
   }
   p.outputs.push_back({OutputSlot::Use::Logits, 0, spec("logits", DType::Float32, {1, 1, -1})});
-  for (std::size_t i = 0; i < kCacheInputs; ++i) {
+  for (std::size_t i = 0; i < cache_inputs; ++i) {
     TensorSpec s = p.inputs[kFirstCacheInput + i].spec;
     s.name = "updated_" + s.name;
     p.outputs.push_back({OutputSlot::Use::UpdateInput, kFirstCacheInput + i, s});
   }
   return p;
+}
+
+ModelProfile gemma4_e2b_extcache_profile() {
+  // Layout of gemma4_e2b_text_int4_extcache.pte (the reference deployment):
+  // 15 cache layers (35 decoder layers minus 20 KV-shared), every 5th one a
+  // full-attention layer with head_dim 512, the others sliding with 256;
+  // a 512-slot cache, so 511 usable positions.
+  ExternalCacheShape shape;
+  shape.layers = 15;
+  shape.cache_length = 512;
+  shape.kv_heads = 1;
+  for (std::size_t l = 0; l < shape.layers; ++l) shape.head_dims.push_back(l % 5 == 4 ? 512 : 256);
+
+  ModelProfile p = external_cache_profile(
+      "gemma4-e2b-extcache", "Gemma 4 E2B exported with an external KV cache (gemma4_e2b_text_int4_extcache.pte)",
+      shape);
+  p.bos_id = 2;
+  p.start_of_turn_id = 105;
+  p.end_of_turn_id = 106;
+  p.stop_ids = {106, 1, 2};
+  p.reference_ids = {818, 5279, 529, 7001, 563, 5213, 50429, 84750, 106};
+  return p;
+}
+
+ModelProfile gemma4_extcache_profile() {
+  ModelProfile p = external_cache_profile(
+      "gemma4-extcache",
+      "a Gemma 4 export with the reference's external-cache layout; layers, cache length and head sizes "
+      "from the program",
+      ExternalCacheShape{});
+  p.shape_from_program = true;
+  return p;
+}
+
+ModelProfile resolve_profile(const ModelProfile& profile, const MethodDescription& method) {
+  if (!profile.shape_from_program || profile.family != ModelProfile::Family::ExternalCache) return profile;
+  // input_ids, attention_mask, position_ids, cache_position, then K, V, cumlen per layer.
+  constexpr std::size_t kFixed = 4;
+  ExternalCacheShape shape;
+  // Rounded up, so an input count between whole layers is reported as a missing input.
+  shape.layers = method.inputs.size() > kFixed ? (method.inputs.size() - kFixed + 2) / 3 : 0;
+  auto cache_input = [&](std::size_t layer) -> const TensorDescription* {
+    const std::size_t i = kFixed + layer;
+    if (i >= method.inputs.size() || !method.inputs[i] || method.inputs[i]->shape.size() != 4) return nullptr;
+    return &*method.inputs[i];
+  };
+  if (const TensorDescription* first = cache_input(0)) {
+    shape.kv_heads = first->shape[1];
+    shape.cache_length = first->shape[2];
+    shape.cache_dtype = first->dtype;
+  }
+  for (std::size_t l = 0; l < shape.layers; ++l) {
+    const TensorDescription* k = cache_input(l);
+    shape.head_dims.push_back(k ? k->shape[3] : -1);
+  }
+  ModelProfile resolved = external_cache_profile(profile.name, profile.description, shape);
+  resolved.bos_id = profile.bos_id;
+  resolved.start_of_turn_id = profile.start_of_turn_id;
+  resolved.end_of_turn_id = profile.end_of_turn_id;
+  resolved.stop_ids = profile.stop_ids;
+  resolved.reference_ids = profile.reference_ids;
+  return resolved;
 }
 
 ModelProfile llm_standard_profile() {
@@ -176,10 +229,11 @@ ModelProfile llm_standard_profile() {
   return p;
 }
 
-std::vector<std::string> profile_names() { return {"gemma4-e2b-extcache", "llm-standard"}; }
+std::vector<std::string> profile_names() { return {"gemma4-e2b-extcache", "gemma4-extcache", "llm-standard"}; }
 
 std::optional<ModelProfile> find_profile(const std::string& name) {
   if (name == "gemma4-e2b-extcache") return gemma4_e2b_extcache_profile();
+  if (name == "gemma4-extcache") return gemma4_extcache_profile();
   if (name == "llm-standard") return llm_standard_profile();
   return std::nullopt;
 }
@@ -191,6 +245,13 @@ std::optional<std::string> validate_profile(const ModelProfile& profile, const M
   for (const auto& slot : profile.outputs) outputs.push_back(&slot.spec);
 
   if (auto problem = check_side(profile.name, "input", inputs, method.inputs)) return problem;
+  if (profile.family == ModelProfile::Family::ExternalCache &&
+      std::none_of(profile.inputs.begin(), profile.inputs.end(),
+                   [](const InputSlot& slot) { return slot.role == InputRole::KeyCache; })) {
+    return "the model has " + std::to_string(method.inputs.size()) + " inputs and no KV cache among them; profile " +
+           profile.name + " expects input_ids, attention_mask, position_ids, cache_position and then K, V and "
+           "cumulative length per layer";
+  }
   if (auto problem = check_side(profile.name, "output", outputs, method.outputs)) return problem;
 
   // An updated cache must have exactly the shape of the input it replaces.

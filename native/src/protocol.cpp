@@ -81,7 +81,10 @@ GenerateRequest parse_generate(const json& object) {
   const auto messages = object.find("messages");
   const bool has_messages = messages != object.end();
   const bool has_prompt = object.find("prompt") != object.end();
-  if (has_messages == has_prompt) invalid("generate: exactly one of messages or prompt is required");
+  const bool has_rendered = object.find("rendered") != object.end();
+  if (static_cast<int>(has_messages) + static_cast<int>(has_prompt) + static_cast<int>(has_rendered) != 1) {
+    invalid("generate: exactly one of messages, prompt or rendered is required");
+  }
 
   if (has_messages) {
     if (!messages->is_array()) invalid("generate: \"messages\" must be an array");
@@ -104,8 +107,12 @@ GenerateRequest parse_generate(const json& object) {
       request.messages.push_back(std::move(message));
       ++index;
     }
-  } else {
+  }
+  if (has_prompt) {
     request.prompt = required_string(object, where, "prompt", 0, kMaxTextLength);
+  }
+  if (has_rendered) {
+    request.rendered = required_string(object, where, "rendered", 1, kMaxTextLength);
   }
 
   if (auto value = optional_number(object, where, "max_new_tokens")) {

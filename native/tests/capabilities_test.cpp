@@ -26,7 +26,7 @@ TEST(Capabilities, BuildWithExecuTorchListsItsVersionAndProfiles) {
   EXPECT_EQ(caps.at("runtimes").at("sim"), json::parse(R"({"versions":["1"],"profiles":[]})"));
   const json& executorch = caps.at("runtimes").at("executorch");
   EXPECT_EQ(executorch.at("versions"), json::array({"1.2.0"}));
-  EXPECT_EQ(executorch.at("profiles"), json::array({"gemma4-e2b-extcache", "llm-standard"}));
+  EXPECT_EQ(executorch.at("profiles"), json::array({"gemma4-e2b-extcache", "gemma4-extcache", "llm-standard"}));
   EXPECT_EQ(executorch.at("profiles").get<std::vector<std::string>>(), profile_names());
 }
 

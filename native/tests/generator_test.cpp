@@ -204,6 +204,23 @@ TEST_F(SimGeneratorTest, TemplateErrorIsABadRequest) {
   EXPECT_EQ(out.outcome.error->id, std::optional<std::string>("e"));
 }
 
+TEST_F(SimGeneratorTest, ARenderedPromptIsEncodedAsIsWithNothingAdded) {
+  GenerateRequest rendered;
+  rendered.id = "r";
+  rendered.rendered = "hello there";
+  std::vector<std::int32_t> ids;
+  ASSERT_FALSE(generator.prompt_ids(rendered, &ids));
+  std::vector<std::int32_t> text_ids;
+  ASSERT_TRUE(tokenizer.encode("hello there", &text_ids).ok);
+  EXPECT_EQ(ids, text_ids);  // no BOS, no turn markers
+  GenerateRequest raw;
+  raw.id = "p";
+  raw.prompt = "hello there";
+  std::vector<std::int32_t> raw_ids;
+  ASSERT_FALSE(generator.prompt_ids(raw, &raw_ids));
+  EXPECT_EQ(raw_ids.size(), text_ids.size() + 1);  // a raw prompt gets BOS
+}
+
 TEST(GeneratorContext, RefusesBeforeFeedingWhenTheRequestCannotFit) {
   sim::SimTokenizer tokenizer;
   sim::SimModel model(fast_sim(64));

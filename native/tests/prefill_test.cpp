@@ -45,28 +45,39 @@ TEST(PrefillPlan, DifferentSessionResets) {
   EXPECT_EQ(p.feed, (Ids{1, 2, 3, 4, 5}));
 }
 
-TEST(PrefillPlan, NonExtendingPromptResets) {
+TEST(PrefillPlan, DivergingPromptKeepsTheCommonPrefix) {
+  // e.g. an answer that re-tokenizes to other ids than were sampled: everything
+  // before the first differing id stays, the rest is overwritten.
+  ResidentTokens resident{{1, 2, 3, 4, 5}, 6};
+  PrefillPlan p = plan_prefill(resident, {1, 2, 9, 4, 5, 6, 7}, true);
+  EXPECT_EQ(p.keep, 2u);
+  EXPECT_EQ(p.feed, (Ids{9, 4, 5, 6, 7}));
+  EXPECT_FALSE(p.reset);
+}
+
+TEST(PrefillPlan, DifferentFirstTokenResets) {
   ResidentTokens resident{{1, 2, 3}, std::nullopt};
-  PrefillPlan p = plan_prefill(resident, {1, 9, 3, 4}, true);
+  PrefillPlan p = plan_prefill(resident, {9, 2, 3, 4}, true);
   EXPECT_EQ(p.keep, 0u);
   EXPECT_TRUE(p.reset);
   EXPECT_EQ(p.feed.size(), 4u);
 }
 
-TEST(PrefillPlan, SamePromptAgainResetsBecauseSomethingMustBeFed) {
+TEST(PrefillPlan, SamePromptAgainFeedsItsLastToken) {
   // Logits only come from feeding: an identical prompt cannot reuse everything.
   ResidentTokens resident{{1, 2, 3}, std::nullopt};
   PrefillPlan p = plan_prefill(resident, {1, 2, 3}, true);
-  EXPECT_EQ(p.keep, 0u);
-  EXPECT_TRUE(p.reset);
-  EXPECT_EQ(p.feed, (Ids{1, 2, 3}));
+  EXPECT_EQ(p.keep, 2u);
+  EXPECT_FALSE(p.reset);
+  EXPECT_EQ(p.feed, (Ids{3}));
 }
 
-TEST(PrefillPlan, ShorterPromptResets) {
+TEST(PrefillPlan, ShorterPromptKeepsWhatItShares) {
   ResidentTokens resident{{1, 2, 3, 4}, std::nullopt};
   PrefillPlan p = plan_prefill(resident, {1, 2}, true);
-  EXPECT_EQ(p.keep, 0u);
-  EXPECT_TRUE(p.reset);
+  EXPECT_EQ(p.keep, 1u);
+  EXPECT_EQ(p.feed, (Ids{2}));
+  EXPECT_FALSE(p.reset);
 }
 
 TEST(PrefillPlan, OnlyPendingResidentStillCountsAsStateToClear) {

@@ -56,11 +56,89 @@ TEST(GemmaProfile, DescribesTheReferenceExport) {
   for (std::size_t i = 0; i < 45; ++i) EXPECT_EQ(p.outputs[i].use, OutputSlot::Use::Ignore);
 }
 
+// The tiny Gemma 4 export's sizes (tools/export): 3 cache layers, a 64-slot
+// cache, head_dim 16 on sliding layers and 32 on the full-attention one.
+ExternalCacheShape tiny_shape() {
+  ExternalCacheShape shape;
+  shape.layers = 3;
+  shape.cache_length = 64;
+  shape.kv_heads = 1;
+  shape.head_dims = {16, 16, 32};
+  return shape;
+}
+
+MethodDescription tiny_export() { return describe_as_exported(external_cache_profile("tiny", "", tiny_shape()), 768); }
+
 TEST(ProfileValidation, RightLayoutIsAccepted) {
   for (const auto& name : profile_names()) {
     ModelProfile p = *find_profile(name);
-    EXPECT_EQ(validate_profile(p, describe_as_exported(p)), std::nullopt) << name;
+    const MethodDescription m = p.shape_from_program ? tiny_export() : describe_as_exported(p);
+    EXPECT_EQ(validate_profile(resolve_profile(p, m), m), std::nullopt) << name;
   }
+}
+
+TEST(ShapeFromProgram, TakesLayersAndSizesFromTheProgram) {
+  const ModelProfile p = resolve_profile(gemma4_extcache_profile(), tiny_export());
+  EXPECT_EQ(p.name, "gemma4-extcache");
+  ASSERT_EQ(p.inputs.size(), 4u + 9u);
+  ASSERT_EQ(p.outputs.size(), 19u);
+  EXPECT_EQ(p.max_context, 63u);
+  EXPECT_EQ(*p.inputs[1].spec.shape, (std::vector<std::int64_t>{1, 63}));
+  EXPECT_EQ(*p.inputs[6].spec.shape, (std::vector<std::int64_t>{1, 1, 64, 32}));
+  EXPECT_EQ(*p.inputs[9].spec.shape, (std::vector<std::int64_t>{1, 1, 64, 32}));  // v_cache_2
+  EXPECT_EQ(p.inputs[10].role, InputRole::CacheLength);
+  EXPECT_EQ(p.outputs[9].use, OutputSlot::Use::Logits);
+  EXPECT_EQ(p.outputs[18].input_index, 12u);
+  // Control ids are left to the tokenizer's names.
+  EXPECT_EQ(p.bos_id, -1);
+  EXPECT_TRUE(p.stop_ids.empty());
+}
+
+TEST(ShapeFromProgram, TheE2BReferenceResolvesToTheFixedProfile) {
+  const ModelProfile fixed = gemma4_e2b_extcache_profile();
+  const ModelProfile p = resolve_profile(gemma4_extcache_profile(), describe_as_exported(fixed));
+  ASSERT_EQ(p.inputs.size(), fixed.inputs.size());
+  for (std::size_t i = 0; i < p.inputs.size(); ++i) EXPECT_EQ(*p.inputs[i].spec.shape, *fixed.inputs[i].spec.shape) << i;
+  EXPECT_EQ(p.max_context, fixed.max_context);
+}
+
+TEST(ShapeFromProgram, NamesTheFirstInputThatDoesNotFit) {
+  const ModelProfile generic = gemma4_extcache_profile();
+  // A mask that is not cache length - 1.
+  MethodDescription m = tiny_export();
+  m.inputs[1] = TensorDescription{DType::Int64, {1, 64}};
+  auto problem = validate_profile(resolve_profile(generic, m), m);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(*problem, "input 1 (attention_mask): expected int64[1,63], the model has int64[1,64]");
+
+  // A V cache whose head size differs from its K cache.
+  m = tiny_export();
+  m.inputs[4 + 3 + 2] = TensorDescription{DType::Float32, {1, 1, 64, 16}};
+  problem = validate_profile(resolve_profile(generic, m), m);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(*problem, "input 9 (v_cache_2): expected float32[1,1,64,32], the model has float32[1,1,64,16]");
+
+  // An llm-standard program: forward(tokens, input_pos).
+  m.inputs = {TensorDescription{DType::Int64, {1, 1}}, TensorDescription{DType::Int64, {1}}};
+  m.outputs = {TensorDescription{DType::Float32, {1, 1, 768}}};
+  problem = validate_profile(resolve_profile(generic, m), m);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(*problem, "input 1 (attention_mask): expected int64[1,*], the model has int64[1]");
+
+  // Four plain inputs and no cache at all.
+  m = tiny_export();
+  m.inputs.resize(4);
+  m.outputs = {TensorDescription{DType::Float32, {1, 1, 768}}};
+  problem = validate_profile(resolve_profile(generic, m), m);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(problem->rfind("the model has 4 inputs and no KV cache among them", 0), 0u) << *problem;
+
+  // One input short of whole layers.
+  m = tiny_export();
+  m.inputs.pop_back();
+  problem = validate_profile(resolve_profile(generic, m), m);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(*problem, "input 12 (cumlen_2) is missing: the model has 12 inputs, profile gemma4-extcache expects 13");
 }
 
 TEST(ProfileValidation, MissingInputIsNamed) {
@@ -171,6 +249,7 @@ TEST(ProfileValidation, UpdatedCacheMustFitItsInput) {
 TEST(Profiles, LookUpByName) {
   EXPECT_TRUE(find_profile("gemma4-e2b-extcache"));
   EXPECT_TRUE(find_profile("llm-standard"));
+  EXPECT_TRUE(find_profile("gemma4-extcache"));
   EXPECT_FALSE(find_profile("nope"));
 }
 

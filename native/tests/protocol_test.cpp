@@ -49,6 +49,13 @@ TEST(ProtocolParse, GenerateWithEverySetting) {
   EXPECT_EQ(g.seed, std::optional<std::uint32_t>(4294967295u));
 }
 
+TEST(ProtocolParse, GenerateWithARenderedPrompt) {
+  GenerateRequest g = parse_generate(R"({"type":"generate","id":"r3","rendered":"<bos><|turn>user\nhi<turn|>\n"})");
+  EXPECT_EQ(g.rendered, std::optional<std::string>("<bos><|turn>user\nhi<turn|>\n"));
+  EXPECT_FALSE(g.prompt.has_value());
+  EXPECT_TRUE(g.messages.empty());
+}
+
 TEST(ProtocolParse, IntegralFloatsCountAsIntegers) {
   // JSON.stringify(256) is "256", but 2.56e2 is the same number to zod.
   GenerateRequest g = parse_generate(R"({"type":"generate","id":"x","prompt":"","max_new_tokens":2.56e2,"seed":7.0})");
@@ -122,8 +129,10 @@ INSTANTIATE_TEST_SUITE_P(
         MalformedCase{"GenerateNoId", R"({"type":"generate","prompt":"a"})", "\"id\" is required", std::nullopt},
         MalformedCase{"GenerateEmptyId", R"({"type":"generate","id":"","prompt":"a"})", "\"id\" must be 1 to 64", std::nullopt},
         MalformedCase{"GenerateIdNumber", R"({"type":"generate","id":5,"prompt":"a"})", "\"id\" must be a string", std::nullopt},
-        MalformedCase{"GenerateNeither", R"({"type":"generate","id":"g"})", "exactly one of messages or prompt", std::optional<std::string>("g")},
-        MalformedCase{"GenerateBoth", R"({"type":"generate","id":"g","prompt":"a","messages":[{"role":"user","content":"b"}]})", "exactly one of messages or prompt", std::optional<std::string>("g")},
+        MalformedCase{"GenerateNeither", R"({"type":"generate","id":"g"})", "exactly one of messages, prompt or rendered", std::optional<std::string>("g")},
+        MalformedCase{"GenerateBoth", R"({"type":"generate","id":"g","prompt":"a","messages":[{"role":"user","content":"b"}]})", "exactly one of messages, prompt or rendered", std::optional<std::string>("g")},
+        MalformedCase{"GenerateRenderedAndPrompt", R"({"type":"generate","id":"g","prompt":"a","rendered":"<bos>b"})", "exactly one of messages, prompt or rendered", std::optional<std::string>("g")},
+        MalformedCase{"GenerateRenderedEmpty", R"({"type":"generate","id":"g","rendered":""})", "rendered", std::optional<std::string>("g")},
         MalformedCase{"MessagesNotArray", R"({"type":"generate","id":"g","messages":"hi"})", "must be an array", std::optional<std::string>("g")},
         MalformedCase{"MessagesEmpty", R"({"type":"generate","id":"g","messages":[]})", "at least one", std::optional<std::string>("g")},
         MalformedCase{"MessageNotObject", R"({"type":"generate","id":"g","messages":["hi"]})", "messages[0] must be an object", std::optional<std::string>("g")},

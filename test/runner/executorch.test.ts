@@ -9,9 +9,10 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { RunnerMessage, RunnerToken } from "@orchard/contracts";
-import { VENV_PYTHON, executorchUnavailable, tinyModel } from "../support/executorch-models.ts";
-import { ROOT, RUNNER_BIN, RunnerProcess } from "./runner-process.ts";
+import { encodeRunnerRequest, type RunnerMessage, type RunnerToken } from "@orchard/contracts";
+import { loadChatTemplate } from "../../apps/agent/src/runner/chat-template.ts";
+import { EXPORT_LAYOUTS, VENV_PYTHON, executorchUnavailable, tinyModel } from "../support/executorch-models.ts";
+import { ROOT, RUNNER_BIN, RunnerProcess, generate } from "./runner-process.ts";
 
 const unavailable = executorchUnavailable();
 if (unavailable && process.env.CI) throw new Error(`the ExecuTorch runner tests cannot run in CI: ${unavailable}`);
@@ -28,6 +29,17 @@ afterEach(async () => {
 /** orchard-runner with the executorch backend on `model`, tokenizer files from `dir`. */
 function startExecutorch(model: string, dir: string, profile: string): ReturnType<typeof RunnerProcess.start> {
   return RunnerProcess.start(["--backend", "executorch", "--model", model, "--tokenizer", dir, "--profile", profile]);
+}
+
+/** A ready runner on the tiny export of `layout`, with the profile its manifest names. */
+async function startTiny(layout: (typeof EXPORT_LAYOUTS)[number]) {
+  const tiny = tinyModel(layout);
+  const { runner, first } = await startExecutorch(tiny.model, tiny.dir, tiny.manifest.profile);
+  started.push(runner);
+  expect(first, runner.stderr.slice(-2000)).toMatchObject({ type: "ready", backend: "executorch", max_context: tiny.manifest.maxContext });
+  /** A conversation as the agent sends it: rendered with the model folder's own chat_template.jinja. */
+  const render = (messages: { role: "system" | "user" | "assistant"; content: string }[]) => loadChatTemplate(tiny.dir)!.render(messages);
+  return { ...tiny, runner, render };
 }
 
 /** The first use of a tiny model exports it (≈ 45 s for llm-standard, ≈ 3 min for Gemma 4 on 2 cores). */
@@ -54,7 +66,7 @@ describe.skipIf(unavailable !== null)(`orchard-runner --backend executorch${unav
     };
     // The wheel says e.g. "1.5.1+cpu"; the local label names its flavour, not a release.
     expect(caps.runtimes.executorch?.versions).toEqual([wheelVersion.replace(/\+.*$/, "")]);
-    expect(caps.runtimes.executorch?.profiles).toEqual(["gemma4-e2b-extcache", "llm-standard"]);
+    expect(caps.runtimes.executorch?.profiles).toEqual(["gemma4-e2b-extcache", "gemma4-extcache", "llm-standard"]);
   });
 
   it(
@@ -84,6 +96,106 @@ describe.skipIf(unavailable !== null)(`orchard-runner --backend executorch${unav
     EXPORT_TIMEOUT_MS,
   );
 
+  it.each(EXPORT_LAYOUTS)(
+    "%s: greedy tokens of the reference chat are the eager PyTorch model's and the .pte's own",
+    async (layout) => {
+      const { runner, manifest, render } = await startTiny(layout);
+      const expected = manifest.reference.expectedTokenIds;
+      const n = expected.length;
+      // The model's own template (Gemma 4 turns, or Llama 2's [INST]) rendered by the agent's
+      // Jinja engine gives the prompt transformers gave the eager model at export.
+      const chat = await generate(runner, {
+        id: "ref",
+        rendered: render([{ role: "user", content: manifest.reference.prompt }]),
+        max_new_tokens: n,
+      });
+      expect(chat.done.prompt_tokens).toBe(manifest.promptTokenIds.length);
+      expect(chat.done.token_ids).toEqual(expected);
+      expect(chat.done.token_ids).toEqual(manifest.eagerQuantizedTokenIds);
+      expect(chat.tokens.map((t) => t.token_id)).toEqual(expected);
+    },
+    EXPORT_TIMEOUT_MS,
+  );
+
+  it(
+    "gemma4-extcache: the runner's built-in template finds Gemma 4's turn markers by name",
+    async () => {
+      const { runner, manifest } = await startTiny("gemma4-e2b-extcache");
+      const builtIn = await generate(runner, {
+        id: "b",
+        messages: [{ role: "user", content: manifest.reference.prompt }],
+        max_new_tokens: manifest.reference.expectedTokenIds.length,
+      });
+      expect(builtIn.done.prompt_tokens).toBe(manifest.promptTokenIds.length);
+      expect(builtIn.done.token_ids).toEqual(manifest.reference.expectedTokenIds);
+    },
+    EXPORT_TIMEOUT_MS,
+  );
+
+  it(
+    "gemma4-extcache: a second turn reuses the KV cache and gives the tokens of a fresh prefill",
+    async () => {
+      const { runner, manifest, render } = await startTiny("gemma4-e2b-extcache");
+      const question = { role: "user" as const, content: manifest.reference.prompt };
+      const first = await generate(runner, { id: "t1", session: "s", rendered: render([question]), max_new_tokens: 8 });
+      const history = [question, { role: "assistant" as const, content: first.text }, { role: "user" as const, content: "And Italy?" }];
+      const second = await generate(runner, { id: "t2", session: "s", rendered: render(history), max_new_tokens: 8 });
+      expect(second.done.reused_tokens).toBeGreaterThan(manifest.promptTokenIds.length - 1);
+
+      runner.send({ type: "reset" });
+      await runner.until((m) => m.type === "reset_done");
+      const fresh = await generate(runner, { id: "t3", rendered: render(history), max_new_tokens: 8 });
+      expect(fresh.done.reused_tokens).toBe(0);
+      expect(fresh.done.prompt_tokens).toBe(second.done.prompt_tokens);
+      expect(second.done.token_ids).toEqual(fresh.done.token_ids);
+    },
+    EXPORT_TIMEOUT_MS,
+  );
+
+  it(
+    "gemma4-extcache: a cancel ends the generation between tokens, and the next one is unaffected",
+    async () => {
+      const { runner, manifest, render } = await startTiny("gemma4-e2b-extcache");
+      const rendered = render([{ role: "user", content: manifest.reference.prompt }]);
+      const room = manifest.maxContext - manifest.promptTokenIds.length + 1;
+      const full = await generate(runner, { id: "full", rendered, max_new_tokens: room });
+      // Decoding takes well under a millisecond a token here, so the cancel is sent with the
+      // request: the runner reads it while the generation runs and stops at the next check.
+      runner.sendRaw(
+        encodeRunnerRequest({ type: "generate", id: "c", rendered, max_new_tokens: room }) +
+          encodeRunnerRequest({ type: "cancel", id: "c" }),
+      );
+      const consumed = await runner.until((m) => (m.type === "done" || m.type === "error") && "id" in m && m.id === "c");
+      const cancelled = consumed.at(-1)!;
+      expect(cancelled).toMatchObject({ type: "done", finish_reason: "cancelled" });
+      if (cancelled.type !== "done") return;
+      expect(cancelled.generated_tokens).toBeLessThan(full.done.generated_tokens);
+      expect(full.done.token_ids.slice(0, cancelled.token_ids.length)).toEqual(cancelled.token_ids);
+      const again = await generate(runner, { id: "again", rendered, max_new_tokens: room });
+      expect(again.done.token_ids).toEqual(full.done.token_ids);
+    },
+    EXPORT_TIMEOUT_MS,
+  );
+
+  it(
+    "gemma4-extcache: a request that would pass the window is refused as context_full before anything is fed",
+    async () => {
+      const { runner, manifest, render } = await startTiny("gemma4-e2b-extcache");
+      const rendered = render([{ role: "user", content: manifest.reference.prompt }]);
+      const prompt = manifest.promptTokenIds.length;
+      // The last sampled token is never fed: prompt + max_new - 1 positions must fit.
+      const fits = manifest.maxContext - prompt + 1;
+      runner.send({ type: "generate", id: "over", rendered, max_new_tokens: fits + 1 });
+      const refused = (await runner.until((m) => m.type === "error")).at(-1)!;
+      expect(refused).toMatchObject({ type: "error", id: "over", code: "context_full" });
+      if (refused.type === "error") expect(refused.message).toContain(String(manifest.maxContext));
+      const exact = await generate(runner, { id: "exact", rendered, max_new_tokens: fits });
+      expect(exact.done.prompt_tokens + exact.done.generated_tokens - 1).toBeLessThanOrEqual(manifest.maxContext);
+      expect(exact.done.token_ids.slice(0, manifest.reference.expectedTokenIds.length)).toEqual(manifest.reference.expectedTokenIds);
+    },
+    EXPORT_TIMEOUT_MS,
+  );
+
   it(
     "refuses a .pte whose inputs do not match the profile, naming the first differing input",
     async () => {
@@ -95,12 +207,15 @@ describe.skipIf(unavailable !== null)(`orchard-runner --backend executorch${unav
       expect(first.message).toMatch(/input 1 \(attention_mask\): expected int64\[1,511\], the model has int64\[1,\d+\]/);
       expect(await runner.exited).toEqual({ code: 1, signal: null });
 
-      const wrong = await startExecutorch(tinyModel("llm-standard").model, dir, "gemma4-e2b-extcache");
+      // An llm-standard program under the profile that reads its sizes from the program:
+      // its tokens int64[1,1] pass for input_ids; its input_pos is where they part.
+      const wrong = await startExecutorch(tinyModel("llm-standard").model, dir, "gemma4-extcache");
       expect(wrong.first).toMatchObject({ type: "error", code: "load_failed" });
-      // Its tokens int64[1,1] pass for input_ids; its input_pos is where they part.
       if (wrong.first.type === "error")
-        expect(wrong.first.message).toMatch(/input 1 \(attention_mask\): expected int64\[1,511\], the model has int64\[1\]/);
-      await wrong.runner.exited;
+        expect(wrong.first.message).toBe(
+          "the model does not match profile gemma4-extcache: input 1 (attention_mask): expected int64[1,*], the model has int64[1]",
+        );
+      expect(await wrong.runner.exited).toEqual({ code: 1, signal: null });
     },
     EXPORT_TIMEOUT_MS,
   );

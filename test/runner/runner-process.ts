@@ -9,7 +9,14 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { encodeRunnerRequest, parseRunnerLine, type RunnerMessage, type RunnerRequest } from "@orchard/contracts";
+import {
+  encodeRunnerRequest,
+  parseRunnerLine,
+  type RunnerDone,
+  type RunnerMessage,
+  type RunnerRequest,
+  type RunnerToken,
+} from "@orchard/contracts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const RUNNER_BIN = path.join(ROOT, "native/build/orchard-runner");
@@ -182,4 +189,30 @@ export async function runOnce(args: string[], bin: string = RUNNER_BIN): Promise
   child.stdin.end();
   const code = await new Promise<number | null>((resolve) => child.on("close", (c) => resolve(c)));
   return { code, stdout, stderr };
+}
+
+/** Sends a generate and collects its token lines and its done line. */
+export async function generate(
+  runner: RunnerProcess,
+  request: {
+    id: string;
+    session?: string;
+    messages?: { role: "system" | "user" | "assistant"; content: string }[];
+    prompt?: string;
+    rendered?: string;
+    max_new_tokens?: number;
+    temperature?: number;
+    top_p?: number;
+    seed?: number;
+  },
+): Promise<{ tokens: RunnerToken[]; done: RunnerDone; text: string }> {
+  runner.send({ type: "generate", ...request });
+  const consumed = await runner.until(
+    (m) => (m.type === "done" || m.type === "error") && "id" in m && m.id === request.id,
+    `done for ${request.id}`,
+  );
+  const last = consumed.at(-1)!;
+  if (last.type !== "done") throw new Error(`generate ${request.id} failed: ${JSON.stringify(last)}`);
+  const tokens = consumed.filter((m): m is RunnerToken => m.type === "token" && m.id === request.id);
+  return { tokens, done: last, text: tokens.map((t) => t.text).join("") };
 }

@@ -7,7 +7,7 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { RunnerDone, RunnerError, RunnerMessage, RunnerStats, RunnerToken } from "@orchard/contracts";
 import { z } from "zod";
-import { FAST_SIM, RunnerProcess, SLOW_SIM, assertRunnerBuilt, runOnce } from "./runner-process.ts";
+import { FAST_SIM, RunnerProcess, SLOW_SIM, assertRunnerBuilt, generate, runOnce } from "./runner-process.ts";
 
 const started: RunnerProcess[] = [];
 
@@ -20,32 +20,6 @@ async function start(args: string[] = FAST_SIM): Promise<RunnerProcess> {
 
 const isDone = (id: string) => (m: RunnerMessage) => m.type === "done" && m.id === id;
 const isError = (m: RunnerMessage): m is RunnerError => m.type === "error";
-const tokensOf = (messages: RunnerMessage[], id: string) => messages.filter((m): m is RunnerToken => m.type === "token" && m.id === id);
-
-/** Sends a generate and collects its token lines and its done line. */
-async function generate(
-  runner: RunnerProcess,
-  request: {
-    id: string;
-    session?: string;
-    messages?: { role: "system" | "user" | "assistant"; content: string }[];
-    prompt?: string;
-    max_new_tokens?: number;
-    temperature?: number;
-    top_p?: number;
-    seed?: number;
-  },
-): Promise<{ tokens: RunnerToken[]; done: RunnerDone; text: string }> {
-  runner.send({ type: "generate", ...request });
-  const consumed = await runner.until(
-    (m) => (m.type === "done" || m.type === "error") && "id" in m && m.id === request.id,
-    `done for ${request.id}`,
-  );
-  const last = consumed.at(-1)!;
-  if (last.type !== "done") throw new Error(`generate ${request.id} failed: ${JSON.stringify(last)}`);
-  const tokens = tokensOf(consumed, request.id);
-  return { tokens, done: last, text: tokens.map((t) => t.text).join("") };
-}
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -339,7 +313,7 @@ describe("orchard-runner flags", () => {
     if (built.stdout.includes('"unsupported"')) {
       expect(caps.runtimes.executorch).toBeUndefined();
     } else {
-      expect(caps.runtimes.executorch?.profiles).toEqual(["gemma4-e2b-extcache", "llm-standard"]);
+      expect(caps.runtimes.executorch?.profiles).toEqual(["gemma4-e2b-extcache", "gemma4-extcache", "llm-standard"]);
     }
     expect((await runOnce(["--capabilities=yes"])).code).toBe(2);
   });

@@ -26,10 +26,15 @@ export const ExportedModel = z.object({
   version: z.string(),
   runtime: z.literal("executorch"),
   runtimeVersion: z.string(),
-  profile: z.enum(EXPORT_LAYOUTS),
+  /** The orchard-runner profile it runs with (tools/export RUNNER_PROFILES). */
+  profile: z.enum(["gemma4-extcache", "llm-standard"]),
   maxContext: z.number().int().positive(),
   reference: z.object({ prompt: z.string(), expectedTokenIds: z.array(z.number().int()).min(1) }),
   promptTokenIds: z.array(z.number().int()).min(1),
+  /** Greedy ids of the eager PyTorch model the .pte was lowered from (quantized as the .pte is). */
+  eagerQuantizedTokenIds: z.array(z.number().int()).min(1),
+  /** …and of the unquantized FP32 eager model (int4 on random weights may part from it). */
+  eagerFp32TokenIds: z.array(z.number().int()).min(1),
   weights: z.string(),
 });
 export type ExportedModel = z.infer<typeof ExportedModel>;

@@ -1,8 +1,12 @@
 // Multi-turn KV-cache reuse as a pure function. The cache holds the ids that
 // were fed (`fed`); the last sampled token of a generation is `pending`: it was
-// emitted but never fed, so it is not in the cache. A new prompt that extends
-// the fed ids exactly (and adds at least one token, to get fresh logits) keeps
-// them and feeds only the suffix; anything else starts over from position 0.
+// emitted but never fed, so it is not in the cache. A prompt of the same
+// session keeps the longest prefix it shares with the fed ids (leaving at least
+// one token to feed, to get fresh logits) and feeds the rest from there,
+// overwriting the positions after the prefix; a prompt that shares nothing, or
+// another session's, starts over from position 0. A re-rendered history whose
+// earlier answer does not re-tokenize to the sampled ids so still reuses
+// everything before the first differing id.
 #pragma once
 
 #include <cstddef>
@@ -20,7 +24,7 @@ struct ResidentTokens {
 struct PrefillPlan {
   std::size_t keep = 0;               // cache positions kept
   std::vector<std::int32_t> feed;     // prompt[keep:], fed from position `keep`
-  bool reset = false;                 // the cache must be cleared first
+  bool reset = false;                 // the cache must be cleared first (nothing kept)
 };
 
 /// same_session: the request names the session the cache belongs to.

@@ -93,10 +93,39 @@ struct ModelProfile {
 
   /// Greedy ids for the reference prompt (user turn "The capital of France is").
   std::vector<std::int32_t> reference_ids;
+
+  /// ExternalCache only: the layer count and tensor sizes are read from the
+  /// program (external_cache_profile_for) instead of being fixed here.
+  bool shape_from_program = false;
 };
+
+/// The sizes of an external-cache export: one K, V and cumulative-length input
+/// per cache-owning layer; the mask covers cache_length - 1 positions.
+/// A size of -1 matches any (used while reading an unknown program).
+struct ExternalCacheShape {
+  std::size_t layers = 0;
+  std::int64_t cache_length = -1;
+  std::int64_t kv_heads = -1;
+  std::vector<std::int64_t> head_dims;  // one per layer
+  DType cache_dtype = DType::Float32;
+};
+
+/// The profile of an external-cache export with these sizes (inputs input_ids,
+/// attention_mask, position_ids, cache_position, K×layers, V×layers,
+/// cumlen×layers; outputs the mutated caches, the logits, the updated caches).
+ModelProfile external_cache_profile(std::string name, std::string description, const ExternalCacheShape& shape);
 
 /// The reference deployment's `gemma4_e2b_text_int4_extcache.pte`.
 ModelProfile gemma4_e2b_extcache_profile();
+
+/// Any Gemma 4 export with the reference layout (e.g. the tiny one tools/export
+/// makes for tests): sizes from the program, control ids from the tokenizer.
+ModelProfile gemma4_extcache_profile();
+
+/// For a shape_from_program profile: the same profile with the sizes the
+/// program declares, so validate_profile() then names the first input that
+/// does not fit the layout. Other profiles are returned unchanged.
+ModelProfile resolve_profile(const ModelProfile& profile, const MethodDescription& method);
 
 /// A `.pte` from ExecuTorch's LLM export (metadata methods, internal KV cache).
 ModelProfile llm_standard_profile();

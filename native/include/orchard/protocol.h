@@ -38,9 +38,13 @@ struct ChatMessage {
 struct GenerateRequest {
   std::string id;
   std::optional<std::string> session;
-  /// Exactly one of messages (non-empty) and prompt is set.
+  /// Exactly one of messages (non-empty), prompt and rendered is set.
   std::vector<ChatMessage> messages;
+  /// Raw text fed after BOS, no template.
   std::optional<std::string> prompt;
+  /// The whole prompt as the model's own chat template rendered it (the agent
+  /// renders chat_template.jinja): encoded as is, special tokens by name, nothing added.
+  std::optional<std::string> rendered;
   int max_new_tokens = kDefaultMaxNewTokens;
   double temperature = 0.0;  // 0 = greedy
   double top_p = 1.0;

@@ -407,6 +407,25 @@ std::int32_t marker_id(const HfTokenizer& tokenizer, std::initializer_list<const
   return -1;
 }
 
+/// Fills what the program did not say from the tokenizer's token names: BOS,
+/// the turn markers, and the stop ids (end-of-sequence, then end of turn).
+/// Returns the problem when no stop id can be found.
+std::optional<std::string> complete_from_tokenizer(const HfTokenizer& tokenizer, SpecialTokens* special) {
+  if (special->bos < 0) special->bos = marker_id(tokenizer, {"<bos>", "<s>", "<|begin_of_text|>"});
+  if (special->stop_ids.empty()) {
+    const std::int32_t eos = marker_id(tokenizer, {"<eos>", "</s>", "<|end_of_text|>"});
+    if (eos < 0) return "the program has no get_eos_ids and the tokenizer names no end-of-sequence token";
+    special->stop_ids.push_back(eos);
+  }
+  special->start_of_turn = marker_id(tokenizer, {"<|turn>", "<start_of_turn>"});
+  special->end_of_turn = marker_id(tokenizer, {"<turn|>", "<end_of_turn>"});
+  if (special->end_of_turn >= 0 && std::find(special->stop_ids.begin(), special->stop_ids.end(),
+                                             special->end_of_turn) == special->stop_ids.end()) {
+    special->stop_ids.push_back(special->end_of_turn);
+  }
+  return std::nullopt;
+}
+
 BackendLoad failed(std::string message) {
   BackendLoad result;
   result.error = protocol::make_error(protocol::ErrorCode::LoadFailed, std::move(message));
@@ -461,6 +480,7 @@ BackendLoad load_executorch_backend(const Options& options) {
   auto meta = module->method_meta(profile.method);
   if (!meta.ok()) return failed("cannot read method_meta(\"" + profile.method + "\"): " + describe_error(meta.error()));
   const MethodDescription method = describe_method(*meta);
+  profile = resolve_profile(profile, method);
   if (auto problem = validate_profile(profile, method)) {
     return failed("the model does not match profile " + profile.name + ": " + *problem);
   }
@@ -496,8 +516,7 @@ BackendLoad load_executorch_backend(const Options& options) {
     }
     start_pos_is_vector = method.inputs[1]->shape.front() > 1;
 
-    const std::int32_t tokenizer_bos = marker_id(*hf, {"<bos>", "<s>", "<|begin_of_text|>"});
-    special.bos = static_cast<std::int32_t>(metadata("get_bos_id").value_or(tokenizer_bos));
+    special.bos = static_cast<std::int32_t>(metadata("get_bos_id").value_or(-1));
     if (names->count("get_eos_ids") > 0) {
       auto eos = module->execute("get_eos_ids");
       if (eos.ok()) {
@@ -506,17 +525,10 @@ BackendLoad load_executorch_backend(const Options& options) {
         }
       }
     }
-    if (special.stop_ids.empty()) {
-      const std::int32_t eos = marker_id(*hf, {"<eos>", "</s>", "<|end_of_text|>"});
-      if (eos < 0) return failed("the program has no get_eos_ids and the tokenizer names no end-of-sequence token");
-      special.stop_ids.push_back(eos);
-    }
-    special.start_of_turn = marker_id(*hf, {"<|turn>", "<start_of_turn>"});
-    special.end_of_turn = marker_id(*hf, {"<turn|>", "<end_of_turn>"});
-    if (special.end_of_turn >= 0 &&
-        std::find(special.stop_ids.begin(), special.stop_ids.end(), special.end_of_turn) == special.stop_ids.end()) {
-      special.stop_ids.push_back(special.end_of_turn);
-    }
+    if (auto problem = complete_from_tokenizer(*hf, &special)) return failed(*problem);
+  } else if (profile.bos_id < 0) {
+    // gemma4-extcache: the program carries no metadata; the tokenizer names the tokens.
+    if (auto problem = complete_from_tokenizer(*hf, &special)) return failed(*problem);
   } else {
     special.bos = profile.bos_id;
     special.start_of_turn = profile.start_of_turn_id;

@@ -17,9 +17,9 @@ describe("runner protocol", () => {
   });
 
   it("refuses a generate with both or neither of messages and prompt", () => {
-    expect(() => encodeRunnerRequest({ type: "generate", id: "r1" })).toThrow(/exactly one of messages or prompt/);
+    expect(() => encodeRunnerRequest({ type: "generate", id: "r1" })).toThrow(/exactly one of messages, prompt or rendered/);
     expect(() => encodeRunnerRequest({ type: "generate", id: "r1", prompt: "x", messages: [{ role: "user", content: "y" }] })).toThrow(
-      /exactly one of messages or prompt/,
+      /exactly one of messages, prompt or rendered/,
     );
   });
 

@@ -42,6 +42,15 @@ export const GenerateRequest = z
       .string()
       .max(256 * 1024)
       .optional(),
+    /**
+     * …or the whole prompt as the model's own chat template rendered it (the agent renders the
+     * model folder's chat_template.jinja): encoded as is, special tokens by name, nothing added.
+     */
+    rendered: z
+      .string()
+      .min(1)
+      .max(256 * 1024)
+      .optional(),
     max_new_tokens: z.number().int().positive().max(100_000).default(256),
     /** 0 = greedy (the default, and what reference checks use). */
     temperature: z.number().min(0).max(10).default(0),
@@ -53,8 +62,8 @@ export const GenerateRequest = z
       .max(2 ** 32 - 1)
       .optional(),
   })
-  .refine((r) => (r.messages === undefined) !== (r.prompt === undefined), {
-    message: "exactly one of messages or prompt is required",
+  .refine((r) => [r.messages, r.prompt, r.rendered].filter((v) => v !== undefined).length === 1, {
+    message: "exactly one of messages, prompt or rendered is required",
   });
 export type GenerateRequest = z.input<typeof GenerateRequest>;
 

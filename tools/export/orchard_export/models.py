@@ -11,6 +11,10 @@ import torch.nn as nn
 GEMMA4_LAYOUT = "gemma4-e2b-extcache"
 LLM_STANDARD_LAYOUT = "llm-standard"
 LAYOUTS = (GEMMA4_LAYOUT, LLM_STANDARD_LAYOUT)
+# The orchard-runner --profile each layout is run with. gemma4-extcache reads the
+# layer count and cache sizes from the program, so it takes the tiny export as well
+# as the real E2B (whose fixed sizes the runner's gemma4-e2b-extcache profile also has).
+RUNNER_PROFILES: dict[str, str] = {GEMMA4_LAYOUT: "gemma4-extcache", LLM_STANDARD_LAYOUT: "llm-standard"}
 
 
 def tiny_gemma4(vocab_size: int, max_cache_len: int, seed: int) -> nn.Module:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Protocol
 import torch
 import torch.nn as nn
 
-from .models import GEMMA4_LAYOUT, LLM_STANDARD_LAYOUT
+from .models import GEMMA4_LAYOUT, LLM_STANDARD_LAYOUT, RUNNER_PROFILES
 from .wrappers import ExtCacheWrapper, StandardLLMWrapper
 
 MAX_NEW_TOKENS = 16
@@ -408,7 +408,7 @@ def run_export(req: ExportRequest, log: Logger = _log) -> dict[str, Any]:
         "version": req.version,
         "runtime": "executorch",
         "runtimeVersion": strip_local(v["executorch"]),
-        "profile": req.layout,
+        "profile": RUNNER_PROFILES[req.layout],
         "maxContext": max_ctx,
         "reference": {"prompt": req.prompt, "expectedTokenIds": expected},
         "promptTokenIds": prompt_ids,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from orchard_export.cli import export_tiny
-from orchard_export.models import GEMMA4_LAYOUT, LLM_STANDARD_LAYOUT
+from orchard_export.models import GEMMA4_LAYOUT, LLM_STANDARD_LAYOUT, RUNNER_PROFILES
 from orchard_export.pipeline import PteStepper, describe_pte, greedy, strip_local
 from orchard_export.tokenizer import (
     GEMMA4_SPEC, LLAMA2_SPEC, REFERENCE_PROMPT, build_tiny_tokenizer, chat_prompt_ids, to_hf_tokenizer,
@@ -72,7 +72,7 @@ def _check_manifest(out: Path, m: dict[str, Any], layout: str, max_ctx: int) -> 
     assert on_disk == m
     assert m["runtime"] == "executorch"
     assert m["runtimeVersion"] == strip_local(executorch.version.__version__) and "+" not in m["runtimeVersion"]
-    assert m["profile"] == layout
+    assert m["profile"] == RUNNER_PROFILES[layout]
     assert m["maxContext"] == max_ctx
     assert m["weights"] == "random"
     assert m["reference"]["prompt"] == REFERENCE_PROMPT

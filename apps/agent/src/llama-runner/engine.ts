@@ -67,6 +67,7 @@ export type GenerateInput = {
   session?: string | undefined;
   messages?: ChatMessage[] | undefined;
   prompt?: string | undefined;
+  rendered?: string | undefined;
   max_new_tokens: number;
   temperature: number;
   top_p: number;
@@ -128,8 +129,12 @@ export class LlamaEngine {
     await this.sequence.clearHistory();
   }
 
-  /** The prompt's token ids: the chat rendered with the model's template, or BOS + raw text. */
-  tokenize(input: Pick<GenerateInput, "messages" | "prompt">): Token[] {
+  /**
+   * The prompt's token ids: the chat rendered with the model's template, BOS + raw text, or a
+   * prompt already rendered by a template (special tokens by name, nothing added).
+   */
+  tokenize(input: Pick<GenerateInput, "messages" | "prompt" | "rendered">): Token[] {
+    if (input.rendered !== undefined) return this.model.tokenize(input.rendered, true);
     const bos = this.model.tokens.bos;
     if (input.prompt !== undefined) {
       const text = this.model.tokenize(input.prompt, false);

@@ -22,7 +22,7 @@ describe("parseRequestLine", () => {
       message: expect.stringContaining('unknown request type "launch"'),
     });
     const both = parseRequestLine('{"type":"generate","id":"r2","prompt":"a","messages":[{"role":"user","content":"b"}]}');
-    expect(both).toMatchObject({ ok: false, id: "r2", message: expect.stringContaining("exactly one of messages or prompt") });
+    expect(both).toMatchObject({ ok: false, id: "r2", message: expect.stringContaining("exactly one of messages, prompt or rendered") });
     const badTokens = parseRequestLine('{"type":"generate","id":"r3","prompt":"a","max_new_tokens":0}');
     expect(badTokens).toMatchObject({ ok: false, id: "r3", message: expect.stringContaining("max_new_tokens") });
     expect(parseRequestLine('{"type":"cancel"}')).toMatchObject({ ok: false, message: expect.stringContaining("id") });

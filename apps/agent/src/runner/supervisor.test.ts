@@ -4,7 +4,7 @@
  * test double, because it needs a runner that dies at once, every time.
  */
 import { existsSync } from "node:fs";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -94,6 +94,45 @@ describe("RunnerSupervisor with the real sim runner", () => {
     expect(tokens.every((t) => t.id === "chat-1")).toBe(true);
     expect(done).toMatchObject({ id: "chat-1", finish_reason: "length", generated_tokens: 8 });
     expect(done.token_ids).toEqual(tokens.map((t) => t.token_id));
+  });
+
+  it("renders conversations with the model folder's chat template and sends the text as `rendered`", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "orchard-template-"));
+    try {
+      const template =
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<model>{% endif %}";
+      await writeFile(path.join(dir, "chat_template.jinja"), template);
+      const { s } = supervise({ tokenizer: dir });
+      s.start();
+      await until("ready", () => s.status().state === "ready");
+      const run = async (request: Parameters<typeof s.generate>[0]) => {
+        const generation = s.generate(request);
+        for await (const _ of generation);
+        return generation.result;
+      };
+      const viaTemplate = await run({ id: "t", messages: [{ role: "user", content: "Hello there" }], max_new_tokens: 1 });
+      const direct = await run({ id: "r", rendered: "<user>Hello there<model>", max_new_tokens: 1 });
+      expect(viaTemplate.prompt_tokens).toBe(direct.prompt_tokens);
+      // (the runner's built-in template would have made another prompt of it)
+      const builtIn = supervise().s;
+      builtIn.start();
+      await until("ready", () => builtIn.status().state === "ready");
+      const generation = builtIn.generate({ id: "g", messages: [{ role: "user", content: "Hello there" }], max_new_tokens: 1 });
+      for await (const _ of generation);
+      expect((await generation.result).prompt_tokens).not.toBe(direct.prompt_tokens);
+
+      // A template that does not parse refuses chats (after the next start) with the file named.
+      await writeFile(path.join(dir, "chat_template.jinja"), "{% for m in messages %}");
+      await s.restart();
+      await until("ready", () => s.status().state === "ready");
+      expect(() => s.generate({ id: "b", messages: [{ role: "user", content: "hi" }] })).toThrow(
+        /the chat template in chat_template.jinja does not parse/,
+      );
+      // A raw prompt does not need the template.
+      expect((await run({ id: "p", prompt: "raw", max_new_tokens: 1 })).generated_tokens).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("cancels a generation when the consumer stops reading", async () => {

@@ -8,6 +8,10 @@
  * executor sends `generate` through `generate()` and reads tokens from the
  * returned Generation; `cancel`, `reset` and `stats` are methods too. Every
  * protocol message is also emitted as a `message` event.
+ *
+ * When the model folder (`tokenizer`) carries a chat template, conversations are
+ * rendered with it here (chat-template.ts) and sent as `rendered` text, so every
+ * caller (chat, health gate, bench) prompts the model in its own format.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
@@ -27,6 +31,7 @@ import {
 import { type Clock, systemClock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import { RingBuffer } from "../lib/ring-buffer.js";
+import { type ChatTemplate, loadChatTemplate } from "./chat-template.js";
 import { Generation, type GenerationSink, RunnerRequestError } from "./generation.js";
 import { LineSplitter } from "./line-splitter.js";
 import { readProcessRss } from "./proc-rss.js";
@@ -138,6 +143,8 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
   #statsWaiters: Waiter<RunnerStats>[] = [];
   #resetWaiters: Waiter<void>[] = [];
   #op: Promise<void> = Promise.resolve();
+  /** The current run's model chat template (null: the runner's own), or why it could not be loaded. */
+  #template: { template: ChatTemplate | null } | { error: string } = { template: null };
 
   constructor(options: RunnerSupervisorOptions) {
     super();
@@ -232,7 +239,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
     }
     let line: string;
     try {
-      line = encodeRunnerRequest({ ...request, type: "generate" });
+      line = encodeRunnerRequest({ ...this.#render(request), type: "generate" });
     } catch (error) {
       throw new RunnerRequestError("bad_request", `invalid generate request: ${(error as Error).message}`);
     }
@@ -240,6 +247,20 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
     this.#generations.set(request.id, sink);
     child.stdin.write(line);
     return generation;
+  }
+
+  /** `request` with its conversation rendered by the model's chat template, when it has one. */
+  #render(request: GenerateOptions): GenerateOptions {
+    if (request.messages === undefined) return request;
+    if ("error" in this.#template) throw new RunnerRequestError("bad_request", this.#template.error);
+    const { template } = this.#template;
+    if (template === null) return request;
+    const { messages, ...rest } = request;
+    try {
+      return { ...rest, rendered: template.render(messages) };
+    } catch (error) {
+      throw new RunnerRequestError("bad_request", (error as Error).message);
+    }
   }
 
   /** Asks the runner to stop generation `id` between tokens. */
@@ -357,6 +378,20 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
     });
   }
 
+  #loadTemplate(): { template: ChatTemplate | null } | { error: string } {
+    const dir = this.#launch.tokenizer;
+    if (dir === null || this.#launch.backend === "llamacpp") return { template: null };
+    try {
+      const template = loadChatTemplate(dir);
+      if (template) this.#log.info("prompts rendered with the model's chat template", { file: template.origin });
+      return { template };
+    } catch (error) {
+      const message = (error as Error).message;
+      this.#log.warn("the model's chat template cannot be used; chats are refused", { error: message });
+      return { error: message };
+    }
+  }
+
   #spawn(): void {
     this.#ready = null;
     this.#rssBytes = null;
@@ -367,6 +402,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
     if (this.#spawns > 0) this.#restarts += 1;
     this.#spawns += 1;
 
+    this.#template = this.#loadTemplate();
     const { command, args } = this.#commandLine();
     // Own process group: a Ctrl-C in the agent's terminal reaches the agent, which
     // then shuts the runner down in order, instead of reaching both at once.
