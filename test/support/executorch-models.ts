@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { z } from "zod";
+import { ExportedModelManifest } from "@orchard/contracts";
 import { ROOT, RUNNER_BIN } from "../runner/runner-process.ts";
 
 export const VENV_PYTHON = path.join(ROOT, ".venv/bin/python");
@@ -20,22 +21,15 @@ const EXPORT_TOOL = path.join(ROOT, "tools/export");
 export const EXPORT_LAYOUTS = ["gemma4-e2b-extcache", "llm-standard"] as const;
 export type ExportLayout = (typeof EXPORT_LAYOUTS)[number];
 
-/** orchard-model.json, as the export tool writes it (the parts tests read). */
-export const ExportedModel = z.object({
-  name: z.string(),
-  version: z.string(),
-  runtime: z.literal("executorch"),
-  runtimeVersion: z.string(),
+/** orchard-model.json, as the export tool writes it: the contract's part and what tests also read. */
+export const ExportedModel = ExportedModelManifest.extend({
   /** The orchard-runner profile it runs with (tools/export RUNNER_PROFILES). */
   profile: z.enum(["gemma4-extcache", "llm-standard"]),
-  maxContext: z.number().int().positive(),
-  reference: z.object({ prompt: z.string(), expectedTokenIds: z.array(z.number().int()).min(1) }),
   promptTokenIds: z.array(z.number().int()).min(1),
   /** Greedy ids of the eager PyTorch model the .pte was lowered from (quantized as the .pte is). */
   eagerQuantizedTokenIds: z.array(z.number().int()).min(1),
   /** …and of the unquantized FP32 eager model (int4 on random weights may part from it). */
   eagerFp32TokenIds: z.array(z.number().int()).min(1),
-  weights: z.string(),
 });
 export type ExportedModel = z.infer<typeof ExportedModel>;
 

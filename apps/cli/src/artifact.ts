@@ -3,9 +3,15 @@
  * and its tokenizer files with the same resumable uploader as the dashboard (chunks that
  * survive a dropped connection), then creates the signed model on the server.
  */
-import { open, stat } from "node:fs/promises";
+import { open, readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { ARTIFACT_RUNTIMES, ArtifactFileName, type ArtifactRuntime } from "@orchard/contracts";
+import {
+  ARTIFACT_RUNTIMES,
+  ArtifactFileName,
+  EXPORTED_MODEL_MANIFEST,
+  ExportedModelManifest,
+  type ArtifactRuntime,
+} from "@orchard/contracts";
 import type { ArtifactDto } from "../../web/src/lib/artifacts.ts";
 import { parseTokenIds, roleForFileName } from "../../web/src/lib/artifacts.ts";
 import { uploadFile, type UploadProgress, type UploadSource } from "../../web/src/lib/upload.ts";
@@ -36,7 +42,57 @@ export interface PushPlan {
   reference: { prompt: string; expectedTokenIds: number[] | null } | null;
 }
 
+/**
+ * `push DIR` of a folder tools/export wrote: its .pte first, then every other file but
+ * orchard-model.json, whose name, version, runtime, profile, context and reference
+ * (prompt and the .pte's own greedy ids) fill in whatever the command line left out.
+ */
+export async function optionsFromExportFolder(dir: string, o: PushOptions): Promise<PushOptions> {
+  const manifestPath = path.join(dir, EXPORTED_MODEL_MANIFEST);
+  const text = await readFile(manifestPath, "utf8").catch(() => null);
+  if (text === null) {
+    throw new Error(
+      `${dir} is a folder without ${EXPORTED_MODEL_MANIFEST} (what tools/export writes); name the files instead: orchard artifact push MODEL [TOKENIZER…]`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${manifestPath} is not JSON: ${(error as Error).message}`);
+  }
+  const parsed = ExportedModelManifest.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`${manifestPath}: ${issue.path.join(".") || "the file"}: ${issue.message}`);
+  }
+  const m = parsed.data;
+  const names: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isFile() && entry.name !== EXPORTED_MODEL_MANIFEST && !entry.name.startsWith(".")) names.push(entry.name);
+  }
+  const models = names.filter((n) => /\.pte$/i.test(n));
+  if (models.length !== 1) {
+    throw new Error(`${dir} must hold exactly one .pte file (it has ${models.length === 0 ? "none" : models.join(", ")})`);
+  }
+  const rest = names.filter((n) => n !== models[0]).sort();
+  return {
+    files: [models[0]!, ...rest].map((n) => path.join(dir, n)),
+    name: o.name ?? m.name,
+    version: o.version ?? m.version,
+    runtime: o.runtime ?? m.runtime,
+    runtimeVersion: o.runtimeVersion ?? m.runtimeVersion,
+    profile: o.profile ?? m.profile,
+    maxContext: o.maxContext ?? String(m.maxContext),
+    referencePrompt: o.referencePrompt ?? m.reference.prompt,
+    expectedIds: o.expectedIds ?? (o.referencePrompt === undefined ? m.reference.expectedTokenIds.join(",") : undefined),
+  };
+}
+
 export async function planPush(o: PushOptions): Promise<PushPlan> {
+  if (o.files.length === 1 && (await stat(o.files[0]!).catch(() => null))?.isDirectory()) {
+    return planPush(await optionsFromExportFolder(o.files[0]!, o));
+  }
   if (o.files.length === 0) throw new Error("name the model file (then its tokenizer files): orchard artifact push MODEL [TOKENIZER…]");
   if (!o.name) throw new Error("--name is required (e.g. --name gemma4-e2b)");
   if (!o.version) throw new Error("--version is required (e.g. --version 2026.11.1)");

@@ -32,8 +32,9 @@ commands:
   bench compare         one device, several models (one per runtime) benchmarked in turn, original model restored
                         --device ID-or-name --models ARTIFACT-ID,ARTIFACT-ID[,…] [--max-tokens N (${BENCH_DEFAULT_MAX_NEW_TOKENS})]
                         [--name S] [--wait (follow it; exit 1 unless it completes)] [--csv | --markdown]
-  artifact push MODEL [TOKENIZER…]
-                        upload a model and its tokenizer files (resumable) and create the signed model
+  artifact push MODEL [TOKENIZER…] | DIR
+                        upload a model and its tokenizer files (resumable) and create the signed model;
+                        DIR: a folder tools/export wrote, its orchard-model.json fills in the options below
                         --name N --version V --runtime sim|executorch|llama.cpp [--runtime-version X (sim: 1)]
                         [--profile P] [--max-context N] [--reference-prompt S] [--expected-ids 1,2,3]
   artifact list         models on the server, newest first, with the devices that run them

@@ -94,6 +94,29 @@ export const ArtifactManifest = z
   });
 export type ArtifactManifest = z.infer<typeof ArtifactManifest>;
 
+/**
+ * `orchard-model.json`: what tools/export writes next to the `.pte` and tokenizer
+ * files it exports. `orchard artifact push DIR` reads it, so the health gate's
+ * reference ids come from the export (the .pte's own greedy ids) and are never
+ * typed by hand. Only the fields Orchard uses are checked; the tool writes more
+ * (the eager models' ids, versions, the I/O layout) for people and tests.
+ */
+export const ExportedModelManifest = z.object({
+  name: z.string().min(1).max(128),
+  version: z.string().min(1).max(64),
+  runtime: z.literal("executorch"),
+  runtimeVersion: z.string().min(1).max(64),
+  profile: z.string().min(1).max(64),
+  maxContext: z.number().int().positive().max(1_048_576),
+  reference: ReferenceCheck.extend({ expectedTokenIds: z.array(z.number().int().nonnegative()).min(1).max(256) }),
+  /** "random" for the tiny test models: they generate, but not words. */
+  weights: z.string().min(1).max(64),
+});
+export type ExportedModelManifest = z.infer<typeof ExportedModelManifest>;
+
+/** The name of that file in an exported model folder. */
+export const EXPORTED_MODEL_MANIFEST = "orchard-model.json";
+
 /** A manifest with its signature: base64 of the ed25519 signature over canonicalJson(manifest). */
 export const SignedManifest = z.object({
   manifest: ArtifactManifest,
