@@ -136,6 +136,7 @@ GenerationOutcome Generator::generate(const protocol::GenerateRequest& request,
 
   const bool same_session = request.session && session_ && *request.session == *session_;
   const PrefillPlan plan = plan_prefill(resident_, prompt, same_session);
+  model_.take_decode_execute_ms();  // count this request's decode steps only
   if (plan.reset) {
     const Status status = model_.reset();
     resident_ = ResidentTokens{};
@@ -239,6 +240,7 @@ GenerationOutcome Generator::generate(const protocol::GenerateRequest& request,
     done.decode_ms = ms_between(first_token_at, last_token_at);
     done.decode_tok_s = per_second(done.generated_tokens - 1, done.decode_ms);
   }
+  done.decode_execute_ms = model_.take_decode_execute_ms();
   done.peak_rss_bytes = read_memory_usage().peak_rss_bytes;
   publish();
   outcome.done = std::move(done);

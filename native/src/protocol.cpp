@@ -281,6 +281,7 @@ std::string serialise(const Done& m) noexcept {
     j["decode_tok_s"] = figure(m.decode_tok_s);
     j["peak_rss_bytes"] = m.peak_rss_bytes;
     j["token_ids"] = m.token_ids;
+    if (m.decode_execute_ms) j["decode_execute_ms"] = figure(*m.decode_execute_ms);
     return dump(j);
   } catch (...) {
     return dump(ordered_json{{"type", "error"}, {"code", "model_error"}, {"message", "out of memory"}});

@@ -7,6 +7,7 @@ import os from "node:os";
 import { benchChatRelay } from "./chat-relay.ts";
 import { benchFleetIngest } from "./fleet-ingest.ts";
 import { benchRolloutDownload } from "./rollout-download.ts";
+import { benchRunnerExecuTorch } from "./runner-executorch.ts";
 
 const benches: Record<string, () => Promise<string[]>> = {
   "chat-relay": () => benchChatRelay({ concurrency: [1, 50], durationS: Number(process.env.BENCH_DURATION_S ?? 20) }),
@@ -21,6 +22,7 @@ const benches: Record<string, () => Promise<string[]>> = {
       sizeMiB: Number(process.env.BENCH_ARTIFACT_MB ?? 2048),
       downloaders: Number(process.env.BENCH_DOWNLOADERS ?? 10),
     }),
+  "runner-executorch": () => benchRunnerExecuTorch({ dir: process.env.BENCH_PTE_DIR, runs: Number(process.env.BENCH_RUNS ?? 5) }),
 };
 
 const chosen = process.argv.slice(2);

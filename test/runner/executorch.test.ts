@@ -113,6 +113,9 @@ describe.skipIf(unavailable !== null)(`orchard-runner --backend executorch${unav
       expect(chat.done.token_ids).toEqual(expected);
       expect(chat.done.token_ids).toEqual(manifest.eagerQuantizedTokenIds);
       expect(chat.tokens.map((t) => t.token_id)).toEqual(expected);
+      // The time inside Module::execute is part of the decode time it is reported with.
+      expect(chat.done.decode_execute_ms).toBeGreaterThan(0);
+      expect(chat.done.decode_execute_ms).toBeLessThanOrEqual(chat.done.decode_ms);
     },
     EXPORT_TIMEOUT_MS,
   );

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,11 @@ class Model {
   /// `logits` predicts the token after the last one fed.
   virtual Status forward(const std::int32_t* tokens, std::size_t count, std::size_t start_pos,
                          FeedKind kind, Logits* logits) = 0;
+
+  /// Milliseconds the runtime's own execute call took in forward() calls of
+  /// generated tokens since the last call of this, and resets the count;
+  /// nullopt for models that do not measure it (ExecuTorch: Module::execute).
+  virtual std::optional<double> take_decode_execute_ms() { return std::nullopt; }
 };
 
 }  // namespace orchard

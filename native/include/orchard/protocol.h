@@ -109,6 +109,8 @@ struct Done {
   double decode_tok_s = 0;
   std::uint64_t peak_rss_bytes = 0;
   std::vector<std::int32_t> token_ids;
+  /// Of decode_ms, the time inside the runtime's execute call (executorch only).
+  std::optional<double> decode_execute_ms;
 };
 
 struct Stats {

@@ -8,6 +8,7 @@
 // so a build needs no tokenizers library. Compiled only with
 // -DORCHARD_WITH_EXECUTORCH=ON.
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -234,6 +235,12 @@ class ExecuTorchModel final : public Model {
   std::size_t max_context() const override { return max_context_; }
   std::size_t max_tokens_per_step() const override { return tokens_per_step_; }
 
+  std::optional<double> take_decode_execute_ms() override {
+    const double ms = decode_execute_ms_;
+    decode_execute_ms_ = 0;
+    return ms;
+  }
+
   Status reset() override {
     // External cache: empty it. llm-standard: the cache lives in the program
     // and positions are simply overwritten from 0.
@@ -243,8 +250,9 @@ class ExecuTorchModel final : public Model {
     return Status::success();
   }
 
-  Status forward(const std::int32_t* tokens, std::size_t count, std::size_t start_pos, FeedKind,
+  Status forward(const std::int32_t* tokens, std::size_t count, std::size_t start_pos, FeedKind kind,
                  Logits* logits) override {
+    timing_decode_ = kind == FeedKind::Generated;
     if (count == 0) return Status::failure("forward called with no tokens");
     if (start_pos + count > max_context_) {
       return Status::failure("position " + std::to_string(start_pos + count - 1) + " is outside the context of " +
@@ -297,7 +305,7 @@ class ExecuTorchModel final : public Model {
       values.emplace_back(*in.tensor);
     }
 
-    auto result = module_->execute(profile_.method, values);
+    auto result = execute(values);
     if (!result.ok()) return Status::failure("forward failed: " + describe_error(result.error()));
     const std::vector<EValue>& outputs = *result;
     if (outputs.size() != profile_.outputs.size()) {
@@ -347,15 +355,28 @@ class ExecuTorchModel final : public Model {
     std::vector<EValue> values;
     values.emplace_back(*token_tensor);
     values.emplace_back(*pos_tensor);
-    auto result = module_->execute(profile_.method, values);
+    auto result = execute(values);
     if (!result.ok()) return Status::failure("forward failed: " + describe_error(result.error()));
     const std::vector<EValue>& outputs = *result;
     if (outputs.empty() || !outputs[0].isTensor()) return Status::failure("forward returned no logits tensor");
     return read_logits(outputs[0].toTensor(), &logits_);
   }
 
+  /// Module::execute, timed when the step feeds a generated token.
+  ::executorch::runtime::Result<std::vector<EValue>> execute(const std::vector<EValue>& values) {
+    const auto started = std::chrono::steady_clock::now();
+    auto result = module_->execute(profile_.method, values);
+    if (timing_decode_) {
+      decode_execute_ms_ +=
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    }
+    return result;
+  }
+
   std::unique_ptr<Module> module_;
   ModelProfile profile_;
+  bool timing_decode_ = false;
+  double decode_execute_ms_ = 0;
   std::size_t max_context_;
   std::size_t tokens_per_step_;
   bool start_pos_is_vector_;

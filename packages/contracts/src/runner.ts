@@ -118,6 +118,8 @@ export const RunnerDone = z.object({
   peak_rss_bytes: count,
   /** Every generated token id in order (the health gate compares them with a reference). */
   token_ids: z.array(z.number().int()),
+  /** Of decode_ms, the time inside the runtime's own execute call (executorch: Module::execute); absent elsewhere. */
+  decode_execute_ms: nonneg.optional(),
 });
 export type RunnerDone = z.infer<typeof RunnerDone>;
 
