@@ -51,6 +51,7 @@ async function setup() {
       bin: { path: RUNNER, source: "flag" },
       model: null,
       tokenizer: null,
+      profile: null,
       extraArgs: ["--sim-load-ms=20"],
       llamaThreads: 1,
     },

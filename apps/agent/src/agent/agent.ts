@@ -117,6 +117,7 @@ export class Agent {
       backend: options.runner.backend,
       model: options.runner.model,
       tokenizer: options.runner.tokenizer,
+      profile: options.runner.profile,
       extraArgs: options.runner.extraArgs,
       logger: options.logger,
       clock: this.#clock,

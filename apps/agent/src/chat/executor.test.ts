@@ -273,7 +273,8 @@ describe("ChatExecutor with the real sim runner", () => {
       executor: { heartbeatMs: 80 },
     });
     executor.start(chat("hb-1", { maxNewTokens: 5 }));
-    executor.start(chat("hb-2", { maxNewTokens: 1 }));
+    // Another conversation, so its whole prompt is fed (the same one would reuse all of hb-1's cache).
+    executor.start(chat("hb-2", { maxNewTokens: 1, session: "conv-2" }));
     await done("hb-1");
     await done("hb-2");
     const one = ofType("hb-1", "progress");

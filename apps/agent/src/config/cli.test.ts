@@ -71,6 +71,7 @@ describe("orchard-agent command line", () => {
         bin: { path: "orchard-runner", source: "PATH" },
         model: null,
         tokenizer: null,
+        profile: null,
         extraArgs: [],
         llamaThreads: os.availableParallelism(),
       },
@@ -121,6 +122,20 @@ describe("orchard-agent command line", () => {
     );
     expect(error(["run", "--runner", "executorch", "--model", model, "--tokenizer", model])).toMatch(/is not a directory/);
     expect(error(["run", "--runner", "llama"])).toBe("--runner must be one of sim, executorch, llamacpp");
+    expect(
+      parse(["run", "--runner", "executorch", "--model", model, "--tokenizer", tokenizer, "--profile", "gemma4-extcache"]),
+    ).toMatchObject({
+      runner: { profile: "gemma4-extcache" },
+    });
+    expect(parse(["run", "--runner", "executorch"])).toMatchObject({ runner: { profile: null } });
+    expect(error(["run", "--runner", "executorch", "--profile", "gemma4-extcache"])).toBe(
+      "--profile needs --model PATH (the .pte file) too",
+    );
+    expect(error(["run", "--profile", "gemma4-extcache"])).toBe("--profile only applies to --runner executorch");
+    expect(error(["run", "--runner", "llamacpp", "--profile", "x"])).toBe("--profile only applies to --runner executorch");
+    expect(error(["run", "--runner", "executorch", "--model", model, "--tokenizer", tokenizer, "--profile", "Bad Name"])).toMatch(
+      /--profile takes a profile name/,
+    );
   });
 
   it("run: llamacpp takes an optional .gguf (no tokenizer) and an explicit thread count", () => {

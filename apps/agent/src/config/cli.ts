@@ -32,6 +32,8 @@ export interface RunnerConfig {
   bin: RunnerBinary;
   model: string | null;
   tokenizer: string | null;
+  /** `--profile` for an executorch --model (null: the runner's default, gemma4-e2b-extcache). */
+  profile: string | null;
   /** Passed to orchard-runner verbatim after the agent's own flags (e.g. --sim-decode-tok-s=50). */
   extraArgs: string[];
   /** `--threads` for the llama.cpp runner (`--llama-threads`, default: os.availableParallelism()). */
@@ -90,6 +92,8 @@ run:
   --tokenizer DIR         the tokenizer directory (executorch only, with --model); without
                           --model, executorch runs nothing until a rollout activates a model
                           (llamacpp: --model FILE.gguf alone, the tokenizer is inside the .gguf)
+  --profile NAME          the I/O layout of an executorch --model (orchard-runner --capabilities lists them;
+                          default gemma4-e2b-extcache); a rolled-out model brings its own
   --llama-threads N       threads the llama.cpp runner computes with (1-256, default: the CPUs
                           available, ${os.availableParallelism()} here); more than the cores slows it right down
   --runner-arg=FLAG       one more flag for the --runner backend's program, repeatable
@@ -120,6 +124,7 @@ const COMMAND_OPTIONS = {
     "runner-bin": { type: "string" },
     model: { type: "string" },
     tokenizer: { type: "string" },
+    profile: { type: "string" },
     "runner-arg": { type: "string", multiple: true },
     "llama-threads": { type: "string" },
     "telemetry-interval": { type: "string" },
@@ -198,6 +203,10 @@ const RunFlags = LogFlags.extend({
   "runner-bin": z.string().min(1).optional(),
   model: z.string().min(1).optional(),
   tokenizer: z.string().min(1).optional(),
+  profile: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,63}$/, { error: "--profile takes a profile name such as gemma4-extcache" })
+    .optional(),
   "runner-arg": z
     .array(z.string().regex(/^-/, { error: "--runner-arg takes one flag for orchard-runner, e.g. --runner-arg=--sim-decode-tok-s=50" }))
     .optional(),
@@ -206,6 +215,9 @@ const RunFlags = LogFlags.extend({
   "chat-queue": ChatQueueLimit.optional(),
   "models-quota": ModelsQuota.optional(),
 }).superRefine((flags, ctx) => {
+  if (flags.runner !== "executorch" && flags.profile !== undefined) {
+    ctx.addIssue({ code: "custom", message: "--profile only applies to --runner executorch" });
+  }
   if (flags.runner === "llamacpp") {
     // Without --model, the runner waits for a rollout to activate a .gguf.
     if (flags.model !== undefined && !flags.model.toLowerCase().endsWith(".gguf")) {
@@ -223,6 +235,9 @@ const RunFlags = LogFlags.extend({
     }
     if (flags.tokenizer !== undefined && flags.model === undefined) {
       ctx.addIssue({ code: "custom", message: "--tokenizer needs --model PATH (the .pte file) too" });
+    }
+    if (flags.profile !== undefined && flags.model === undefined) {
+      ctx.addIssue({ code: "custom", message: "--profile needs --model PATH (the .pte file) too" });
     }
   } else {
     if (flags.model !== undefined) ctx.addIssue({ code: "custom", message: "--model only applies to --runner executorch or llamacpp" });
@@ -352,6 +367,7 @@ export function parseCommandLine(argv: readonly string[], rawEnv: Record<string,
         bin: resolveRunnerBinary(flags["runner-bin"], env, cwd, options.repoRunnerPath ?? REPO_RUNNER_PATH),
         model: flags.model === undefined ? null : requireFile(path.resolve(cwd, flags.model), "--model", "file"),
         tokenizer: flags.tokenizer === undefined ? null : requireFile(path.resolve(cwd, flags.tokenizer), "--tokenizer", "dir"),
+        profile: flags.profile ?? null,
         extraArgs: flags["runner-arg"] ?? [],
         llamaThreads: flags["llama-threads"] ?? os.availableParallelism(),
       };

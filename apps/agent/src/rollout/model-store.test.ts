@@ -23,6 +23,7 @@ const CLI: RunnerConfig = {
   bin: { path: "orchard-runner", source: "PATH" },
   model: "/opt/models/cli.pte",
   tokenizer: "/opt/models/tok",
+  profile: null,
   extraArgs: ["--threads", "4"],
   llamaThreads: 2,
 };

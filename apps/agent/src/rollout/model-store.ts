@@ -231,7 +231,7 @@ export class ModelStore {
    * the model's backend is the --runner backend they were written for.
    */
   launchFor(entry: ModelEntry | null, cli: RunnerConfig): RunnerLaunch {
-    if (!entry) return { backend: cli.backend, model: cli.model, tokenizer: cli.tokenizer, profile: null, extraArgs: cli.extraArgs };
+    if (!entry) return { backend: cli.backend, model: cli.model, tokenizer: cli.tokenizer, profile: cli.profile, extraArgs: cli.extraArgs };
     const { manifest } = entry.signed;
     const model = manifest.files.find((f) => f.role === "model");
     if (!model) throw new Error(`artifact ${entry.artifactId} has no model file`);

@@ -39,6 +39,7 @@ const CLI: RunnerConfig = {
   bin: { path: "orchard-runner", source: "PATH" },
   model: null,
   tokenizer: null,
+  profile: null,
   extraArgs: [],
   llamaThreads: 1,
 };

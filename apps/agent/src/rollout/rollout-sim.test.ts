@@ -59,7 +59,7 @@ async function setup(options: { enrolledWithKey?: boolean } = {}) {
       ...(options.enrolledWithKey === false ? {} : { artifactPublicKey: signer.publicKey }),
     },
     dataDir,
-    runner: { backend: "sim", bin: { path: RUNNER, source: "flag" }, model: null, tokenizer: null, extraArgs: FAST_SIM, llamaThreads: 1 },
+    runner: { backend: "sim", bin: { path: RUNNER, source: "flag" }, model: null, tokenizer: null, profile: null, extraArgs: FAST_SIM, llamaThreads: 1 },
     telemetryIntervalMs: 1_000,
     logger: silentLogger,
     restartPolicy: { initialMs: 100 },

@@ -48,6 +48,8 @@ export interface RunnerSupervisorOptions {
   /** For the executorch backend. */
   model?: string | null;
   tokenizer?: string | null;
+  /** executorch `--profile` of the command line's model. */
+  profile?: string | null;
   /** More flags for the runner, after the ones above (e.g. the sim backend's rates). */
   extraArgs?: readonly string[];
   logger: Logger;
@@ -156,7 +158,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
       backend: options.backend,
       model: options.model ?? null,
       tokenizer: options.tokenizer ?? null,
-      profile: null,
+      profile: options.profile ?? null,
       extraArgs: options.extraArgs ?? [],
     };
   }
