@@ -12,6 +12,11 @@
  * gibberish text): rolled out as runtime llama.cpp it switches a device to the
  * llama.cpp runner. ORCHARD_DEMO_RUNNER=llamacpp starts the agents on it directly
  * (`--runner llamacpp`, ORCHARD_DEMO_LLAMA_THREADS threads each, default 1).
+ * ORCHARD_DEMO_RUNNER=executorch starts them on orchard-runner's ExecuTorch backend with
+ * the tiny RANDOM-weight Gemma 4 .pte tools/export makes (scripts/tiny-pte.ts; needs
+ * `npm run executorch:setup` and a build after it; the first start exports it, about
+ * 2–3 minutes on 2 cores, into $ORCHARD_DATA/demo-models). Its folder is also a model
+ * to push: `orchard artifact push DIR`.
  * Ctrl-C stops everything.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -23,6 +28,7 @@ import { fileURLToPath } from "node:url";
 import { createOrchardClient } from "../apps/cli/src/client.ts";
 import { REFERENCE_PROMPT, simReferenceIds, writeSimModel } from "./sim-model.ts";
 import { TINY_GGUF_NAME, writeTinyGguf } from "./tiny-gguf.ts";
+import { executorchUnavailable, tinyModel } from "./tiny-pte.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const tsx = path.join(root, "node_modules/.bin/tsx");
@@ -35,9 +41,16 @@ if (!Number.isInteger(count) || count < 0 || count > 50) {
   process.exit(2);
 }
 const runner = process.env.ORCHARD_DEMO_RUNNER || "sim";
-if (runner !== "sim" && runner !== "llamacpp") {
-  process.stderr.write("demo: ORCHARD_DEMO_RUNNER must be sim (default) or llamacpp\n");
+if (runner !== "sim" && runner !== "llamacpp" && runner !== "executorch") {
+  process.stderr.write("demo: ORCHARD_DEMO_RUNNER must be sim (default), llamacpp or executorch\n");
   process.exit(2);
+}
+if (runner === "executorch") {
+  const missing = executorchUnavailable();
+  if (missing) {
+    process.stderr.write(`demo: ORCHARD_DEMO_RUNNER=executorch needs the ExecuTorch build: ${missing}\n`);
+    process.exit(2);
+  }
 }
 const llamaThreads = Number(process.env.ORCHARD_DEMO_LLAMA_THREADS ?? "1");
 if (!Number.isInteger(llamaThreads) || llamaThreads < 1 || llamaThreads > 256) {
@@ -131,7 +144,8 @@ function demoTraffic(deviceId: string, index: number): void {
         body: JSON.stringify({
           model: `device:${deviceId}`,
           messages: [{ role: "user", content: DEMO_QUESTIONS[n++ % DEMO_QUESTIONS.length] }],
-          max_tokens: 48,
+          // The tiny .pte holds 63 positions: short answers, so that a question and its answer fit.
+          max_tokens: runner === "executorch" ? 12 : 48,
         }),
       }).then((res) => res.arrayBuffer());
     } catch {
@@ -192,6 +206,12 @@ async function demoModels(): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
+  // Before the server starts: the export blocks this process for a minute or more.
+  let pte: ReturnType<typeof tinyModel> | null = null;
+  if (runner === "executorch") {
+    process.stdout.write("demo: exporting the tiny Gemma 4 .pte with tools/export if it is not there yet (2–3 min the first time)…\n");
+    pte = tinyModel("gemma4-e2b-extcache", path.join(dataDir, "demo-models"));
+  }
   const server = start("server", [tsx, path.join(root, "apps/web/server.ts")], { ...process.env, ORCHARD_API_KEY: apiKey });
   server.once("exit", (code) => {
     if (!stopping) {
@@ -202,8 +222,11 @@ async function main(): Promise<void> {
   await waitForHealth(server);
 
   if (runner === "llamacpp") await ensureDemoGguf();
-  const runnerArgs =
-    runner === "llamacpp" ? ["--runner", "llamacpp", "--model", demoGguf, "--llama-threads", String(llamaThreads)] : ["--runner", "sim"];
+  const runnerArgs = pte
+    ? ["--runner", "executorch", "--model", pte.model, "--tokenizer", pte.dir, "--profile", pte.manifest.profile]
+    : runner === "llamacpp"
+      ? ["--runner", "llamacpp", "--model", demoGguf, "--llama-threads", String(llamaThreads)]
+      : ["--runner", "sim"];
   const client = createOrchardClient({ url, apiKey });
   const known = new Set((await client.devices.list.query()).map((d) => d.id));
   for (let i = 1; i <= count; i++) {
@@ -226,10 +249,14 @@ async function main(): Promise<void> {
   }
   const models = await demoModels().catch((err: Error) => [`  (could not write the demo models: ${err.message})`]);
   process.stdout.write(
-    (runner === "llamacpp"
-      ? `\nOrchard demo: ${count} local agents with the llama.cpp runner on ${shownPath(demoGguf)} (${llamaThreads} thread(s) each; ` +
-        `real llama.cpp inference on a tiny model with RANDOM weights: the text is gibberish).\n`
-      : `\nOrchard demo: ${count} local agents with the simulated runner (sim backend, no real model).\n`) +
+    (pte
+      ? `\nOrchard demo: ${count} local agents with orchard-runner's ExecuTorch backend on ${shownPath(pte.model)} ` +
+        `(${pte.manifest.profile}, ExecuTorch ${pte.manifest.runtimeVersion}; real ExecuTorch inference on a tiny Gemma-4-shaped ` +
+        `model with RANDOM weights: the text is gibberish). Push its folder as a model: orchard artifact push ${shownPath(pte.dir)}\n`
+      : runner === "llamacpp"
+        ? `\nOrchard demo: ${count} local agents with the llama.cpp runner on ${shownPath(demoGguf)} (${llamaThreads} thread(s) each; ` +
+          `real llama.cpp inference on a tiny model with RANDOM weights: the text is gibberish).\n`
+        : `\nOrchard demo: ${count} local agents with the simulated runner (sim backend, no real model).\n`) +
       `Dashboard: http://localhost:${port}  ·  CLI: ORCHARD_URL=http://localhost:${port} ORCHARD_API_KEY=${apiKey} npx orchard devices\n` +
       (trafficSeconds > 0
         ? `Demo traffic: each agent is asked a short question every ~${trafficSeconds} s (ORCHARD_DEMO_TRAFFIC_SECONDS=0 turns it off).\n`

@@ -1,7 +1,7 @@
 /**
  * orchard-runner's ExecuTorch backend against ExecuTorch's own Python runtime, on the
  * same .pte in one run. The models are the tiny random-weight exports of tools/export
- * (test/support/executorch-models.ts; both layouts), or the folder BENCH_PTE_DIR names
+ * (scripts/tiny-pte.ts; both layouts), or the folder BENCH_PTE_DIR names
  * (any folder tools/export wrote, e.g. the real Gemma 4 E2B).
  *
  * Method, per model:
@@ -27,7 +27,7 @@ import { z } from "zod";
 import { loadChatTemplate } from "../../apps/agent/src/runner/chat-template.ts";
 import { ExportedModelManifest } from "@orchard/contracts";
 import { ROOT, RunnerProcess, generate } from "../runner/runner-process.ts";
-import { EXPORT_LAYOUTS, VENV_PYTHON, executorchUnavailable, tinyModel } from "../support/executorch-models.ts";
+import { EXPORT_LAYOUTS, VENV_PYTHON, executorchUnavailable, tinyModel } from "../../scripts/tiny-pte.ts";
 import { summarize } from "./stats.ts";
 
 const PythonResult = z.object({

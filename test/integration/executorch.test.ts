@@ -1,6 +1,6 @@
 /**
  * ExecuTorch end to end with real processes: the tiny random-weight Gemma 4 .pte that
- * tools/export makes (test/support/executorch-models.ts) is pushed with the real
+ * tools/export makes (scripts/tiny-pte.ts) is pushed with the real
  * `orchard artifact push DIR` (its reference ids come from the folder's
  * orchard-model.json, never typed), rolled out to an agent whose orchard-runner is
  * linked against the ExecuTorch wheel, and passes the health gate on the real runtime;
@@ -15,7 +15,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RolloutDto } from "@orchard/contracts";
 import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
-import { executorchUnavailable, tinyModel, type ExportedModel } from "../support/executorch-models.ts";
+import { executorchUnavailable, tinyModel, type ExportedModel } from "../../scripts/tiny-pte.ts";
 import { ROOT, enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
 
 const unavailable = executorchUnavailable();

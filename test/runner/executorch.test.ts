@@ -1,7 +1,7 @@
 /**
  * orchard-runner on the real ExecuTorch runtime: the runner built against the
  * ExecuTorch wheel in .venv runs tiny random-weight .pte files exported by
- * tools/export (test/support/executorch-models.ts), and its greedy tokens are
+ * tools/export (scripts/tiny-pte.ts), and its greedy tokens are
  * compared with ExecuTorch's own Python runtime running the same program.
  * Skipped with the reason when .venv or the ExecuTorch-linked runner is missing;
  * in CI (which builds both) that is an error.
@@ -11,7 +11,7 @@ import path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { encodeRunnerRequest, type RunnerMessage, type RunnerToken } from "@orchard/contracts";
 import { loadChatTemplate } from "../../apps/agent/src/runner/chat-template.ts";
-import { EXPORT_LAYOUTS, VENV_PYTHON, executorchUnavailable, tinyModel } from "../support/executorch-models.ts";
+import { EXPORT_LAYOUTS, VENV_PYTHON, executorchUnavailable, tinyModel } from "../../scripts/tiny-pte.ts";
 import { ROOT, RUNNER_BIN, RunnerProcess, generate } from "./runner-process.ts";
 
 const unavailable = executorchUnavailable();

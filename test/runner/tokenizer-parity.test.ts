@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
-import { VENV_PYTHON } from "../support/executorch-models.ts";
+import { VENV_PYTHON } from "../../scripts/tiny-pte.ts";
 import { ROOT } from "./runner-process.ts";
 
 const TOKENIZE_BIN = path.join(ROOT, "native/build/orchard-tokenize");

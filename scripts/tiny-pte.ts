@@ -1,7 +1,8 @@
 /**
- * Real ExecuTorch models for tests: tiny random-weight models exported by the
- * project's own export tool (tools/export, `python -m orchard_export tiny`) into
- * test/.models/<hash of the tool's sources>/<layout>, once per version of the tool.
+ * Real ExecuTorch models for tests, benchmarks and the demo: tiny random-weight models
+ * exported by the project's own export tool (tools/export, `python -m orchard_export tiny`)
+ * into <root>/<hash of the tool's sources>/<layout> (tests: test/.models), once per
+ * version of the tool.
  * Needs the project's Python environment (.venv, `npm run executorch:setup`) and an
  * orchard-runner built against it. `executorchUnavailable()` says why not when
  * either is missing; the tests then skip with that reason, except in CI where the
@@ -11,9 +12,14 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { ExportedModelManifest } from "@orchard/contracts";
-import { ROOT, RUNNER_BIN } from "../runner/runner-process.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const RUNNER_BIN = path.join(ROOT, "native/build/orchard-runner");
+/** Where tests keep their exports (git-ignored). */
+export const TEST_MODELS_DIR = path.join(ROOT, "test/.models");
 
 export const VENV_PYTHON = path.join(ROOT, ".venv/bin/python");
 const EXPORT_TOOL = path.join(ROOT, "tools/export");
@@ -54,9 +60,9 @@ function hashTree(dir: string, hash = createHash("sha256")): ReturnType<typeof c
 }
 
 /** The exported folder for `layout` (model.pte, tokenizer files, orchard-model.json), exporting it when missing. */
-export function tinyModel(layout: ExportLayout): { dir: string; model: string; manifest: ExportedModel } {
+export function tinyModel(layout: ExportLayout, root: string = TEST_MODELS_DIR): { dir: string; model: string; manifest: ExportedModel } {
   const key = hashTree(EXPORT_TOOL).digest("hex").slice(0, 16);
-  const dir = path.join(ROOT, "test/.models", key, layout);
+  const dir = path.join(root, key, layout);
   if (!existsSync(path.join(dir, "orchard-model.json"))) {
     const partial = `${dir}.partial`;
     rmSync(partial, { recursive: true, force: true });
