@@ -64,7 +64,9 @@ export function tinyModel(layout: ExportLayout, root: string = TEST_MODELS_DIR):
   const key = hashTree(EXPORT_TOOL).digest("hex").slice(0, 16);
   const dir = path.join(root, key, layout);
   if (!existsSync(path.join(dir, "orchard-model.json"))) {
-    const partial = `${dir}.partial`;
+    // Test files run in parallel workers and may both find it missing: each exports into its
+    // own folder, the first rename wins and a later one drops its copy.
+    const partial = `${dir}.partial-${process.pid}`;
     rmSync(partial, { recursive: true, force: true });
     mkdirSync(path.dirname(dir), { recursive: true });
     const r = spawnSync(VENV_PYTHON, ["-m", "orchard_export", "tiny", "--layout", layout, "--out", partial], {
@@ -72,7 +74,12 @@ export function tinyModel(layout: ExportLayout, root: string = TEST_MODELS_DIR):
       encoding: "utf8",
     });
     if (r.status !== 0) throw new Error(`exporting the tiny ${layout} model failed (exit ${r.status}):\n${r.stderr.slice(-3000)}`);
-    renameSync(partial, dir);
+    try {
+      renameSync(partial, dir);
+    } catch (error) {
+      if (!existsSync(path.join(dir, "orchard-model.json"))) throw error;
+      rmSync(partial, { recursive: true, force: true });
+    }
   }
   const manifest = ExportedModel.parse(JSON.parse(readFileSync(path.join(dir, "orchard-model.json"), "utf8")));
   return { dir, model: path.join(dir, "model.pte"), manifest };
