@@ -4,7 +4,6 @@
  * file server for registration by URL, devices enrolled through the real enrollment API
  * and the real `orchard` CLI pushing a model through a proxy that drops its connection.
  */
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import http from "node:http";
@@ -16,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ARTIFACT_RUNTIMES, ArtifactKeyResponse, EnrollResponse, topics, type DeviceStatus, type RunnerStatus } from "@orchard/contracts";
 import type { ArtifactDto, UploadDto } from "../../apps/web/src/lib/artifacts.ts";
 import { writeSimModel } from "../../scripts/sim-model.ts";
-import { ROOT, removeDir, startServer, waitFor, type TestServer } from "../support/harness.ts";
+import { removeDir, runCli, startServer, waitFor, type TestServer } from "../support/harness.ts";
 
 const MiB = 1024 * 1024;
 const CHUNK = 8 * MiB;
@@ -475,16 +474,7 @@ describe("orchard artifact", () => {
     };
   }
 
-  function cli(args: string[], url = server.url): Promise<{ code: number | null; out: string; err: string }> {
-    const child = spawn(process.execPath, [path.join(ROOT, "apps/cli/bin/orchard.mjs"), ...args], {
-      env: { ...process.env, ORCHARD_URL: url, ORCHARD_API_KEY: server.apiKey },
-    });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-    return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
-  }
+  const cli = (args: string[], url = server.url) => runCli(server, args, url);
 
   it("pushes a model and its tokenizer through a connection that drops, then lists and deletes it", async () => {
     const modelFile = path.join(tmp, "sim-model.bin");

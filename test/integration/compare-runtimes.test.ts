@@ -14,7 +14,17 @@ import type { RuntimeComparisonDetail } from "@orchard/contracts";
 import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
 import { simReferenceIds, writeSimModel } from "../../scripts/sim-model.ts";
 import { writeTinyGguf } from "../../scripts/tiny-gguf.ts";
-import { ROOT, RUNNER_BIN, enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
+import {
+  ROOT,
+  RUNNER_BIN,
+  enrollAgent,
+  runCli,
+  removeDir,
+  startServer,
+  waitFor,
+  type TestAgent,
+  type TestServer,
+} from "../support/harness.ts";
 
 const LLAMA_RUNNER_BIN = path.join(ROOT, "apps/agent/bin/orchard-llama-runner.mjs");
 const MiB = 2 ** 20;
@@ -25,16 +35,7 @@ let tmp: string;
 let simArtifact: ArtifactDto;
 let ggufArtifact: ArtifactDto;
 
-function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [path.join(ROOT, "apps/cli/bin/orchard.mjs"), ...args], {
-    env: { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: server.apiKey },
-  });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
-}
+const cli = (args: string[]) => runCli(server, args);
 
 async function push(args: string[]): Promise<ArtifactDto> {
   const pushed = await cli(["artifact", "push", ...args, "--reference-prompt", "The capital of France is", "--json"]);

@@ -7,7 +7,6 @@
  * a copy whose reference ids do not match its .pte is rolled back by the gate. Then a
  * dashboard chat and an OpenAI streaming request are answered by the .pte.
  */
-import { spawn } from "node:child_process";
 import { cp, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -16,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RolloutDto } from "@orchard/contracts";
 import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
 import { executorchUnavailable, tinyModel, type ExportedModel } from "../../scripts/tiny-pte.ts";
-import { ROOT, enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
+import { enrollAgent, runCli, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
 
 const unavailable = executorchUnavailable();
 if (unavailable && process.env.CI) throw new Error(`the ExecuTorch end-to-end tests cannot run in CI: ${unavailable}`);
@@ -29,16 +28,7 @@ let agent: TestAgent;
 let tmp: string;
 let tiny: { dir: string; model: string; manifest: ExportedModel };
 
-function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [path.join(ROOT, "apps/cli/bin/orchard.mjs"), ...args], {
-    env: { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: server.apiKey },
-  });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
-}
+const cli = (args: string[]) => runCli(server, args);
 
 async function pushFolder(dir: string, version: string): Promise<ArtifactDto> {
   const pushed = await cli(["artifact", "push", dir, "--version", version, "--json"]);

@@ -7,7 +7,6 @@
  * in the middle of a rollout, rolling a device back, and a model that fails its
  * reference check (rolled back on the canary, the rollout paused, then aborted).
  */
-import { spawn } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -16,7 +15,6 @@ import type { RolloutDto } from "@orchard/contracts";
 import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
 import { simReferenceIds, writeSimModel, type SimModelHeader } from "../../scripts/sim-model.ts";
 import {
-  ROOT,
   RUNNER_BIN,
   connectSocket,
   enrollAgent,
@@ -27,6 +25,7 @@ import {
   type FleetSocket,
   type TestAgent,
   type TestServer,
+  runCli,
 } from "../support/harness.ts";
 
 const MiB = 2 ** 20;
@@ -36,16 +35,7 @@ let tmp: string;
 let socket: FleetSocket;
 const seen: RolloutDto[] = [];
 
-function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn(process.execPath, [path.join(ROOT, "apps/cli/bin/orchard.mjs"), ...args], {
-    env: { ...process.env, ORCHARD_URL: server.url, ORCHARD_API_KEY: server.apiKey },
-  });
-  let out = "";
-  let err = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
-  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
-}
+const cli = (args: string[]) => runCli(server, args);
 
 /** Writes a 64 MiB simulated model, asks the real runner for its reference ids, and pushes it with the CLI. */
 async function pushModel(version: string, header: SimModelHeader, tamper = (ids: number[]) => ids): Promise<ArtifactDto> {

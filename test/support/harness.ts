@@ -332,3 +332,15 @@ export async function connectSocket(server: TestServer, cookie: string | null): 
 export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
+
+/** Runs the real `orchard` CLI against `server` with its API key; `url` overrides the server's. */
+export function runCli(server: TestServer, args: string[], url = server.url): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [path.join(ROOT, "apps/cli/bin/orchard.mjs"), ...args], {
+    env: { ...process.env, ORCHARD_URL: url, ORCHARD_API_KEY: server.apiKey },
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (err += c.toString()));
+  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, out, err })));
+}
