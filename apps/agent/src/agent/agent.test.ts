@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { BENCH_STANDARD_PROMPTS, ChatStreamMessage, DeviceEvent, type DeviceStatus, TelemetryMessage, topics } from "@orchard/contracts";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Observer, TestBroker } from "../../test/helpers/broker.js";
+import { MqttProxy, PUBACK, PUBLISH } from "../../test/helpers/mqtt-proxy.js";
 import { REPO_RUNNER_PATH } from "../config/cli.js";
 import { silentLogger } from "../lib/logger.js";
 import { readStateFile } from "../state/state-file.js";
@@ -31,9 +32,12 @@ beforeAll(() => {
   if (!existsSync(RUNNER)) throw new Error(`the runner binary ${RUNNER} is missing: build native/ first`);
 });
 
-async function setup() {
+async function setup(options: { viaProxy?: boolean } = {}) {
   const broker = await new TestBroker({ devices: { [DEVICE]: PASSWORD } }).start();
   cleanup.push(() => broker.stop());
+  // The agent can talk to the broker through a proxy that sees (and can hold) every packet.
+  const proxy = options.viaProxy ? await MqttProxy.start(broker.port) : null;
+  if (proxy) cleanup.push(() => proxy.stop());
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "orchard-agent-run-"));
   cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
   const agent = new Agent({
@@ -42,7 +46,7 @@ async function setup() {
       serverUrl: "http://127.0.0.1:3000",
       deviceId: DEVICE,
       name: "agent-test",
-      mqtt: { url: broker.url, username: DEVICE, password: PASSWORD },
+      mqtt: { url: proxy?.url ?? broker.url, username: DEVICE, password: PASSWORD },
       enrolledAt: new Date().toISOString(),
     },
     dataDir,
@@ -68,7 +72,7 @@ async function setup() {
   const statuses = () => broker.on(topics.status(DEVICE)) as DeviceStatus[];
   const events = () => broker.on(topics.events(DEVICE)).map((e) => DeviceEvent.parse(e));
   const samples = () => broker.on(topics.telemetry(DEVICE)).flatMap((m) => TelemetryMessage.parse(m).samples);
-  return { broker, agent, dataDir, statuses, events, samples };
+  return { broker, proxy, agent, dataDir, statuses, events, samples };
 }
 
 describe("Agent (real broker, real sim runner, Pi 5 fixture)", () => {
@@ -189,16 +193,41 @@ describe("Agent (real broker, real sim runner, Pi 5 fixture)", () => {
   });
 
   it("a shutdown during an answer sends its partial answer before the offline status", async () => {
-    const { broker, agent, statuses } = await setup();
+    const { broker, proxy, agent, statuses } = await setup({ viaProxy: true });
     await agent.start();
     await until("ready", () => agent.supervisor.status().state === "ready");
     const server = await Observer.connect(broker.url, topics.allChat());
     cleanup.push(() => server.close());
     await server.publish(topics.cmd(DEVICE), chatStart("sd-cmd", "req-sd", 1000));
     await until("tokens", () => server.on(topics.chat(DEVICE, "req-sd")).some((m) => (m as ChatStreamMessage).type === "tokens"));
+
+    // The broker's acknowledgement of the final `done` is held back (for up to 2 s, or until an
+    // offline status comes): the offline status may only be sent once `done` is acknowledged.
+    const chatTopic = topics.chat(DEVICE, "req-sd");
+    const isOffline = (p: { type: number; topic: string | null; payload: string | null }) =>
+      p.type === PUBLISH && p.topic === topics.status(DEVICE) && (JSON.parse(p.payload!) as DeviceStatus).state === "offline";
+    let releaseTimer: NodeJS.Timeout | undefined;
+    proxy!.onUpstream = (p) => {
+      if (p.type === PUBLISH && p.topic === chatTopic && (JSON.parse(p.payload!) as ChatStreamMessage).type === "done") {
+        proxy!.hold();
+        releaseTimer = setTimeout(() => proxy!.release(), 2_000);
+      } else if (isOffline(p)) proxy!.release();
+    };
+    cleanup.push(async () => clearTimeout(releaseTimer));
     await agent.shutdown("SIGTERM");
+
+    const done = proxy!.packets.find((p) => p.dir === "up" && p.topic === chatTopic && JSON.parse(p.payload!).type === "done");
+    expect(done?.messageId, "the done was sent at QoS 1").toEqual(expect.any(Number));
+    const sequence = proxy!.packets.flatMap((p) => {
+      if (p === done) return ["done sent"];
+      if (p.dir === "down" && p.type === PUBACK && p.messageId === done!.messageId) return ["done acknowledged"];
+      if (p.dir === "up" && isOffline(p)) return ["offline sent"];
+      return [];
+    });
+    expect(sequence).toEqual(["done sent", "done acknowledged", "offline sent"]);
+    // And so the broker (the server's view) has them in that order.
     const order = broker.published.flatMap((m) => {
-      if (m.topic === topics.chat(DEVICE, "req-sd") && (m.payload as ChatStreamMessage).type === "done") return ["done"];
+      if (m.topic === chatTopic && (m.payload as ChatStreamMessage).type === "done") return ["done"];
       if (m.topic === topics.status(DEVICE) && (m.payload as DeviceStatus).state === "offline") return ["offline"];
       return [];
     });

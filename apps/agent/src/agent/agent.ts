@@ -488,6 +488,8 @@ export class Agent {
       await Promise.all([this.bench.shutdown(), this.chat.shutdown()]);
       // The runner first, so its last state change is published before `offline`, which must be the final status.
       await this.supervisor.stop();
+      // `offline` goes out once the broker acknowledged every chat message and event queued before it
+      // (at most a few seconds): the server must never see a device offline before that chat's `done`.
       const announced = await this.link.publishOffline();
       if (!announced) this.#log.info("not connected: the broker's last will reports this device offline");
       await this.link.stop();

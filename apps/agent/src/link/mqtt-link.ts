@@ -19,6 +19,10 @@
  * orders messages only within one QoS (Aedes forwards a QoS 1 message after QoS 0
  * ones sent after it), so a request's later messages wait until its QoS 1 message
  * is acknowledged: the server sees `accepted` first and nothing after `done`.
+ *
+ * The clean-shutdown `offline` status waits (bounded) until every chat message and
+ * event is acknowledged: the broker forwards a packet only after it handled the ones
+ * acknowledged before it, so the server never sees `offline` before a chat's `done`.
  */
 import { EventEmitter } from "node:events";
 import { ChatStreamMessage, DeviceEvent, DeviceStatus, MAX_DEVICE_PAYLOAD_BYTES, TelemetryMessage, topics } from "@orchard/contracts";
@@ -112,6 +116,8 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   #chatDropped = 0;
   /** The connection whose online status went out: chat messages flow on it from then on. */
   #chatClient: MqttClient | null = null;
+  /** drain() calls waiting for the queues to empty (or the connection to go). */
+  #drainWaiters = new Set<() => void>();
 
   constructor(options: MqttLinkOptions) {
     super();
@@ -221,6 +227,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   #onClose(client: MqttClient): void {
     if (client !== this.#client) return;
     this.#client = null;
+    this.#notifyDrain(); // a drain() waiting for acknowledgements on this connection gives up
     client.removeAllListeners("close");
     client.on("error", () => undefined);
     client.end(true);
@@ -308,6 +315,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       }
     } finally {
       this.#draining = false;
+      this.#notifyDrain();
     }
   }
 
@@ -407,6 +415,43 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
         this.#drainChat();
       });
     }
+    this.#notifyDrain();
+  }
+
+  /** Nothing waits: every chat message handed to the broker (QoS 1 ones acknowledged), every event acknowledged. */
+  #drained(): boolean {
+    return this.#chatOutbox.length === 0 && this.#events.size === 0;
+  }
+
+  #notifyDrain(): void {
+    if (this.#drainWaiters.size === 0 || (!this.#drained() && this.connected)) return;
+    for (const wake of [...this.#drainWaiters]) wake();
+  }
+
+  /**
+   * Waits until every queued chat message and event has been acknowledged by the broker
+   * (QoS 0 chunks handed to the connection), at most `timeoutMs`. Resolves true when
+   * drained; false on the timeout or when the connection is lost meanwhile (what is
+   * left then waits for a connection that is not coming).
+   */
+  async drain(timeoutMs = 3_000): Promise<boolean> {
+    if (this.#drained()) return true;
+    if (!this.connected) return false;
+    let timer: NodeJS.Timeout | undefined;
+    let wake: (() => void) | undefined;
+    try {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        this.#drainWaiters.add(resolve);
+        timer = setTimeout(resolve, timeoutMs);
+        this.#drainChat();
+        void this.#drainEvents();
+      });
+    } finally {
+      clearTimeout(timer);
+      if (wake) this.#drainWaiters.delete(wake);
+    }
+    return this.#drained();
   }
 
   /** Publishes one telemetry message at QoS 0; rejects when not connected. */
@@ -415,10 +460,15 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
   }
 
   /**
-   * The clean-shutdown status: retained `offline`/`shutdown`, waiting for the broker's
-   * acknowledgement (bounded). After it, no `online` status is published again.
+   * The clean-shutdown status: retained `offline`/`shutdown`, sent once every queued chat
+   * message and event is acknowledged (drain(), at most `drainMs`), then waiting for the
+   * broker's acknowledgement (bounded by `timeoutMs`). After it, no `online` status is published again.
    */
-  async publishOffline(timeoutMs = 3_000): Promise<boolean> {
+  async publishOffline(timeoutMs = 3_000, drainMs = 3_000): Promise<boolean> {
+    if (this.connected && !(await this.drain(drainMs))) {
+      const left = { chat: this.#chatOutbox.length, events: this.#events.size };
+      this.#log.warn("going offline with messages the broker has not acknowledged", left);
+    }
     if (!this.connected) {
       this.#offlineSent = true;
       return false;
