@@ -138,6 +138,13 @@ export const RolloutProgressEvent = z.object({
   /** Bytes/s over the last few seconds; null before there is a measure. */
   rateBps: z.number().nonnegative().nullable(),
   etaSeconds: z.number().nonnegative().nullable(),
+  /**
+   * The rollout.apply \`attempt\` (the server's try) this report belongs to. The server ignores a
+   * report of a lower attempt than the device's current one (a late message from an earlier try,
+   * e.g. its \`failed\` re-sent after the server had retried) and counts it. Absent from agents older
+   * than it: the server then falls back to the report's timestamp (docs/rollout.md).
+   */
+  serverAttempt: z.number().int().min(1).max(100).optional(),
 });
 export type RolloutProgressEvent = z.infer<typeof RolloutProgressEvent>;
 
@@ -150,6 +157,13 @@ export const RolloutStateEvent = z.object({
   /** Download attempts so far (a failed hash or HTTP error retries from a clean state). */
   attempt: z.number().int().nonnegative(),
   error: RolloutError.nullable(),
+  /**
+   * The rollout.apply \`attempt\` (the server's try) this report belongs to. The server ignores a
+   * report of a lower attempt than the device's current one (a late message from an earlier try,
+   * e.g. its \`failed\` re-sent after the server had retried) and counts it. Absent from agents older
+   * than it: the server then falls back to the report's timestamp (docs/rollout.md).
+   */
+  serverAttempt: z.number().int().min(1).max(100).optional(),
 });
 export type RolloutStateEvent = z.infer<typeof RolloutStateEvent>;
 

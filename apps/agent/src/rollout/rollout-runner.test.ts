@@ -425,6 +425,43 @@ describe("downloads over HTTP", () => {
     expect(await readCurrent(d.dataDir)).toMatchObject({ active: { artifactId: a.artifactId } });
   });
 
+  it("every report names the server's try it belongs to (serverAttempt); a re-sent earlier try is answered with the one in hand", async () => {
+    const r = await rig();
+    const d = await r.boot();
+    const a = makeArtifact(r.signer, { seed: 7 });
+    r.server.failWith = 404;
+    await rollOut(r, d, a, { rolloutId: "ro-try", attempt: 1 });
+    expect(d.events.length).toBeGreaterThan(0);
+    expect(d.events.every((e) => e.serverAttempt === 1)).toBe(true);
+    expect(lastState(d.events)).toMatchObject({ state: "failed", serverAttempt: 1 });
+
+    r.server.failWith = null;
+    d.events.length = 0;
+    await rollOut(r, d, a, { rolloutId: "ro-try", attempt: 2 });
+    expect(states(d.events)).toEqual(FULL);
+    expect(d.events.filter((e) => e.kind === "rollout.progress").length).toBeGreaterThan(0);
+    expect(d.events.every((e) => e.serverAttempt === 2)).toBe(true);
+
+    // The first try sent again (a server that restarted meanwhile): answered with the state of the second.
+    d.events.length = 0;
+    await rollOut(r, d, a, { rolloutId: "ro-try", attempt: 1 });
+    expect(d.events).toMatchObject([{ kind: "rollout.state", state: "active", serverAttempt: 2 }]);
+    d.events.length = 0;
+    d.runner.resendState();
+    expect(d.events).toMatchObject([{ kind: "rollout.state", state: "active", serverAttempt: 2 }]);
+
+    // A refusal (busy with another rollout) names the try it refuses.
+    const b = makeArtifact(r.signer, { seed: 8, size: 1024 * 1024 });
+    const c = makeArtifact(r.signer, { seed: 9 });
+    r.server.add(b);
+    r.server.add(c);
+    r.server.stallAfter = 1000;
+    await d.runner.apply(applyCommand(b, { rolloutId: "ro-long" }));
+    d.events.length = 0;
+    await d.runner.apply(applyCommand(c, { rolloutId: "ro-refused", attempt: 3 }));
+    expect(d.events).toMatchObject([{ kind: "rollout.state", rolloutId: "ro-refused", state: "failed", serverAttempt: 3 }]);
+  });
+
   it("a byte corrupted once is caught and the clean retry succeeds", async () => {
     const r = await rig();
     const d = await r.boot();

@@ -349,6 +349,7 @@ export class RolloutRunner {
             artifactId: c.artifactId,
             state: "failed",
             attempt: 0,
+            serverAttempt,
             error: {
               code: "internal",
               message: clip(
@@ -404,11 +405,12 @@ export class RolloutRunner {
    * `failed`/`bad_manifest` when its rollout and artifact ids are usable; false otherwise.
    */
   refuseInvalid(json: unknown, reason: string): boolean {
-    const c = json as { type?: unknown; rolloutId?: unknown; artifactId?: unknown } | null;
+    const c = json as { type?: unknown; rolloutId?: unknown; artifactId?: unknown; attempt?: unknown } | null;
     if (typeof c !== "object" || c === null || c.type !== "rollout.apply") return false;
     const rolloutId = RolloutId.safeParse(c.rolloutId);
     const artifactId = ArtifactId.safeParse(c.artifactId);
     if (!rolloutId.success || !artifactId.success) return false;
+    const attempt = RolloutApplyCommand.shape.attempt.safeParse(c.attempt);
     this.#log.warn("rollout.apply refused: not a valid command", { rolloutId: rolloutId.data, reason });
     this.#publish({
       kind: "rollout.state",
@@ -417,6 +419,7 @@ export class RolloutRunner {
       artifactId: artifactId.data,
       state: "failed",
       attempt: 0,
+      serverAttempt: attempt.success ? (attempt.data ?? 1) : 1,
       error: { code: "bad_manifest", message: clip(`the device refused the rollout: ${reason}`) },
     });
     return true;
@@ -732,6 +735,7 @@ export class RolloutRunner {
           artifactId: r.artifactId,
           state: "downloading",
           ...p,
+          serverAttempt: r.serverAttempt,
         }),
     });
     for (const file of manifest.files) {
@@ -1002,7 +1006,8 @@ export class RolloutRunner {
     }
   }
 
-  #publishState(r: Pick<RolloutRecord, "rolloutId" | "artifactId" | "state" | "attempt" | "error">): void {
+  /** Reports a rollout's state, naming the server's try it belongs to (the server ignores reports of earlier tries). */
+  #publishState(r: Pick<RolloutRecord, "rolloutId" | "artifactId" | "state" | "attempt" | "error" | "serverAttempt">): void {
     this.#publish({
       kind: "rollout.state",
       ts: this.#clock.now(),
@@ -1011,6 +1016,7 @@ export class RolloutRunner {
       state: r.state,
       attempt: r.attempt,
       error: r.error,
+      serverAttempt: r.serverAttempt,
     });
   }
 

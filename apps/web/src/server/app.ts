@@ -180,7 +180,11 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       fleet,
       (id, cmd) => publishCommand(id, cmd),
       artifacts,
-      { ...DEFAULT_ROLLOUT_OPTIONS, downloadUrl: blobDownloadUrl(env.ORCHARD_PUBLIC_URL) },
+      {
+        ...DEFAULT_ROLLOUT_OPTIONS,
+        downloadUrl: blobDownloadUrl(env.ORCHARD_PUBLIC_URL),
+        onStaleReport: (report) => metrics.rolloutStaleReports.inc({ state: report.state }),
+      },
       log.child("rollouts"),
     );
     cleanup.push(() => rollouts.close());

@@ -50,6 +50,10 @@ export class Metrics {
     "orchard_artifact_bytes_served_total",
     "Bytes of model files sent to devices (GET /api/artifacts/blobs).",
   );
+  readonly rolloutStaleReports = new Counter(
+    "orchard_rollout_stale_reports_total",
+    "Rollout reports from devices ignored because they belong to an earlier try than the device's current one, by state.",
+  );
   readonly artifactDownloadsBusy = new Counter(
     "orchard_artifact_downloads_busy_total",
     "Model file downloads refused with 503 because ORCHARD_MAX_CONCURRENT_DOWNLOADS were in flight (the device retries).",
@@ -63,6 +67,7 @@ export class Metrics {
     // Present from the start (0), not only after the first download.
     this.artifactBytesServed.inc({}, 0);
     this.artifactDownloadsBusy.inc({}, 0);
+    this.rolloutStaleReports.inc({}, 0);
   }
 
   /** Open alerts by kind (services/alerts.ts), set once the alert service exists. */
@@ -137,6 +142,7 @@ export class Metrics {
         : []),
       this.artifactBytesServed.render(),
       this.artifactDownloadsBusy.render(),
+      this.rolloutStaleReports.render(),
       this.mqttMessages.render(),
       this.mqttRejected.render(),
       this.generatedTokens.render(),

@@ -423,6 +423,60 @@ describe.each(DB_KINDS)("rollouts on %s", (kind) => {
     expect(applies()).toEqual([a, a, b]);
   });
 
+  it("a late report of an earlier try (its serverAttempt lower than the device's) is ignored and counted, whatever its timestamp", async () => {
+    const stale: { state: string; serverAttempt: number; current: number }[] = [];
+    await rollouts.close();
+    rollouts = newService({ onStaleReport: (info) => stale.push(info) });
+    const a = await addDevice("a");
+    const r = await create([a], { canary: 0, retries: 1 });
+    const tried = (serverAttempt: number, state: RolloutDeviceState, error: RolloutError | null = null) =>
+      fleet.applyEvent(a, {
+        kind: "rollout.state",
+        ts: ++eventTs,
+        rolloutId: r.id,
+        artifactId: ARTIFACT,
+        state,
+        attempt: 1,
+        error,
+        serverAttempt,
+      });
+    // The first try fails while the server is away (the download gave up), and the server retries.
+    tried(1, "downloading");
+    tried(1, "failed", { code: "download_failed", message: "model.sim: ECONNREFUSED" });
+    await rollouts.idle();
+    expect(sent.at(-1)!.command).toMatchObject({ type: "rollout.apply", attempt: 2 });
+
+    // The agent says the first try's state again, with a new timestamp (its answer to the
+    // re-sent first try, or its state re-published on reconnecting) after the retry was sent.
+    tried(1, "failed", { code: "download_failed", message: "model.sim: ECONNREFUSED" });
+    fleet.applyEvent(a, {
+      kind: "rollout.progress",
+      ts: ++eventTs,
+      rolloutId: r.id,
+      artifactId: ARTIFACT,
+      state: "downloading",
+      bytesDone: 5 * MiB,
+      bytesTotal: 64 * MiB,
+      rateBps: null,
+      etaSeconds: null,
+      serverAttempt: 1,
+    });
+    let now2 = await get(r.id);
+    expect(now2.devices[0]).toMatchObject({ state: "pending", attempt: 2, bytesDone: 0 });
+    expect(now2.state).toBe("running");
+    expect(stale).toEqual([
+      { state: "failed", serverAttempt: 1, current: 2 },
+      { state: "downloading", serverAttempt: 1, current: 2 },
+    ]);
+
+    // The second try is followed and completes.
+    for (const s of ["preflight", "downloading", "verifying", "staged", "activating", "health_check", "active"] as const) tried(2, s);
+    online(a, newModel, oldModel);
+    now2 = await get(r.id);
+    expect(now2.state).toBe("completed");
+    expect(now2.devices[0]).toMatchObject({ state: "active", attempt: 2, error: null });
+  });
+
   it("does not retry a failure that would repeat (full disk), and pauses at the failure threshold with the reason", async () => {
     const a = await addDevice("a");
     const b = await addDevice("b");

@@ -89,6 +89,17 @@ export interface RolloutOptions {
   recoveryGraceMs: number;
   /** Where agents fetch blobs: a path resolved against the agent's server URL, or absolute (ORCHARD_PUBLIC_URL). */
   downloadUrl: string;
+  /** A device's report of an earlier try than its current one was ignored (counted in /metrics). */
+  onStaleReport?: (report: StaleReport) => void;
+}
+
+/** A rollout report the service ignored because it belongs to an earlier try of that device. */
+export interface StaleReport {
+  state: RolloutDeviceState;
+  /** The try the report says it belongs to. */
+  serverAttempt: number;
+  /** The device's current try. */
+  current: number;
 }
 
 export const DEFAULT_ROLLOUT_OPTIONS: Omit<RolloutOptions, "downloadUrl"> = {
@@ -665,6 +676,7 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
           this.log.debug("rollout event for a rollout or device this server does not know", { deviceId, rollout: event.rolloutId });
           return;
         }
+        if (this.isStale(r, d, event)) return;
         if (event.kind === "rollout.state") {
           await this.applyState(r, d, event);
           await this.step(r);
@@ -694,8 +706,32 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
     }
   }
 
+  /**
+   * A report of an earlier try than the device's current one (its `serverAttempt` is lower):
+   * a late message, e.g. the first try's `failed` said again after the server retried. Ignored
+   * and counted. Reports without `serverAttempt` (older agents) are judged by their timestamp.
+   */
+  private isStale(r: LiveRollout, d: LiveDevice, e: RolloutStateEvent | RolloutProgressEvent): boolean {
+    if (e.serverAttempt === undefined || e.serverAttempt >= d.attempt) return false;
+    this.log.info("rollout report of an earlier try ignored", {
+      rollout: r.id,
+      device: d.deviceId,
+      kind: e.kind,
+      state: e.state,
+      serverAttempt: e.serverAttempt,
+      current: d.attempt,
+    });
+    try {
+      this.opts.onStaleReport?.({ state: e.state, serverAttempt: e.serverAttempt, current: d.attempt });
+    } catch (err) {
+      this.log.warn("counting a stale rollout report failed", { error: (err as Error).message });
+    }
+    return true;
+  }
+
   private async applyState(r: LiveRollout, d: LiveDevice, e: RolloutStateEvent): Promise<void> {
-    if (e.ts <= d.staleBefore) {
+    // The try a report names is what counts; the timestamp only for agents that do not name it.
+    if (e.serverAttempt === undefined && e.ts <= d.staleBefore) {
       this.log.debug("rollout state from an earlier try ignored", { rollout: r.id, device: d.deviceId, state: e.state });
       return;
     }
@@ -744,7 +780,8 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
   /** Returns false when the event is not news. */
   private applyProgress(d: LiveDevice, e: RolloutProgressEvent): boolean {
     // Progress never moves a device back (a late message from a step it has left).
-    if (e.ts <= d.staleBefore || !isInFlight(d) || !ROLLOUT_ACTIVE_STATES.includes(e.state)) return false;
+    if ((e.serverAttempt === undefined && e.ts <= d.staleBefore) || !isInFlight(d) || !ROLLOUT_ACTIVE_STATES.includes(e.state))
+      return false;
     if (ROLLOUT_DEVICE_STATES.indexOf(e.state) < ROLLOUT_DEVICE_STATES.indexOf(d.state)) return false;
     d.lastEventTs = Math.max(d.lastEventTs, e.ts);
     d.state = e.state;
