@@ -46,7 +46,11 @@ const EnvSchema = z
       .number()
       .positive()
       .default(24 * 7),
-    /** Failed sign-ins per username and per client address within 15 minutes before further attempts get 429. */
+    /**
+     * Failed sign-ins of one username from one client address within 15 minutes before further attempts of that
+     * username from that address get 429; an address (over all usernames) and a username (over all addresses) are
+     * locked at 10 times this (services/login-limiter.ts).
+     */
     ORCHARD_LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
     /** A device that sent nothing for this long is shown offline even without a last will. */
     ORCHARD_DEVICE_STALE_SECONDS: z.coerce.number().positive().default(60),

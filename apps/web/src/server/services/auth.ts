@@ -58,7 +58,7 @@ export class AuthService {
     private readonly opts: {
       sessionHours: number;
       bootstrapApiKey?: string;
-      /** Failed sign-ins per username and per address within 15 minutes before 429 (ORCHARD_LOGIN_MAX_FAILURES). */
+      /** Failed sign-ins of one username from one address within 15 minutes before 429 (ORCHARD_LOGIN_MAX_FAILURES; see login-limiter.ts for the wider caps). */
       loginMaxFailures?: number;
       now?: () => number;
     },
@@ -101,7 +101,7 @@ export class AuthService {
 
   /**
    * Checks a username and password and opens a session; the returned token goes into the cookie.
-   * Refused with 429 (LoginLockedError) while the username or `clientIp` has too many recent failures.
+   * Refused with 429 (LoginLockedError) while the username at `clientIp`, the address or the username has too many recent failures (login-limiter.ts).
    */
   async login(username: string, password: string, clientIp?: string): Promise<{ token: string; expiresAt: Date; principal: Principal }> {
     this.loginLimiter.check(username, clientIp);
@@ -113,7 +113,7 @@ export class AuthService {
       this.log.warn(lockedOut ? "failed login; locked out for now" : "failed login", { username, ip: clientIp });
       throw new LoginFailedError(lockedOut);
     }
-    this.loginLimiter.succeed(username);
+    this.loginLimiter.succeed(username, clientIp);
     const token = newSecret();
     const expiresAt = new Date(this.now() + this.opts.sessionHours * 3600_000);
     await this.prisma.session.create({ data: { id: sha256(token), userId: user.id, expiresAt } });

@@ -5,7 +5,10 @@ import { Password } from "../../services/users.ts";
 import { publicProcedure, router, viewerProcedure } from "../init.ts";
 
 export const authRouter = router({
-  /** Refused with TOO_MANY_REQUESTS after ORCHARD_LOGIN_MAX_FAILURES failures in 15 minutes for the username or the address. */
+  /**
+   * Refused with TOO_MANY_REQUESTS after ORCHARD_LOGIN_MAX_FAILURES failures in 15 minutes for the username from this
+   * address, or 10 times that for the address or the username alone (services/login-limiter.ts).
+   */
   login: publicProcedure
     .input(z.object({ username: z.string().min(1).max(64), password: z.string().min(1).max(256) }))
     .output(z.object({ username: z.string(), role: z.string() }))
