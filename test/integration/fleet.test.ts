@@ -6,9 +6,6 @@
  * SIGKILLed agent goes offline through its last will; a killed runner is restarted
  * and reported.
  */
-import { PGlite } from "@electric-sql/pglite";
-import pg from "pg";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeviceSummary } from "@orchard/contracts";
 import { createPostgresDatabase, DB_KINDS } from "../../apps/web/test/db.ts";
@@ -23,6 +20,7 @@ import {
   type TestAgent,
   type TestServer,
 } from "../support/harness.ts";
+import { queryServerDatabase } from "../support/server-db.ts";
 
 describe.each(DB_KINDS)("fleet with real agents on %s", (kind) => {
   let server: TestServer;
@@ -74,11 +72,9 @@ describe.each(DB_KINDS)("fleet with real agents on %s", (kind) => {
       const rows = await server.client.devices.telemetry.query({ id: agents[0]!.deviceId, sinceMs: Date.now() - 60_000 });
       return rows.length >= 2;
     });
-    if (kind === "postgresql") {
-      const client = new pg.Client({ connectionString: server.databaseUrl });
-      await client.connect();
-      const { rows } = await client.query<{ id: string; online: boolean }>('SELECT id, online FROM "Device" ORDER BY id');
-      await client.end();
+    // PGlite can be read only once the server has stopped (last test); PostgreSQL (also every production-mode run) now.
+    if (server.databaseUrl) {
+      const rows = await queryServerDatabase<{ id: string; online: boolean }>(server, 'SELECT id, online FROM "Device" ORDER BY id');
       expect(rows.map((r) => r.id).sort()).toEqual(agents.map((a) => a.deviceId).sort());
       expect(rows.every((r) => r.online)).toBe(true);
     }
@@ -126,16 +122,20 @@ describe.each(DB_KINDS)("fleet with real agents on %s", (kind) => {
   });
 
   it("keeps the data after the server stops", async () => {
+    // Asserts on every database it runs against: PGlite, PostgreSQL, and the production pass (PostgreSQL
+    // for both kinds). It used to return early for all but PGlite and assert nothing there.
+    expect.assertions(4);
     for (const agent of agents) await agent.proc?.stop();
     await server.stop();
-    // In production mode (ORCHARD_TEST_MODE) the server kept its data in PostgreSQL, not PGlite.
-    if (kind !== "pglite" || server.databaseUrl) return;
-    const db = new PGlite(path.join(server.dataDir, "db"));
-    const devices = await db.query<{ id: string; lastSeenAt: Date | null }>('SELECT id, "lastSeenAt" FROM "Device"');
-    const samples = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM "TelemetrySample"');
-    await db.close();
-    expect(devices.rows).toHaveLength(2);
-    expect(devices.rows.every((r) => r.lastSeenAt !== null)).toBe(true);
-    expect(samples.rows[0]!.n).toBeGreaterThanOrEqual(2);
+    const devices = await queryServerDatabase<{ id: string; lastSeenAt: Date | null }>(server, 'SELECT id, "lastSeenAt" FROM "Device"');
+    const [samples] = await queryServerDatabase<{ n: number }>(server, 'SELECT count(*)::int AS n FROM "TelemetrySample"');
+    const [exits] = await queryServerDatabase<{ n: number }>(
+      server,
+      `SELECT count(*)::int AS n FROM "DeviceEvent" WHERE kind = 'runner.exit'`,
+    );
+    expect(devices.map((r) => r.id).sort()).toEqual(agents.map((a) => a.deviceId).sort());
+    expect(devices.every((r) => r.lastSeenAt !== null)).toBe(true);
+    expect(samples!.n).toBeGreaterThanOrEqual(2);
+    expect(exits!.n).toBeGreaterThanOrEqual(1); // the killed runner's exit, reported above
   });
 });
