@@ -6,6 +6,7 @@ import { ConfigError, parseCommandLine } from "./config/cli.js";
 import { NotEnrolledError } from "./config/agent-file.js";
 import { AlreadyEnrolledError, enrollCommand } from "./commands/enroll.js";
 import { runCommand } from "./commands/run.js";
+import { DataDirLockedError } from "./lib/data-dir-lock.js";
 import { statusCommand } from "./commands/status.js";
 import { EnrollError } from "./enroll/enroll.js";
 import { createLogger } from "./lib/logger.js";
@@ -52,7 +53,12 @@ async function main(argv: string[]): Promise<number> {
         return await statusCommand(command, out);
     }
   } catch (error) {
-    if (error instanceof NotEnrolledError || error instanceof EnrollError || error instanceof AlreadyEnrolledError) {
+    if (
+      error instanceof NotEnrolledError ||
+      error instanceof EnrollError ||
+      error instanceof AlreadyEnrolledError ||
+      error instanceof DataDirLockedError
+    ) {
       return fail(error.message, 1);
     }
     throw error;

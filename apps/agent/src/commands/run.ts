@@ -4,12 +4,16 @@ import { Agent } from "../agent/agent.js";
 import { loadAgentFile } from "../config/agent-file.js";
 import type { RunCommand } from "../config/cli.js";
 import { ensurePrivateDir } from "../lib/atomic-fs.js";
+import { acquireDataDirLock } from "../lib/data-dir-lock.js";
 import type { Logger } from "../lib/logger.js";
 
 export async function runCommand(command: RunCommand, logger: Logger): Promise<number> {
   const enrollment = await loadAgentFile(command.dataDir, logger);
   const { tightenedFrom } = await ensurePrivateDir(command.dataDir);
   if (tightenedFrom !== null) logger.warn("data dir was readable by other users; set it to 0700", { dir: command.dataDir });
+  // One agent per data directory (a second one is refused: DataDirLockedError); released on every exit.
+  const lock = await acquireDataDirLock(command.dataDir);
+  process.once("exit", () => lock.release());
 
   // The CA enrollment was given (--ca), for https:// and mqtts://.
   const trust = await loadTrust(enrollment.tls?.caFile ?? null);
@@ -44,5 +48,6 @@ export async function runCommand(command: RunCommand, logger: Logger): Promise<n
   await agent.start();
   const signal = await stopSignal;
   await agent.shutdown(signal);
+  lock.release();
   return 0;
 }

@@ -6,6 +6,7 @@
  *   state.json   what `orchard-agent run` is doing now, read by `orchard-agent status` (0644)
  *   rollout.json the rollout state machine, written before each transition (rollout/rollout-file.ts)
  *   models/      rolled-out models and the current.json pointer (rollout/model-store.ts)
+ *   agent.lock   held by the running `orchard-agent run` (pid, start time): a second one is refused (lib/data-dir-lock.ts)
  */
 import path from "node:path";
 
