@@ -8,8 +8,12 @@
  *   416 (the partial is longer than the file) deletes the partial and starts over.
  * - 503 is the server saying "busy": wait Retry-After (default 5 s) and ask again; it
  *   is not a failed attempt.
- * - Resets, timeouts and other 5xx/408/429 answers are retried with backoff (resuming),
- *   up to `retries` times, then `download_failed`. Other 4xx answers are final at once.
+ * - Resets, refused connections, timeouts and other 5xx/408/429 answers are retried with
+ *   backoff (resuming; 1 s doubling to at most 30 s a wait) for as long as the download
+ *   keeps failing without a byte arriving for less than DOWNLOAD_RETRY_BUDGET_MS (15 min:
+ *   a server restart or a short network outage is waited out), then `download_failed`.
+ *   Any byte that arrives starts the budget (and the backoff) over. Other 4xx answers are
+ *   final at once. An abort (the rollout aborted, the agent stopping) ends the waits at once.
  * - ENOSPC while writing is `disk_full`.
  *
  * Memory stays flat whatever the file's size: the body is streamed, written in
@@ -21,7 +25,7 @@ import { type FileHandle, mkdir, open } from "node:fs/promises";
 import path from "node:path";
 import { ApiError } from "@orchard/contracts";
 import { type BackoffOptions, backoffDelay } from "../lib/backoff.js";
-import { sleep } from "../lib/clock.js";
+import { type Clock, sleep as sleepFor, systemClock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 
 export type DownloadErrorCode = "download_failed" | "disk_full";
@@ -46,9 +50,15 @@ export interface DownloadOptions {
   /** Bytes written to the partial since the last call (negative when it had to start over). */
   onBytes: (delta: number) => void;
   logger: Logger;
-  /** Transient failures retried before `download_failed`. */
+  /** At most this many transient failures in a row (without a byte arriving) are retried; none by default (the time budget decides). */
   retries?: number;
+  /** Failing without a byte arriving for this long is `download_failed` (DOWNLOAD_RETRY_BUDGET_MS). */
+  retryBudgetMs?: number;
   backoff?: BackoffOptions;
+  /** Measures the retry budget; the system clock by default. */
+  clock?: Clock;
+  /** Waits between tries (a test's own, with `clock`); lib/clock's sleep by default. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** A response that sends nothing for this long is dropped and resumed. */
   idleTimeoutMs?: number;
   /** Longest Retry-After honoured. */
@@ -64,7 +74,14 @@ export interface DownloadResult {
   fetchedBytes: number;
 }
 
+/** Waits between tries of a failing download: 1 s, 2 s, 4 s … at most 30 s, with jitter. */
 export const DOWNLOAD_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 30_000, factor: 2, jitter: 0.3 };
+/**
+ * How long a download keeps retrying while no byte arrives (the server restarting, the
+ * network away) before it is `download_failed`. A server restart took 42 s in the field,
+ * where the old budget (5 retries) gave up after about 30 s.
+ */
+export const DOWNLOAD_RETRY_BUDGET_MS = 15 * 60_000;
 const WRITE_BLOCK = 1024 * 1024;
 const READ_BLOCK = 1024 * 1024;
 const DEFAULT_RETRY_AFTER_MS = 5_000;
@@ -187,7 +204,10 @@ class Partial {
 /** Downloads (or resumes) one file; resolves with the sha256 and size of the whole partial file. */
 export async function downloadFile(options: DownloadOptions): Promise<DownloadResult> {
   const { signal, expectedSize, logger } = options;
-  const retries = options.retries ?? 5;
+  const retries = options.retries ?? Number.POSITIVE_INFINITY;
+  const budgetMs = options.retryBudgetMs ?? DOWNLOAD_RETRY_BUDGET_MS;
+  const clock = options.clock ?? systemClock;
+  const sleep = options.sleep ?? sleepFor;
   const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
   const maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
   let partial: Partial;
@@ -198,7 +218,9 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
     throw error;
   }
   let fetched = 0;
+  /** Transient failures since a byte last arrived, and when the first of them was. */
   let failures = 0;
+  let failingSince: number | null = null;
   let busyWaits = 0;
   try {
     for (;;) {
@@ -206,8 +228,13 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
       if (partial.offset === expectedSize) {
         return { sha256: partial.hash.digest("hex"), size: partial.offset, fetchedBytes: fetched };
       }
+      const tally = { bytes: 0 };
       try {
-        fetched += await fetchOnce(options, partial, idleTimeoutMs);
+        try {
+          await fetchOnce(options, partial, idleTimeoutMs, tally);
+        } finally {
+          fetched += tally.bytes;
+        }
         // A body that ended before the file did (a proxy, a server restart): resume.
         if (partial.offset < expectedSize)
           throw new TransientError(`the server closed the response at byte ${partial.offset} of ${expectedSize}`);
@@ -224,12 +251,22 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
         if (error instanceof DownloadError) throw error;
         if (isEnospc(error)) throw new DownloadError("disk_full", `the disk filled up while downloading (${partial.offset} bytes written)`);
         if (!(error instanceof TransientError) && !(error instanceof TypeError) && !isNetworkError(error)) throw error;
-        failures += 1;
-        const why = error instanceof TransientError ? error.message : describeNetworkError(error);
-        if (failures > retries) {
-          throw new DownloadError("download_failed", `download of ${options.url} failed ${failures} times; last: ${why}`);
+        if (tally.bytes > 0) {
+          // Bytes came before it broke: the server is there, the budget starts over.
+          failures = 0;
+          failingSince = null;
         }
-        const delay = backoffDelay(failures - 1, options.backoff ?? DOWNLOAD_BACKOFF);
+        failures += 1;
+        failingSince ??= clock.now();
+        const failingMs = clock.now() - failingSince;
+        const why = error instanceof TransientError ? error.message : describeNetworkError(error);
+        if (failures > retries || failingMs >= budgetMs) {
+          throw new DownloadError(
+            "download_failed",
+            `download of ${options.url} failed ${failures} times; last: ${why} (no data for ${Math.round(failingMs / 1000)} s of retrying)`,
+          );
+        }
+        const delay = Math.min(backoffDelay(failures - 1, options.backoff ?? DOWNLOAD_BACKOFF), budgetMs - failingMs);
         logger.warn("download interrupted; resuming", { url: options.url, at: partial.offset, failures, retryInMs: delay, why });
         await sleep(delay, signal);
       }
@@ -253,8 +290,8 @@ function isNetworkError(error: unknown): boolean {
   );
 }
 
-/** One request: appends what the response carries; returns the bytes fetched. Throws for a retry or a final error. */
-async function fetchOnce(options: DownloadOptions, partial: Partial, idleTimeoutMs: number): Promise<number> {
+/** One request: appends what the response carries, counting the bytes fetched in `tally`. Throws for a retry or a final error. */
+async function fetchOnce(options: DownloadOptions, partial: Partial, idleTimeoutMs: number, tally: { bytes: number }): Promise<void> {
   const idle = new AbortController();
   let idleTimer: NodeJS.Timeout | null = null;
   const arm = () => {
@@ -266,7 +303,6 @@ async function fetchOnce(options: DownloadOptions, partial: Partial, idleTimeout
   const headers: Record<string, string> = { "accept-encoding": "identity" };
   if (options.authorization !== undefined) headers.authorization = options.authorization;
   if (start > 0) headers.range = `bytes=${start}-`;
-  let fetched = 0;
   arm();
   try {
     let response: Response;
@@ -332,7 +368,7 @@ async function fetchOnce(options: DownloadOptions, partial: Partial, idleTimeout
         const room = options.expectedSize - partial.offset - partial.pendingBytes;
         const value = chunk.value.byteLength > room ? chunk.value.subarray(0, Math.max(0, room)) : chunk.value;
         if (value.byteLength > 0) {
-          fetched += value.byteLength;
+          tally.bytes += value.byteLength;
           const written = await partial.push(value);
           if (written > 0) options.onBytes(written);
         }
@@ -345,7 +381,6 @@ async function fetchOnce(options: DownloadOptions, partial: Partial, idleTimeout
       reader.releaseLock();
       await response.body.cancel().catch(() => undefined);
     }
-    return fetched;
   } finally {
     if (idleTimer) clearTimeout(idleTimer);
   }

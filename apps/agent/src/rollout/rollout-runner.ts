@@ -108,7 +108,7 @@ export interface RolloutRunnerOptions {
   systemRoot?: string;
   /** Downloads from a clean state per run (the first one included) before `hash_mismatch`. */
   downloadAttempts?: number;
-  /** Transient HTTP failures retried (resuming) within one download before `download_failed`. */
+  /** At most this many transient HTTP failures in a row are retried (resuming); none by default: DOWNLOAD_RETRY_BUDGET_MS decides. */
   httpRetries?: number;
   downloadBackoff?: BackoffOptions;
   idleTimeoutMs?: number;

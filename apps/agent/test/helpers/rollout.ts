@@ -168,6 +168,11 @@ export class BlobServer {
     return `http://127.0.0.1:${this.port}`;
   }
 
+  /** False between down() and up(). */
+  get listening(): boolean {
+    return this.#server?.listening ?? false;
+  }
+
   get bytesServed(): number {
     return this.requests.reduce((n, r) => n + r.served, 0);
   }
@@ -176,13 +181,13 @@ export class BlobServer {
     for (const f of artifact.files) this.blobs.set(sha256(f.data), f.data);
   }
 
-  async start(): Promise<this> {
+  async start(port = 0): Promise<this> {
     this.#server = createServer((req, res) => this.#handle(req, res));
     this.#server.on("connection", (socket) => {
       this.#sockets.add(socket);
       socket.on("close", () => this.#sockets.delete(socket));
     });
-    await new Promise<void>((resolve) => this.#server!.listen(0, "127.0.0.1", resolve));
+    await new Promise<void>((resolve) => this.#server!.listen(port, "127.0.0.1", resolve));
     this.port = (this.#server.address() as AddressInfo).port;
     return this;
   }
@@ -190,6 +195,18 @@ export class BlobServer {
   async stop(): Promise<void> {
     for (const s of this.#sockets) s.destroy();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+  }
+
+  /** An outage: connections are cut and refused (ECONNREFUSED) until up(). */
+  async down(): Promise<void> {
+    await this.stop();
+    this.#server = null;
+  }
+
+  /** Back after down(), on the same port. */
+  async up(): Promise<void> {
+    const port = this.port;
+    await this.start(port);
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
