@@ -125,8 +125,10 @@ export function routeFor(method: string | undefined, path: string): RestRoute {
 }
 
 /**
- * Applies the route's access rule: the caller for role routes (401/403 otherwise), null for
- * routes whose credential is checked elsewhere (public, enrollment token, device, tRPC).
+ * Applies the route's access rule: the caller for role routes (401/403 otherwise); for tRPC the
+ * caller or null (each procedure checks its role), refused with 401 when the request sends an API
+ * key that is not valid; null for routes whose credential is checked elsewhere (public,
+ * enrollment token, device).
  */
 export async function authorize(
   resolve: (credentials: ReturnType<typeof credentialsOf>) => Promise<Principal | null>,
@@ -137,8 +139,9 @@ export async function authorize(
     case "public":
     case "enrollment_token":
     case "device":
-    case "procedure":
       return null;
+    case "procedure":
+      return resolve(credentialsOf(req));
     default:
       return requireRole(await resolve(credentialsOf(req)), route.access, route.what);
   }

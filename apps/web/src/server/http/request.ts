@@ -4,9 +4,14 @@ import { type ApiError } from "@orchard/contracts";
 import { AppError, HTTP_STATUS } from "../errors.ts";
 import { SESSION_COOKIE, parseCookies } from "./cookies.ts";
 
+/**
+ * The session cookie and the API key (`Authorization: Bearer …`) a request carries. A Bearer header
+ * with an empty or missing key is a bearer of "" (refused as an invalid key, never ignored); other
+ * schemes (a device's Basic) are not a user's bearer.
+ */
 export function credentialsOf(req: IncomingMessage): { sessionToken?: string; bearer?: string } {
-  const auth = req.headers.authorization;
-  const bearer = auth?.startsWith("Bearer ") ? auth.slice(7).trim() : undefined;
+  const auth = /^Bearer(?:\s+(.*))?$/i.exec(req.headers.authorization?.trim() ?? "");
+  const bearer = auth ? (auth[1] ?? "").trim() : undefined;
   return { sessionToken: parseCookies(req.headers.cookie)[SESSION_COOKIE], bearer };
 }
 
@@ -23,7 +28,8 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 /**
  * Whether the request must prove it comes from the dashboard itself (CSRF): it changes
  * something and its only credential is the session cookie, which a browser attaches to
- * requests other sites make too. Requests with an API key carry no ambient credential.
+ * requests other sites make too. Requests with an API key carry no ambient credential
+ * (and one whose key is not valid is refused with 401, never served with the cookie: AuthService.resolve).
  */
 export function needsSameOrigin(req: IncomingMessage): boolean {
   if (req.method && SAFE_METHODS.has(req.method)) return false;

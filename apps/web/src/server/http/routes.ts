@@ -11,6 +11,7 @@ import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { EnrollRequest } from "@orchard/contracts";
 import { AppError, HTTP_STATUS } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { Principal } from "../services/auth.ts";
 import type { Services } from "../services/index.ts";
 import { appRouter } from "../trpc/root.ts";
 import type { TrpcContext } from "../trpc/init.ts";
@@ -43,6 +44,8 @@ export function createRoutes(deps: {
   downloads: DownloadGate;
 }) {
   const { services, log } = deps;
+  /** The caller of a tRPC request, resolved (and an invalid API key refused) before tRPC sees it. */
+  const trpcCallers = new WeakMap<IncomingMessage, Principal | null>();
 
   const trpc = createHTTPHandler({
     router: appRouter,
@@ -54,8 +57,9 @@ export function createRoutes(deps: {
       const cookies: string[] = [];
       return {
         services,
-        principal: await services.auth.resolve(credentials),
-        sessionToken: credentials.sessionToken,
+        principal: trpcCallers.get(req) ?? null,
+        // The cookie only when it is the credential (logout with an API key does not end the browser's session).
+        sessionToken: credentials.bearer === undefined ? credentials.sessionToken : undefined,
         origin: deps.publicUrl?.replace(/\/$/, "") ?? originOf(req),
         clientIp: clientIpOf(req),
         setCookie: (cookie) => {
@@ -110,6 +114,7 @@ export function createRoutes(deps: {
       }
       if (path.startsWith("/api/trpc/")) {
         if (announcesMoreThan(req, TRPC_MAX_BODY_BYTES)) throw bodyTooLarge(TRPC_MAX_BODY_BYTES);
+        trpcCallers.set(req, principal);
         trpc(req, res);
         return true;
       }
@@ -151,6 +156,7 @@ export function createRoutes(deps: {
 }
 
 const TRPC_ERROR_CODES: Partial<Record<AppError["code"], { key: string; jsonRpc: number }>> = {
+  unauthorized: { key: "UNAUTHORIZED", jsonRpc: -32001 },
   forbidden: { key: "FORBIDDEN", jsonRpc: -32003 },
   payload_too_large: { key: "PAYLOAD_TOO_LARGE", jsonRpc: -32413 },
 };

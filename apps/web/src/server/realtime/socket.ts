@@ -79,7 +79,8 @@ export function attachRealtime(deps: {
           else next(err as Error);
         }
       },
-      (err: Error) => next(err),
+      // An API key that is not valid (AuthService.resolve) is refused like no credential at all.
+      (err: Error) => (err instanceof AppError ? refuse(err) : next(err)),
     );
   });
 

@@ -38,6 +38,13 @@ export class LoginFailedError extends AppError {
   }
 }
 
+/** `Authorization: Bearer …` with a key that does not exist (revoked, mistyped, or empty). */
+export class InvalidApiKeyError extends AppError {
+  constructor() {
+    super("unauthorized", "The API key is not valid (revoked or mistyped); create one on the dashboard's API keys page.");
+  }
+}
+
 export interface Principal {
   userId: string | null;
   username: string;
@@ -157,9 +164,19 @@ export class AuthService {
     return { userId: row.user.id, username: row.user.username, role: parseRole(row.user.role), via: "api_key" };
   }
 
-  /** Resolves whichever credential a request carries. */
+  /**
+   * Resolves the credential a request carries: its API key when it sends one, else its session cookie;
+   * null with neither. An API key that is not valid is refused (401) whatever else the request carries:
+   * falling back to the cookie would let another site's page pass for a script (the CSRF check skips
+   * requests with an API key).
+   */
   async resolve(credentials: { sessionToken?: string; bearer?: string }): Promise<Principal | null> {
-    return (await this.fromApiKey(credentials.bearer)) ?? (await this.fromSession(credentials.sessionToken));
+    if (credentials.bearer !== undefined) {
+      const principal = await this.fromApiKey(credentials.bearer);
+      if (!principal) throw new InvalidApiKeyError();
+      return principal;
+    }
+    return this.fromSession(credentials.sessionToken);
   }
 
   async purgeExpiredSessions(): Promise<number> {
