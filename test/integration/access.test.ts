@@ -12,7 +12,7 @@ import { appRouter } from "../../apps/web/src/server/trpc/root.ts";
 import { REST_ROUTES } from "../../apps/web/src/server/http/access.ts";
 import { ROLES, type Role } from "../../apps/web/src/server/services/auth.ts";
 import { createOrchardClient, type OrchardClient } from "../../apps/cli/src/client.ts";
-import { connectSocket, removeDir, startServer, type TestServer } from "../support/harness.ts";
+import { connectSocket, removeDir, startServer, waitFor, type FleetSocket, type TestServer } from "../support/harness.ts";
 import { io } from "socket.io-client";
 
 /** Procedures anyone may call. */
@@ -214,7 +214,7 @@ describe("sessions and keys", () => {
     expect(listed.find((k) => k.id === summary.id)?.owner).toBe("tmp");
     expect((await clientFor("viewer").apiKeys.list.query()).map((k) => k.owner)).toEqual(["vicky"]);
     await clientFor("admin").apiKeys.revoke.mutate({ id: summary.id });
-    await expect(asTmp.auth.me.query()).rejects.toThrow(/Sign in first/);
+    await expect(asTmp.auth.me.query()).rejects.toThrow("The API key is not valid (revoked or mistyped)");
 
     await adminClient.users.remove.mutate({ id: temp.id });
     expect((await server.client.users.list.query()).map((u) => u.username)).not.toContain("tmp");
@@ -328,6 +328,163 @@ describe("body limits", () => {
   });
 });
 
+describe("an API key that is not valid", () => {
+  it("is a 401 on tRPC, REST, socket.io and /v1 even beside a valid session cookie, never a fallthrough to the cookie", async () => {
+    const { token } = await server.client.enrollment.create.mutate({ ttlMinutes: 5 });
+    const enrolled = await fetch(`${server.url}/api/enroll`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ token, hostname: "junk-bearer-pi", arch: "arm64", agentVersion: "test" }),
+    });
+    expect(enrolled.status).toBe(201);
+    const { deviceId } = (await enrolled.json()) as { deviceId: string };
+    // What a page on another site can make a browser send: the ambient cookie, a made-up key, its own Origin.
+    for (const authorization of ["Bearer junk", "Bearer ", `Bearer ${keys.admin}x`]) {
+      const headers = { cookie: cookies.admin, authorization, origin: "https://evil.example" };
+      const rename = await fetch(`${server.url}/api/trpc/devices.rename`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ id: deviceId, name: "renamed-by-evil" }),
+      });
+      expect(rename.status, `devices.rename with ${authorization}`).toBe(401);
+      expect(((await rename.json()) as { error: { data: { code: string } } }).error.data.code).toBe("UNAUTHORIZED");
+      expect((await fetch(`${server.url}/api/trpc/auth.me`, { headers })).status, `auth.me with ${authorization}`).toBe(401);
+      const upload = await fetch(`${server.url}/api/uploads`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ name: "model.gguf", size: 10 }),
+      });
+      expect(upload.status, `POST /api/uploads with ${authorization}`).toBe(401);
+      expect((await fetch(`${server.url}/metrics`, { headers })).status, `/metrics with ${authorization}`).toBe(401);
+      const models = await fetch(`${server.url}/v1/models`, { headers });
+      expect(models.status, `/v1/models with ${authorization}`).toBe(401);
+      expect(await models.json()).toMatchObject({ error: { code: "invalid_api_key" } });
+      const chat = await fetch(`${server.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ model: `device:${deviceId}`, messages: [{ role: "user", content: "hi" }] }),
+      });
+      expect(chat.status, `/v1/chat/completions with ${authorization}`).toBe(401);
+      const socketRefusal = await new Promise<string>((resolve) => {
+        const s = io(server.url, { transports: ["websocket"], extraHeaders: headers, reconnection: false });
+        s.once("connect", () => {
+          s.disconnect();
+          resolve("connected");
+        });
+        s.once("connect_error", (err) => {
+          s.disconnect();
+          resolve(err.message);
+        });
+      });
+      expect(socketRefusal, `socket.io with ${authorization}`).toBe("unauthorized: sign in first");
+    }
+    expect((await server.client.devices.get.query({ id: deviceId })).name).toBe("junk-bearer-pi");
+    await server.client.devices.remove.mutate({ id: deviceId });
+  });
+});
+
+describe("live updates end with access", () => {
+  async function userWithSocket(username: string, role: Role = "viewer") {
+    const password = `${username}-password`;
+    const user = await server.client.users.create.mutate({ username, password, role });
+    const cookie = await cookieOf(username, password);
+    const socket = await connectSocket(server, cookie);
+    return { user, password, cookie, socket };
+  }
+  const ended = (socket: FleetSocket, what: string) => waitFor(`${what}: the socket to end`, () => !socket.connected, 15_000);
+  /** The socket still gets the fleet totals the server sends every 2 s: it was not disconnected. */
+  const stillServed = async (socket: FleetSocket) => {
+    await new Promise<void>((resolve) => socket.once("fleet:totals", () => resolve()));
+    expect(socket.connected).toBe(true);
+  };
+
+  it("a deleted user's sockets end, by session cookie and by API key", async () => {
+    const { user, cookie, socket } = await userWithSocket("sock-deleted");
+    const created = await fetch(`${server.url}/api/trpc/apiKeys.create`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie, origin: server.url },
+      body: JSON.stringify({ name: "sock key" }),
+    });
+    const { key } = ((await created.json()) as { result: { data: { key: string } } }).result.data;
+    const byKey: FleetSocket = io(server.url, {
+      transports: ["websocket"],
+      extraHeaders: { authorization: `Bearer ${key}` },
+      reconnection: false,
+    });
+    await new Promise<void>((resolve, reject) => {
+      byKey.once("connect", () => resolve());
+      byKey.once("connect_error", reject);
+    });
+    await server.client.users.remove.mutate({ id: user.id });
+    await ended(socket, "deleted user, cookie");
+    await ended(byKey, "deleted user, API key");
+  });
+
+  it("a role change ends the session's socket; a socket on the user's API key stays (the key follows the role) until the key is revoked", async () => {
+    const { user, cookie, socket } = await userWithSocket("sock-role", "operator");
+    const created = await fetch(`${server.url}/api/trpc/apiKeys.create`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie, origin: server.url },
+      body: JSON.stringify({ name: "sock key" }),
+    });
+    const { key, summary } = ((await created.json()) as { result: { data: { key: string; summary: { id: string } } } }).result.data;
+    const byKey: FleetSocket = io(server.url, {
+      transports: ["websocket"],
+      extraHeaders: { authorization: `Bearer ${key}` },
+      reconnection: false,
+    });
+    await new Promise<void>((resolve, reject) => {
+      byKey.once("connect", () => resolve());
+      byKey.once("connect_error", reject);
+    });
+    await server.client.users.setRole.mutate({ id: user.id, role: "viewer" });
+    await ended(socket, "role change");
+    await stillServed(byKey);
+    // Revoking the key ends the socket that uses it.
+    await clientFor("admin").apiKeys.revoke.mutate({ id: summary.id });
+    await ended(byKey, "revoked API key");
+    await server.client.users.remove.mutate({ id: user.id });
+  });
+
+  it("a password reset ends the user's sockets", async () => {
+    const { user, socket } = await userWithSocket("sock-reset");
+    await server.client.users.resetPassword.mutate({ id: user.id, password: "another-password" });
+    await ended(socket, "password reset");
+    await server.client.users.remove.mutate({ id: user.id });
+  });
+
+  it("signing out ends that session's socket, not the socket of the user's other session", async () => {
+    const { user, password, cookie, socket } = await userWithSocket("sock-logout");
+    const otherCookie = await cookieOf("sock-logout", password);
+    const other = await connectSocket(server, otherCookie);
+    const logout = await fetch(`${server.url}/api/trpc/auth.logout`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie, origin: server.url },
+    });
+    expect(logout.status).toBe(200);
+    await ended(socket, "logout");
+    await stillServed(other);
+    other.disconnect();
+    await server.client.users.remove.mutate({ id: user.id });
+  });
+
+  it("changing one's own password ends the sockets of the user's other sessions, not the one that changed it", async () => {
+    const { user, password, cookie, socket } = await userWithSocket("sock-own-pw");
+    const otherCookie = await cookieOf("sock-own-pw", password);
+    const other = await connectSocket(server, otherCookie);
+    const changed = await fetch(`${server.url}/api/trpc/auth.changePassword`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie, origin: server.url },
+      body: JSON.stringify({ currentPassword: password, newPassword: "a-new-password" }),
+    });
+    expect(changed.status).toBe(200);
+    await ended(other, "own password change, other session");
+    await stillServed(socket);
+    socket.disconnect();
+    await server.client.users.remove.mutate({ id: user.id });
+  });
+});
+
 describe("audit log and login limit", () => {
   it("records who did what", async () => {
     const { items } = await server.client.audit.list.query({ limit: 500 });
@@ -342,15 +499,15 @@ describe("audit log and login limit", () => {
         "admin enrollment.token_created enrollment_token",
       ]),
     );
-    const roleChange = items.find((e) => e.action === "user.role_changed")!;
+    const roleChange = items.find((e) => e.action === "user.role_changed" && (e.detail as { username?: string }).username === "tmp")!;
     expect(roleChange.detail).toEqual({ username: "tmp", from: "operator", to: "viewer" });
     const onlyAdmin = await server.client.audit.list.query({ actor: "admin", limit: 500 });
     expect(onlyAdmin.items.length).toBeGreaterThan(0);
     expect(onlyAdmin.items.every((e) => e.actor.username === "admin")).toBe(true);
   });
 
-  // Last: it locks out this test's address for the rest of the window (no sign-in before it failed).
-  it(`answers 429 after ${MAX_FAILURES} failed sign-ins, even to the right password, and audits the lockout`, async () => {
+  // Last: it locks out vicky from this test's address for the rest of the window (no sign-in as vicky after it).
+  it(`answers 429 after ${MAX_FAILURES} failed sign-ins, even to the right password, and audits the lockout; other users from that address still get in`, async () => {
     for (let i = 1; i <= MAX_FAILURES; i++) {
       const res = await signIn("vicky", "wrong-password");
       expect(res.status, `attempt ${i}`).toBe(401);
@@ -362,6 +519,9 @@ describe("audit log and login limit", () => {
     expect(body.error.message).toMatch(/^Too many failed sign-ins; try again in \d+ s\.$/);
     // Sessions and keys already issued keep working.
     expect((await clientFor("viewer").auth.me.query()).username).toBe("vicky");
+    // The lock is vicky's from this address: another user's right password from the same address gets in.
+    expect((await signIn("otto", passwords.operator)).status).toBe(200);
+    expect((await signIn("admin", passwords.admin)).status).toBe(200);
     const lockouts = await server.client.audit.list.query({ action: "auth.locked_out" });
     expect(lockouts.items[0]).toMatchObject({ actor: { username: "vicky", via: "login" }, target: { type: "user", id: "vicky" } });
   });

@@ -227,7 +227,7 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
 
     const services: Services = {
       auth,
-      users: new UserService(db.prisma),
+      users: new UserService(db.prisma, Date.now, (userId) => auth.accessChanged(userId)),
       audit: new AuditService(db.prisma, log.child("audit")),
       fleet,
       metrics,
@@ -252,7 +252,7 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       system: new SystemService(db, link, { embedded: broker !== null, url: redactUrl(brokerUrl) }),
       chatRelay,
       conversations,
-      apiKeys: new ApiKeyService(db.prisma),
+      apiKeys: new ApiKeyService(db.prisma, (userId) => auth.accessChanged(userId)),
       telemetry,
       throughput,
       alerts,

@@ -5,9 +5,15 @@
  * API key (requireRole, as tRPC and REST); with the cookie it must also come from the dashboard's own origin
  * (CSRF: a WebSocket is not bound by CORS). The browser's events only join and leave rooms (reads), so
  * any signed-in role may send them; anything that changes state goes through tRPC with its role.
+ *
+ * A connection lasts only as long as its credential: when a user's access changes (deleted, role changed,
+ * password reset or changed, logout, API key revoked: AuthService "accessChanged") each of the user's sockets
+ * checks its handshake credential again and is disconnected if it no longer resolves to a viewer (the dashboard
+ * then reconnects, and is sent to the login page). Every RECHECK_MS all sockets are checked the same way, which
+ * catches sessions that expired and changes made through another server replica.
  */
 import type { Server as HttpServer } from "node:http";
-import { Server } from "socket.io";
+import { Server, type Socket } from "socket.io";
 import {
   SOCKET_PATH,
   SOCKET_UNAUTHORIZED,
@@ -33,7 +39,7 @@ import type { FleetService } from "../services/fleet.ts";
 import type { FleetThroughput } from "../services/fleet-throughput.ts";
 import { assertSameOrigin, credentialsOf } from "../http/request.ts";
 import { AppError } from "../errors.ts";
-import { requireRole } from "../services/auth.ts";
+import { requireRole, type Principal } from "../services/auth.ts";
 
 const COALESCE_MS = 250;
 /** How often every signed-in browser gets the fleet totals. */
@@ -42,6 +48,14 @@ const FLEET_ROOM = "fleet";
 const deviceRoom = (id: string) => `device:${id}`;
 const conversationRoom = (id: string) => `conversation:${id}`;
 const CONVERSATION_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** How often every socket's credential is checked again (expired sessions, changes made on another replica). */
+const RECHECK_MS = 60_000;
+
+interface SocketData {
+  /** Who the handshake's credential resolved to (checked again when the user's access changes). */
+  principal: Principal;
+}
+type DashboardSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
 export function attachRealtime(deps: {
   httpServer: HttpServer;
@@ -58,7 +72,12 @@ export function attachRealtime(deps: {
   publicUrl?: string;
 }) {
   const { fleet, conversations, alerts, log } = deps;
-  const io = new Server<ClientToServerEvents, ServerToClientEvents>(deps.httpServer, { path: SOCKET_PATH, serveClient: false });
+  const io = new Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>(deps.httpServer, {
+    path: SOCKET_PATH,
+    serveClient: false,
+  });
+  /** Counts access changes: a handshake that saw one while it resolved its credential resolves it again. */
+  let accessChanges = 0;
 
   io.use((socket, next) => {
     const credentials = credentialsOf(socket.request);
@@ -68,21 +87,59 @@ export function attachRealtime(deps: {
           data: { code: err.code === "unauthorized" ? SOCKET_UNAUTHORIZED : err.code },
         }),
       );
-    deps.auth.resolve(credentials).then(
+    const admit = async (): Promise<Principal> => {
+      for (;;) {
+        const seen = accessChanges;
+        // An API key that is not valid (AuthService.resolve) is refused like no credential at all.
+        const principal = requireRole(await deps.auth.resolve(credentials), "viewer", "Live updates");
+        if (seen === accessChanges) return principal;
+      }
+    };
+    admit().then(
       (principal) => {
         try {
-          requireRole(principal, "viewer", "Live updates");
           if (credentials.bearer === undefined) assertSameOrigin(socket.request, deps.publicUrl);
+          socket.data.principal = principal;
           next();
         } catch (err) {
           if (err instanceof AppError) refuse(err);
           else next(err as Error);
         }
       },
-      // An API key that is not valid (AuthService.resolve) is refused like no credential at all.
       (err: Error) => (err instanceof AppError ? refuse(err) : next(err)),
     );
   });
+
+  /** Checks a connected socket's handshake credential again; disconnects it when that no longer gives a viewer. */
+  const recheck = async (socket: DashboardSocket): Promise<void> => {
+    let principal: Principal | null;
+    try {
+      principal = requireRole(await deps.auth.resolve(credentialsOf(socket.request)), "viewer");
+    } catch (err) {
+      if (!(err instanceof AppError)) {
+        // The database did not answer: the next check decides.
+        log.warn("checking a live connection's credential failed", { error: (err as Error).message });
+        return;
+      }
+      principal = null;
+    }
+    if (principal) {
+      socket.data.principal = principal;
+      return;
+    }
+    log.info("live connection ended: its credential no longer signs in", { user: socket.data.principal.username });
+    socket.disconnect(true);
+  };
+  const onAccessChanged = (userId: string) => {
+    accessChanges++;
+    for (const socket of io.sockets.sockets.values()) {
+      if (socket.data.principal?.userId === userId) void recheck(socket);
+    }
+  };
+  deps.auth.on("accessChanged", onAccessChanged);
+  const recheckTimer = setInterval(() => {
+    for (const socket of io.sockets.sockets.values()) void recheck(socket);
+  }, RECHECK_MS);
 
   io.on("connection", (socket) => {
     void socket.join(FLEET_ROOM);
@@ -177,6 +234,8 @@ export function attachRealtime(deps: {
         deps.comparisons.off("changed", onComparison);
         if (timer) clearTimeout(timer);
         clearInterval(totalsTimer);
+        clearInterval(recheckTimer);
+        deps.auth.off("accessChanged", onAccessChanged);
         void io.close(() => resolve());
       }),
   };

@@ -3,6 +3,7 @@
  * keys for themselves; a key acts with its owner's role as it is at each request
  * (a viewer's key cannot start a rollout). Admins see and revoke everyone's keys,
  * others only their own. The key is shown once; only its sha256 and a short prefix are kept.
+ * A revoked key is refused from the next request on, and socket.io connections made with it end.
  */
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
@@ -23,7 +24,11 @@ export interface ApiKeySummary {
 }
 
 export class ApiKeyService {
-  constructor(private readonly prisma: Prisma) {}
+  constructor(
+    private readonly prisma: Prisma,
+    /** After a key was revoked: its owner's live connections check their credential again (AuthService.accessChanged). */
+    private readonly onAccessChanged: (userId: string) => void = () => undefined,
+  ) {}
 
   async create(input: { name: string; userId: string | null }): Promise<{ key: string; summary: ApiKeySummary }> {
     // Keys created with the bootstrap key belong to the admin account.
@@ -74,6 +79,7 @@ export class ApiKeyService {
     if (!row || (!mine && !roleAtLeast(principal.role, "admin"))) throw new AppError("not_found", "No API key with that id.");
     const { count } = await this.prisma.apiKey.deleteMany({ where: { id } });
     if (count === 0) throw new AppError("not_found", "No API key with that id.");
+    this.onAccessChanged(row.userId);
     return { name: row.name, owner: row.user.username };
   }
 }

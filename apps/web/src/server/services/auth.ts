@@ -4,6 +4,7 @@
  * and socket.io apply. Also creates the first admin account and limits failed
  * sign-ins. User management is services/users.ts; API keys are services/api-keys.ts.
  */
+import { EventEmitter } from "node:events";
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import { hashPassword, newPassword, newSecret, secretMatches, sha256, verifyPassword } from "../auth/secrets.ts";
@@ -57,7 +58,16 @@ const TOUCH_INTERVAL_MS = 60_000;
 
 export const DEFAULT_LOGIN_MAX_FAILURES = 5;
 
-export class AuthService {
+export interface AuthEvents {
+  /**
+   * A user's access may have ended or changed: deleted, role changed, password reset or changed, a
+   * session ended (logout), an API key revoked. Live connections of the user check their credential
+   * again (realtime/socket.ts), as every tRPC and REST request does.
+   */
+  accessChanged: [userId: string];
+}
+
+export class AuthService extends EventEmitter<AuthEvents> {
   readonly loginLimiter: LoginLimiter;
 
   constructor(
@@ -71,6 +81,7 @@ export class AuthService {
     },
     private readonly log: Logger,
   ) {
+    super();
     this.loginLimiter = new LoginLimiter({
       maxFailures: opts.loginMaxFailures ?? DEFAULT_LOGIN_MAX_FAILURES,
       windowMs: LOGIN_WINDOW_MS,
@@ -128,7 +139,14 @@ export class AuthService {
   }
 
   async logout(token: string): Promise<void> {
+    const session = await this.prisma.session.findUnique({ where: { id: sha256(token) }, select: { userId: true } });
     await this.prisma.session.deleteMany({ where: { id: sha256(token) } });
+    if (session) this.accessChanged(session.userId);
+  }
+
+  /** Tells live connections of the user to check their credential again (see AuthEvents). */
+  accessChanged(userId: string): void {
+    this.emit("accessChanged", userId);
   }
 
   /** Resolves a session cookie; null when it is unknown or expired. */

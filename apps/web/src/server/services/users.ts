@@ -2,7 +2,9 @@
  * User accounts and their roles (admin, operator, viewer), managed by admins; a
  * user changes their own password. A role change, a password reset or a deletion
  * ends the user's sessions at once; their API keys follow the user's role on every
- * request (services/auth.ts), and are deleted with the user. The last admin can be
+ * request (services/auth.ts), and are deleted with the user. Each of these also
+ * tells the user's live connections to check their credential again
+ * (`onAccessChanged`: socket.io ends those that no longer pass). The last admin can be
  * neither demoted nor deleted, so the dashboard cannot lock itself out.
  */
 import { z } from "zod";
@@ -46,6 +48,8 @@ export class UserService {
   constructor(
     private readonly prisma: Prisma,
     private readonly now: () => number = Date.now,
+    /** After a change that ends sessions or keys or changes the role (AuthService.accessChanged). */
+    private readonly onAccessChanged: (userId: string) => void = () => undefined,
   ) {}
 
   async list(): Promise<UserDto[]> {
@@ -97,6 +101,7 @@ export class UserService {
       if (previous !== role) await tx.session.deleteMany({ where: { userId: id } });
       return previous;
     });
+    if (previousRole !== role) this.onAccessChanged(id);
     return { user: await this.get(id), previousRole };
   }
 
@@ -108,6 +113,7 @@ export class UserService {
       if (count === 0) throw new AppError("not_found", "No user with that id.");
       await tx.session.deleteMany({ where: { userId: id } });
     });
+    this.onAccessChanged(id);
     return this.get(id);
   }
 
@@ -132,12 +138,13 @@ export class UserService {
       this.prisma.user.update({ where: { id: user.id }, data: { passwordHash } }),
       this.prisma.session.deleteMany({ where: { userId: user.id, ...(keep ? { id: { not: keep } } : {}) } }),
     ]);
+    this.onAccessChanged(user.id);
   }
 
   /** Deletes the user with their sessions and API keys. Refused for yourself and for the last admin. */
   async remove(id: string, by: Principal): Promise<{ username: string; role: Role }> {
     if (by.userId === id) throw new AppError("conflict", "You cannot delete your own account; ask another admin.");
-    return this.prisma.$transaction(async (tx) => {
+    const removed = await this.prisma.$transaction(async (tx) => {
       const user = await tx.user.findUnique({ where: { id } });
       if (!user) throw new AppError("not_found", "No user with that id.");
       const role = parseRole(user.role);
@@ -147,5 +154,7 @@ export class UserService {
       await tx.user.delete({ where: { id } }); // sessions and API keys cascade
       return { username: user.username, role };
     });
+    this.onAccessChanged(id);
+    return removed;
   }
 }
