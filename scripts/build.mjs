@@ -3,9 +3,10 @@
 // already up to date: the Prisma client, the native runner (CMake) and the
 // dashboard's production build (Next.js). Runs after `npm install` too.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { planNativeConfigure, recordConfigureDone, recordConfigureInvalid, recordConfigureStarted } from "./lib/native-configure.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => path.join(root, "node_modules", ".bin", name);
@@ -24,9 +25,10 @@ function newestMtime(target, skip = () => false) {
   return newest;
 }
 
-function run(cmd, args, what) {
+function run(cmd, args, what, onFailure = () => undefined) {
   const started = Date.now();
   const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit" });
+  if (r.error?.code === "ENOENT" || r.status !== 0) onFailure();
   if (r.error?.code === "ENOENT") fail(`${what}: \`${cmd}\` was not found`);
   if (r.status !== 0) fail(`${what} failed (exit ${r.status})`);
   log(`${what} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -62,22 +64,23 @@ for (const tool of ["cmake", "c++"]) {
     fail(`building the native runner needs \`${tool}\`: on Debian/Ubuntu/Raspberry Pi OS run \`sudo apt-get install cmake g++\``);
   }
 }
-// With ExecuTorch when .venv has the wheel (npm run executorch:setup), else sim only.
-// A build folder configured by hand with ExecuTorch (a Pi's source install) is left as it is.
-const nativeBuild = path.join(root, "native/build");
-const cacheFile = path.join(nativeBuild, "CMakeCache.txt");
-const executorchCmake = findExecuTorchCmakeDir();
-const cache = existsSync(cacheFile) ? readFileSync(cacheFile, "utf8") : "";
-const configuredWithExecuTorch = /^ORCHARD_WITH_EXECUTORCH:BOOL=ON$/m.test(cache);
-const nativeGenerated = existsSync(path.join(nativeBuild, "Makefile")) || existsSync(path.join(nativeBuild, "build.ninja"));
-if (!cache || !nativeGenerated || (executorchCmake && !configuredWithExecuTorch)) {
+// With ExecuTorch when .venv has the wheel (npm run executorch:setup), else sim only; the
+// GoogleTest suite for `npm test` (--tests), never for `npm install` (--install: it must not
+// need GoogleTest), otherwise as the folder has it. Configured again when the last configure
+// or build failed, or the options changed (scripts/lib/native-configure.mjs).
+const tests = process.argv.includes("--tests") ? "on" : process.argv.includes("--install") ? "off" : "keep";
+const plan = planNativeConfigure({ root, executorchCmake: findExecuTorchCmakeDir(), tests });
+if (plan.configure) {
   // A configure that failed half way leaves a cache without a Makefile: start clean.
-  if (cache && !nativeGenerated) rmSync(cacheFile);
-  const args = ["-S", "native", "-B", "native/build", "-DCMAKE_BUILD_TYPE=Release"];
-  if (executorchCmake) args.push("-DORCHARD_WITH_EXECUTORCH=ON", `-DCMAKE_PREFIX_PATH=${executorchCmake}`);
-  run("cmake", args, executorchCmake ? "configure native runner with ExecuTorch from .venv" : "configure native runner");
+  if (plan.cleanCache) rmSync(path.join(root, "native/build/CMakeCache.txt"));
+  log(`configuring native/build: ${plan.reason}`);
+  recordConfigureStarted(root, plan);
+  const withEt = plan.args.includes("-DORCHARD_WITH_EXECUTORCH=ON");
+  run("cmake", plan.args, withEt ? "configure native runner with ExecuTorch from .venv" : "configure native runner");
+  recordConfigureDone(root, plan);
 }
-run("cmake", ["--build", "native/build", "-j", "2"], "build native runner");
+// The build re-runs cmake by itself when its inputs changed; if that (or the build) fails, configure afresh next time.
+run("cmake", ["--build", "native/build", "-j", "2"], "build native runner", () => recordConfigureInvalid(root));
 
 // 3. The dashboard. Rebuilt when anything it compiles changed since the last build.
 const webDir = path.join(root, "apps/web");
