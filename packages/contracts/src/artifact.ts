@@ -126,6 +126,53 @@ export const SignedManifest = z.object({
 });
 export type SignedManifest = z.infer<typeof SignedManifest>;
 
+/**
+ * Chunk hashes of one stored file, so a device can check a download piece by piece and
+ * fetch again only a bad piece, not the whole file. The server computes them from the
+ * blob it serves (`GET /api/artifacts/blobs/{sha256}/chunks`) and signs the list with the
+ * manifest key, so a middlebox cannot swap them; the manifest's whole-file sha256 stays
+ * the final word (a device checks it after the last chunk). They are not in the manifest:
+ * adding them there would change the id and signature of every artifact stored before,
+ * and agents that do not know them would refuse new manifests (zod drops unknown keys).
+ *
+ * Chunk i is bytes [i × chunkSize, min((i + 1) × chunkSize, size)); `chunks[i]` its sha256.
+ */
+export const BlobChunkList = z
+  .object({
+    /** Says what is signed, so a signed chunk list can never pass for a manifest, nor one for it. */
+    type: z.literal("orchard.blob-chunks"),
+    sha256: Sha256Hex,
+    size: z
+      .number()
+      .int()
+      .nonnegative()
+      .max(2 ** 45),
+    chunkSize: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(2 ** 40),
+    chunks: z.array(Sha256Hex).max(4096),
+  })
+  .refine((c) => c.chunks.length === Math.ceil(c.size / c.chunkSize), "one sha256 per chunk of chunkSize bytes (the last may be shorter)");
+export type BlobChunkList = z.infer<typeof BlobChunkList>;
+
+/** A chunk list with its signature: base64 of the ed25519 signature over canonicalJson(list), with the manifest key. */
+export const SignedBlobChunkList = z.object({
+  list: BlobChunkList,
+  keyId: z.string().min(1).max(64),
+  signature: z.string().regex(/^[A-Za-z0-9+/]{86}==$/, "a base64 ed25519 signature"),
+});
+export type SignedBlobChunkList = z.infer<typeof SignedBlobChunkList>;
+
+/** The chunk size the server uses: 8 MiB, doubled for files so big that a list would have more than 4096 chunks. */
+export const BLOB_CHUNK_SIZE = 8 * 1024 * 1024;
+export function blobChunkSize(size: number): number {
+  let chunk = BLOB_CHUNK_SIZE;
+  while (Math.ceil(size / chunk) > 4096) chunk *= 2;
+  return chunk;
+}
+
 /** Bytes a model of this manifest occupies on disk. */
 export function manifestBytes(m: Pick<ArtifactManifest, "files">): number {
   return m.files.reduce((n, f) => n + f.size, 0);

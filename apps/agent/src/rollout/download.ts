@@ -28,7 +28,7 @@ import { type BackoffOptions, backoffDelay } from "../lib/backoff.js";
 import { type Clock, sleep as sleepFor, systemClock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 
-export type DownloadErrorCode = "download_failed" | "disk_full";
+export type DownloadErrorCode = "download_failed" | "disk_full" | "hash_mismatch";
 
 export class DownloadError extends Error {
   override readonly name = "DownloadError";
@@ -65,6 +65,8 @@ export interface DownloadOptions {
   maxRetryAfterMs?: number;
   /** fetch with the CAs the agent trusts (lib/trust.ts); the global one by default. */
   fetch?: typeof fetch;
+  /** The server's chunk hashes: each chunk is checked as it completes, a bad one fetched again alone. */
+  chunks?: DownloadChunks | null;
 }
 
 export interface DownloadResult {
@@ -119,39 +121,92 @@ function isEnospc(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | null)?.code === "ENOSPC" || (error as NodeJS.ErrnoException | null)?.code === "EDQUOT";
 }
 
-/** The partial file, its size and a hash of exactly the bytes in it. */
+/** The server's chunk hashes of the file (verified by the caller: signed, and for this file and size). */
+export interface DownloadChunks {
+  chunkSize: number;
+  /** sha256 of each chunk, in order. */
+  sha256: readonly string[];
+}
+
+/** A chunk's bytes are not what the chunk list says: the chunk was cut away and is fetched again. */
+class ChunkMismatch extends Error {
+  override readonly name = "ChunkMismatch";
+  constructor(
+    readonly index: number,
+    /** Bytes cut from the file that had been reported through onBytes already. */
+    readonly reportedLost: number,
+  ) {
+    super(`chunk ${index} does not have the chunk list's sha256; fetching it again`);
+  }
+}
+
+/**
+ * The partial file, its size and a hash of exactly the bytes in it. With a chunk list,
+ * each chunk is checked the moment its last byte is written (and, on a resume, as the
+ * bytes already on disk are read back): a bad chunk is cut off the end of the file,
+ * and the whole-file hash goes back to where that chunk starts (a copy is kept at each
+ * chunk boundary), so only that chunk is fetched again.
+ */
 class Partial {
   offset = 0;
   hash: Hash = createHash("sha256");
+  /** Bytes of the file on disk that opening it cut away (a bad chunk and what followed it). */
+  cutOnOpen = 0;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /** Chunk checking: where the chunk being filled starts, its hash so far, and the file hash at its start. */
+  #chunkStart = 0;
+  #chunkHash: Hash | null = null;
+  #checkpoint: Hash | null = null;
 
   private constructor(
     readonly file: string,
     readonly handle: FileHandle,
-  ) {}
+    readonly expectedSize: number,
+    readonly chunks: DownloadChunks | null,
+    readonly logger: Logger,
+  ) {
+    this.#resetChunks(0);
+  }
 
-  static async open(file: string, expectedSize: number, signal: AbortSignal): Promise<Partial> {
+  static async open(
+    file: string,
+    expectedSize: number,
+    signal: AbortSignal,
+    chunks: DownloadChunks | null,
+    logger: Logger,
+  ): Promise<Partial> {
     await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
     const handle = await open(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
-    const partial = new Partial(file, handle);
+    const partial = new Partial(file, handle, expectedSize, chunks, logger);
     try {
       const { size } = await handle.stat();
       if (size > expectedSize) {
         await handle.truncate(0);
       } else if (size > 0) {
-        // Resume: hash what is there already (the only time a byte is read back).
+        // Resume: hash (and with a chunk list, check) what is there already (the only time a byte is read back).
         const buffer = Buffer.allocUnsafe(Math.min(READ_BLOCK, size));
         let position = 0;
         while (position < size) {
           signal.throwIfAborted();
           const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
           if (bytesRead === 0) break;
-          partial.hash.update(buffer.subarray(0, bytesRead));
           position += bytesRead;
+          try {
+            await partial.#absorb(buffer.subarray(0, bytesRead));
+          } catch (error) {
+            if (!(error instanceof ChunkMismatch)) throw error;
+            logger.warn("a chunk of the partial file does not match the chunk list; fetching again from it", {
+              file,
+              chunk: error.index,
+              at: partial.offset,
+              had: size,
+            });
+            break;
+          }
         }
-        partial.offset = position;
-        if (position !== size) await handle.truncate(position);
+        if (partial.offset !== size) await handle.truncate(partial.offset);
+        partial.cutOnOpen = size - partial.offset;
       }
     } catch (error) {
       await handle.close().catch(() => undefined);
@@ -166,6 +221,7 @@ class Partial {
     await this.handle.truncate(0);
     this.offset = 0;
     this.hash = createHash("sha256");
+    this.#resetChunks(0);
   }
 
   get pendingBytes(): number {
@@ -180,7 +236,7 @@ class Partial {
     return this.#pendingBytes >= WRITE_BLOCK ? this.flush() : 0;
   }
 
-  /** Writes what is buffered; the hash is updated with exactly what reached the file. */
+  /** Writes what is buffered; the hash is updated with exactly what reached the file. Throws ChunkMismatch (the bad chunk cut off). */
   async flush(): Promise<number> {
     if (this.#pendingBytes === 0) return 0;
     const block = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
@@ -191,15 +247,64 @@ class Partial {
       const { bytesWritten } = await this.handle.write(block, written, block.length - written, this.offset + written);
       written += bytesWritten;
     }
-    this.hash.update(block);
-    this.offset += block.length;
+    const reportedBefore = this.offset;
+    try {
+      await this.#absorb(block);
+    } catch (error) {
+      if (error instanceof ChunkMismatch) throw new ChunkMismatch(error.index, Math.max(0, reportedBefore - this.offset));
+      throw error;
+    }
     return block.length;
   }
 
   async close(): Promise<void> {
     await this.handle.close();
   }
+
+  #resetChunks(start: number): void {
+    this.#chunkStart = start;
+    this.#chunkHash = this.chunks ? createHash("sha256") : null;
+    this.#checkpoint = this.chunks ? this.hash.copy() : null;
+  }
+
+  /**
+   * Feeds bytes that are in the file at `offset` to the hashes and moves `offset` past them.
+   * A chunk that completes and does not match: the file is cut at its start, the hashes go
+   * back there, and ChunkMismatch is thrown.
+   */
+  async #absorb(bytes: Buffer): Promise<void> {
+    const chunks = this.chunks;
+    if (!chunks) {
+      this.hash.update(bytes);
+      this.offset += bytes.length;
+      return;
+    }
+    let at = 0;
+    while (at < bytes.length) {
+      const end = Math.min(this.#chunkStart + chunks.chunkSize, this.expectedSize);
+      const piece = bytes.subarray(at, at + Math.min(bytes.length - at, end - this.offset));
+      if (piece.length === 0) break; // past the expected size: not ours to check
+      this.hash.update(piece);
+      this.#chunkHash!.update(piece);
+      this.offset += piece.length;
+      at += piece.length;
+      if (this.offset < end) continue;
+      const index = Math.floor(this.#chunkStart / chunks.chunkSize);
+      if (this.#chunkHash!.digest("hex") !== chunks.sha256[index]) {
+        const start = this.#chunkStart;
+        await this.handle.truncate(start);
+        this.offset = start;
+        this.hash = this.#checkpoint!.copy();
+        this.#resetChunks(start);
+        throw new ChunkMismatch(index, 0);
+      }
+      this.#resetChunks(this.offset);
+    }
+  }
 }
+
+/** A chunk found bad this many times in one download is not the network's doing: `hash_mismatch`. */
+export const MAX_CHUNK_REFETCHES = 3;
 
 /** Downloads (or resumes) one file; resolves with the sha256 and size of the whole partial file. */
 export async function downloadFile(options: DownloadOptions): Promise<DownloadResult> {
@@ -212,16 +317,18 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
   let partial: Partial;
   try {
-    partial = await Partial.open(options.partialPath, expectedSize, signal);
+    partial = await Partial.open(options.partialPath, expectedSize, signal, options.chunks ?? null, logger);
   } catch (error) {
     if (isEnospc(error)) throw new DownloadError("disk_full", `no room to create ${options.partialPath}`);
     throw error;
   }
+  if (partial.cutOnOpen > 0) options.onBytes(-partial.cutOnOpen);
   let fetched = 0;
   /** Transient failures since a byte last arrived, and when the first of them was. */
   let failures = 0;
   let failingSince: number | null = null;
   let busyWaits = 0;
+  const refetches = new Map<number, number>();
   try {
     for (;;) {
       signal.throwIfAborted();
@@ -249,6 +356,24 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
           continue;
         }
         if (error instanceof DownloadError) throw error;
+        if (error instanceof ChunkMismatch) {
+          options.onBytes(-error.reportedLost);
+          const times = (refetches.get(error.index) ?? 0) + 1;
+          refetches.set(error.index, times);
+          if (times > MAX_CHUNK_REFETCHES) {
+            throw new DownloadError(
+              "hash_mismatch",
+              `chunk ${error.index} of ${options.url} arrived with other bytes than the chunk list says ${times} times`,
+            );
+          }
+          logger.warn("a downloaded chunk does not match the chunk list; fetching it again", {
+            url: options.url,
+            chunk: error.index,
+            at: partial.offset,
+            times,
+          });
+          continue;
+        }
         if (isEnospc(error)) throw new DownloadError("disk_full", `the disk filled up while downloading (${partial.offset} bytes written)`);
         if (!(error instanceof TransientError) && !(error instanceof TypeError) && !isNetworkError(error)) throw error;
         if (tally.bytes > 0) {

@@ -19,6 +19,7 @@ import {
   type TestArtifact,
   applyCommand,
   bytes,
+  chunkList,
   launchLabel,
   makeArtifact,
   makeSigner,
@@ -522,6 +523,70 @@ describe("downloads over HTTP", () => {
     await rollOut(r, d, a, { rolloutId: "ro-404" });
     expect(lastState(d.events)?.error?.message).toMatch(/HTTP 404: forced 404 \(test\)/);
     expect(r.server.requests).toHaveLength(4);
+  });
+});
+
+describe("chunk hashes (the server's signed chunk list)", () => {
+  const CHUNK = 64 * 1024;
+  /** A five-chunk artifact (the last one shorter) whose signed chunk list the server serves. */
+  function chunked(r: Rig, signer: Signer = r.signer) {
+    const a = makeArtifact(r.signer, { seed: 21, size: 4 * CHUNK + 1000 });
+    const data = a.files[0]!.data;
+    r.server.add(a);
+    r.server.chunkLists.set(sha256(data), signer.signChunks(chunkList(data, CHUNK)));
+    return { a, data, sha: sha256(data) };
+  }
+  const blobRanges = (r: Rig) => r.server.requests.map((q) => q.range);
+
+  it("a partial file with a corrupted byte in a middle chunk: only that chunk and what follows is fetched again", async () => {
+    const r = await rig();
+    const d = await r.boot();
+    const { a, data, sha } = chunked(r);
+    // What an earlier run left: the first three chunks and part of the fourth, one byte of the second (index 1) damaged.
+    const partial = path.join(d.dataDir, "models", a.artifactId, ".partial", sha);
+    await mkdir(path.dirname(partial), { recursive: true });
+    const left = Buffer.from(data.subarray(0, 3 * CHUNK + 5000));
+    left[CHUNK + 1234] = left[CHUNK + 1234]! ^ 0x01;
+    await writeFile(partial, left);
+
+    await d.runner.apply(applyCommand(a, { rolloutId: "ro-chunk" }));
+    await d.runner.idle();
+    expect(lastState(d.events)).toMatchObject({ state: "active", attempt: 1, error: null });
+    // The first chunk was kept; the bad one and everything after it came again, once.
+    expect(blobRanges(r)).toEqual([`bytes=${CHUNK}-`]);
+    expect(r.server.bytesServed).toBe(data.length - CHUNK);
+    expect(r.server.chunkListRequests).toBe(1);
+    expect(await readFile(path.join(d.dataDir, "models", a.artifactId, "model.bin"))).toEqual(data);
+  });
+
+  it("a chunk that arrives corrupted is fetched again from its start while downloading, not the whole file", async () => {
+    const r = await rig();
+    const d = await r.boot();
+    const { a, data } = chunked(r);
+    r.server.corruptRequests = 1; // the first answer has a byte flipped in the middle of the file (chunk 2)
+    await rollOut(r, d, a, { rolloutId: "ro-chunk-live" });
+    expect(lastState(d.events)).toMatchObject({ state: "active", attempt: 1, error: null });
+    const bad = Math.floor(Math.floor(data.length / 2) / CHUNK) * CHUNK;
+    expect(blobRanges(r)).toEqual([null, `bytes=${bad}-`]);
+    expect(states(d.events)).toEqual(FULL); // no second download attempt from a clean state
+    expect(await readFile(path.join(d.dataDir, "models", a.artifactId, "model.bin"))).toEqual(data);
+  });
+
+  it("a chunk list signed with another key is not used: the whole-file check decides, as without one", async () => {
+    const r = await rig();
+    const d = await r.boot();
+    const { a, data, sha } = chunked(r, makeSigner());
+    const partial = path.join(d.dataDir, "models", a.artifactId, ".partial", sha);
+    await mkdir(path.dirname(partial), { recursive: true });
+    const left = Buffer.from(data.subarray(0, 3 * CHUNK));
+    left[CHUNK + 1] = left[CHUNK + 1]! ^ 0x01;
+    await writeFile(partial, left);
+    await d.runner.apply(applyCommand(a, { rolloutId: "ro-chunk-forged" }));
+    await d.runner.idle();
+    // Resumed at the partial's end, caught by the whole-file sha256, downloaded again from a clean state.
+    expect(blobRanges(r)).toEqual([`bytes=${3 * CHUNK}-`, null]);
+    expect(lastState(d.events)).toMatchObject({ state: "active", attempt: 2 });
+    expect(await readFile(path.join(d.dataDir, "models", a.artifactId, "model.bin"))).toEqual(data);
   });
 });
 

@@ -38,6 +38,8 @@ import {
   type RolloutErrorCode,
   RolloutId,
   type RolloutRollbackCommand,
+  type ArtifactFile,
+  SignedBlobChunkList,
   canonicalJson,
   manifestBytes,
 } from "@orchard/contracts";
@@ -49,7 +51,7 @@ import { RunnerRequestError } from "../runner/generation.js";
 import type { RunnerLaunch } from "../runner/supervisor.js";
 import { readMemory } from "../telemetry/memory.js";
 import { type RunnerCapabilities, unsupportedReason } from "./capabilities.js";
-import { DownloadError, downloadFile } from "./download.js";
+import { type DownloadChunks, DownloadError, downloadFile } from "./download.js";
 import { HEALTH_DEFAULT_TOKENS, HEALTH_PROMPT, healthProblem } from "./health.js";
 import type { ModelHost } from "./model-host.js";
 import {
@@ -72,7 +74,7 @@ import {
   saveRolloutFile,
   summarize,
 } from "./rollout-file.js";
-import { signatureProblem } from "./signature.js";
+import { chunkListProblem, signatureProblem } from "./signature.js";
 import { POST_SWITCH_STATES, assertRolloutTransition, isTerminal } from "./state-machine.js";
 
 export type RolloutEvent = Extract<DeviceEvent, { kind: "rollout.state" | "rollout.progress" }>;
@@ -145,6 +147,9 @@ export const RAM_HEADROOM_BYTES = 512 * 1024 * 1024;
 /** Start-ups in activating / health_check after which the new model is given up on. */
 export const MAX_POST_SWITCH_RESUMES = 2;
 const SHUTDOWN_WAIT_MS = 10_000;
+/** A chunk list (a few hundred KiB at most) that takes longer than this is done without. */
+const CHUNK_LIST_TIMEOUT_MS = 60_000;
+const CHUNK_LIST_MAX_BYTES = 1024 * 1024;
 const MESSAGE_MAX = 2000;
 
 function clip(message: string): string {
@@ -742,11 +747,13 @@ export class RolloutRunner {
       if ((await fileSize(this.#store.filePath(r.artifactId, file.name))) === file.size) continue; // staged before
       try {
         const url = this.#blobUrl(r.downloadUrl, file.sha256);
+        // The device's credentials go only to the server it enrolled with, never to another host a URL names.
+        const authorization = new URL(url).origin === new URL(this.#opts.serverUrl).origin ? this.#opts.authorization() : undefined;
         const result = await downloadFile({
           url,
           fetch: this.#opts.fetch,
-          // The device's credentials go only to the server it enrolled with, never to another host a URL names.
-          authorization: new URL(url).origin === new URL(this.#opts.serverUrl).origin ? this.#opts.authorization() : undefined,
+          authorization,
+          chunks: await this.#chunkList(url, authorization, file, signal),
           partialPath: this.#store.partialPath(r.artifactId, file.sha256),
           expectedSize: file.size,
           signal,
@@ -765,6 +772,56 @@ export class RolloutRunner {
       await this.#fault("downloading:file");
     }
     meter.finish();
+  }
+
+  /**
+   * The server's signed chunk hashes of a file (`{blob url}/chunks`), to check the download
+   * chunk by chunk; null (the whole-file sha256 alone, as before) when the server has none
+   * (an older server: 404), cannot say now, or sends one that does not verify with the
+   * server's key or is for another file.
+   */
+  async #chunkList(
+    url: string,
+    authorization: string | undefined,
+    file: ArtifactFile,
+    signal: AbortSignal,
+  ): Promise<DownloadChunks | null> {
+    const without = (why: string, level: "debug" | "warn" = "warn") => {
+      this.#log[level]("downloading without chunk hashes (the whole file's sha256 is checked at the end)", { file: file.name, why });
+      return null;
+    };
+    let signed: SignedBlobChunkList;
+    try {
+      const response = await (this.#opts.fetch ?? fetch)(`${url}/chunks`, {
+        headers: authorization === undefined ? {} : { authorization },
+        signal: AbortSignal.any([signal, AbortSignal.timeout(CHUNK_LIST_TIMEOUT_MS)]),
+        redirect: "error",
+      });
+      if (!response.ok) {
+        await response.body?.cancel().catch(() => undefined);
+        return without(`the server answered ${response.status}`, response.status === 404 ? "debug" : "warn");
+      }
+      const text = await response.text();
+      if (text.length > CHUNK_LIST_MAX_BYTES) return without(`the chunk list is ${text.length} bytes`);
+      const parsed = SignedBlobChunkList.safeParse(JSON.parse(text));
+      if (!parsed.success) return without(`the chunk list is malformed: ${parsed.error.issues[0]?.message ?? "?"}`);
+      signed = parsed.data;
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      return without(`the chunk list could not be fetched: ${(error as Error).message}`);
+    }
+    let key: string;
+    try {
+      key = await this.#opts.artifactKey();
+    } catch (error) {
+      return without(`no key to check the chunk list with: ${(error as Error).message}`);
+    }
+    const bad = chunkListProblem(signed, key);
+    if (bad) return without(bad);
+    if (signed.list.sha256 !== file.sha256 || signed.list.size !== file.size) {
+      return without(`the chunk list is for ${signed.list.sha256} (${signed.list.size} bytes), not this file`);
+    }
+    return { chunkSize: signed.list.chunkSize, sha256: signed.list.chunks };
   }
 
   /** Null when every file is what the manifest says; else what is wrong (the bad partials are deleted). */

@@ -4,7 +4,7 @@
  * is base64url(sha256(SPKI DER)), first 16 characters, as the server computes it.
  */
 import { type KeyObject, createHash, createPublicKey, verify } from "node:crypto";
-import { type SignedManifest, canonicalJson } from "@orchard/contracts";
+import { type SignedBlobChunkList, type SignedManifest, canonicalJson } from "@orchard/contracts";
 
 export class ArtifactKeyError extends Error {
   override readonly name = "ArtifactKeyError";
@@ -28,8 +28,22 @@ export function artifactKeyId(base64: string): string {
   return createHash("sha256").update(Buffer.from(base64, "base64")).digest("base64url").slice(0, 16);
 }
 
-/** Null when the signature verifies with the key, else why not (for a person). */
+/** Null when the manifest's signature verifies with the key, else why not (for a person). */
 export function signatureProblem(signed: SignedManifest, publicKeyBase64: string): string | null {
+  return signedProblem("manifest", canonicalJson(signed.manifest), signed, publicKeyBase64);
+}
+
+/** Null when a chunk list's signature verifies with the key (the same one as manifests'), else why not. */
+export function chunkListProblem(signed: SignedBlobChunkList, publicKeyBase64: string): string | null {
+  return signedProblem("chunk list", canonicalJson(signed.list), signed, publicKeyBase64);
+}
+
+function signedProblem(
+  what: string,
+  canonical: string,
+  signed: { keyId: string; signature: string },
+  publicKeyBase64: string,
+): string | null {
   let key: KeyObject;
   try {
     key = parseArtifactPublicKey(publicKeyBase64);
@@ -38,15 +52,15 @@ export function signatureProblem(signed: SignedManifest, publicKeyBase64: string
   }
   const ours = artifactKeyId(publicKeyBase64);
   if (signed.keyId !== ours) {
-    return `the manifest was signed with key ${signed.keyId}, but this device trusts key ${ours} (the server it enrolled with); enroll it again if the server's key changed`;
+    return `the ${what} was signed with key ${signed.keyId}, but this device trusts key ${ours} (the server it enrolled with); enroll it again if the server's key changed`;
   }
   let ok = false;
   try {
-    ok = verify(null, Buffer.from(canonicalJson(signed.manifest)), key, Buffer.from(signed.signature, "base64"));
+    ok = verify(null, Buffer.from(canonical), key, Buffer.from(signed.signature, "base64"));
   } catch (error) {
     return `the signature could not be checked: ${(error as Error).message}`;
   }
   return ok
     ? null
-    : `the manifest's signature does not verify with the server's key ${ours}: it was changed after signing, or signed by another server`;
+    : `the ${what}'s signature does not verify with the server's key ${ours}: it was changed after signing, or signed by another server`;
 }

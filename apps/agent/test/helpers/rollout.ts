@@ -9,6 +9,8 @@ import { type IncomingMessage, type ServerResponse, type Server, createServer } 
 import type { AddressInfo, Socket } from "node:net";
 import {
   type ArtifactManifest,
+  type BlobChunkList,
+  type SignedBlobChunkList,
   type HealthGate,
   type RolloutApplyCommand,
   type RunnerDone,
@@ -26,6 +28,7 @@ export interface Signer {
   publicKey: string;
   keyId: string;
   sign(manifest: ArtifactManifest): SignedManifest;
+  signChunks(list: BlobChunkList): SignedBlobChunkList;
 }
 
 /** An ed25519 key like the server's: public key as base64 SPKI DER, key id from its sha256. */
@@ -37,7 +40,15 @@ export function makeSigner(): Signer {
     publicKey: der,
     keyId,
     sign: (manifest) => ({ manifest, keyId, signature: sign(null, Buffer.from(canonicalJson(manifest)), privateKey).toString("base64") }),
+    signChunks: (list) => ({ list, keyId, signature: sign(null, Buffer.from(canonicalJson(list)), privateKey).toString("base64") }),
   };
+}
+
+/** The chunk list the server computes for a file (`chunkSize` bytes per chunk, the last may be shorter). */
+export function chunkList(data: Buffer, chunkSize: number): BlobChunkList {
+  const chunks: string[] = [];
+  for (let at = 0; at < data.length; at += chunkSize) chunks.push(sha256(data.subarray(at, at + chunkSize)));
+  return { type: "orchard.blob-chunks", sha256: sha256(data), size: data.length, chunkSize, chunks };
 }
 
 // ---------------------------------------------------------------- artifacts
@@ -154,6 +165,11 @@ export class BlobServer {
   corrupt = new Set<string>();
   /** Answer every request with this status (e.g. 404, 500). */
   failWith: number | null = null;
+  /** Flips a byte (as `corrupt` does) in the answers to this many next blob requests. */
+  corruptRequests = 0;
+  /** Served at GET /api/artifacts/blobs/{sha256}/chunks (same auth), by sha256; 404 for the others. */
+  readonly chunkLists = new Map<string, SignedBlobChunkList>();
+  chunkListRequests = 0;
   /** Served at GET /api/device/artifact-key (same auth), when set. */
   artifactKey: { artifactPublicKey: string; keyId: string } | null = null;
   keyRequests = 0;
@@ -216,6 +232,15 @@ export class BlobServer {
       res.writeHead(ok ? 200 : 401, { "content-type": "application/json" }).end(JSON.stringify(ok ? this.artifactKey : {}));
       return;
     }
+    const chunks = /^\/api\/artifacts\/blobs\/([0-9a-f]{64})\/chunks$/.exec(req.url ?? "");
+    if (chunks) {
+      this.chunkListRequests += 1;
+      const list = req.headers.authorization === this.authorization ? this.chunkLists.get(chunks[1]!) : undefined;
+      res
+        .writeHead(list ? 200 : 404, { "content-type": "application/json" })
+        .end(JSON.stringify(list ?? { error: { code: "not_found", message: "no chunk list" } }));
+      return;
+    }
     const m = /^\/api\/artifacts\/blobs\/([0-9a-f]{64})$/.exec(req.url ?? "");
     if (!m) {
       // Not a blob request (on a shared machine, something else may knock on a port it thought was free): not counted.
@@ -240,7 +265,9 @@ export class BlobServer {
     const stored = this.blobs.get(m[1]!);
     if (!stored) return answer(404, { error: { code: "not_found", message: "no such blob" } });
     let blob = stored;
-    if (this.corrupt.has(m[1]!)) {
+    const corruptThis = this.corruptRequests > 0;
+    if (corruptThis) this.corruptRequests -= 1;
+    if (this.corrupt.has(m[1]!) || corruptThis) {
       blob = Buffer.from(stored);
       const at = Math.floor(blob.length / 2);
       blob[at] = blob[at]! ^ 0xff;

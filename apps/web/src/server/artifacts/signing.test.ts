@@ -105,6 +105,27 @@ describe("artifact signing key", () => {
     expect(() => signer.sign(bad)).toThrow(/file name/);
   });
 
+  it("signs a file's chunk list with the same key, over its canonical JSON; a chunk list never passes for a manifest", async () => {
+    const signer = await ArtifactSigner.loadOrCreate(defaultSigningKeyFile(dir));
+    const list = {
+      type: "orchard.blob-chunks" as const,
+      sha256: "c".repeat(64),
+      size: 100_000,
+      chunkSize: 65536,
+      chunks: ["d".repeat(64), "e".repeat(64)],
+    };
+    const signed = signer.signChunkList(list);
+    expect(signed).toMatchObject({ list, keyId: signer.keyId });
+    const key = createPublicKey({ key: Buffer.from(signer.publicKey, "base64"), format: "der", type: "spki" });
+    expect(verify(null, Buffer.from(canonicalJson(signed.list)), key, Buffer.from(signed.signature, "base64"))).toBe(true);
+    // Another chunk list under the same signature does not verify.
+    const swapped = { ...list, chunks: ["e".repeat(64), "d".repeat(64)] };
+    expect(verify(null, Buffer.from(canonicalJson(swapped)), key, Buffer.from(signed.signature, "base64"))).toBe(false);
+    expect(SignedManifest.safeParse({ manifest: signed.list, keyId: signed.keyId, signature: signed.signature }).success).toBe(false);
+    // One sha256 per chunk, or it is not signed.
+    expect(() => signer.signChunkList({ ...list, chunks: ["d".repeat(64)] })).toThrow(/one sha256 per chunk/);
+  });
+
   it("never serializes the private key", async () => {
     const file = defaultSigningKeyFile(dir);
     const signer = await ArtifactSigner.loadOrCreate(file);

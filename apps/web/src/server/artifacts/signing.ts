@@ -5,13 +5,14 @@
  * enrollment (or from GET /api/device/artifact-key) and refuse manifests it did not sign.
  *
  * Public key: SPKI DER, base64. keyId: base64url(sha256(SPKI DER)), first 16 characters.
- * Signature: base64 of ed25519 over canonicalJson(manifest). The private key never
+ * Signature: base64 of ed25519 over canonicalJson(manifest) (and over canonicalJson(list)
+ * for a file's chunk hashes, contracts BlobChunkList). The private key never
  * leaves this module and is never logged.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
 import { chmod, mkdir, open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { ArtifactManifest, type SignedManifest, canonicalJson } from "@orchard/contracts";
+import { ArtifactManifest, BlobChunkList, type SignedBlobChunkList, type SignedManifest, canonicalJson } from "@orchard/contracts";
 import type { Logger } from "../log.ts";
 
 /** Where the key lives unless ORCHARD_SIGNING_KEY_FILE says otherwise. */
@@ -103,6 +104,13 @@ export class ArtifactSigner {
     const parsed = ArtifactManifest.parse(manifest);
     const signature = sign(null, Buffer.from(canonicalJson(parsed)), this.privateKey).toString("base64");
     return { manifest: parsed, keyId: this.keyId, signature };
+  }
+
+  /** Signs a file's chunk hashes (canonicalJson(list); its `type` keeps it from passing for a manifest). */
+  signChunkList(list: BlobChunkList): SignedBlobChunkList {
+    const parsed = BlobChunkList.parse(list);
+    const signature = sign(null, Buffer.from(canonicalJson(parsed)), this.privateKey).toString("base64");
+    return { list: parsed, keyId: this.keyId, signature };
   }
 
   /** Never the private key, whatever serializes this object. */

@@ -121,6 +121,28 @@ describe("blob store", () => {
     expect(await store.list()).toEqual([]);
   });
 
+  it("computes a blob's chunk hashes (8 MiB chunks, the last shorter) and refuses a blob damaged on disk", async () => {
+    const MiB = 2 ** 20;
+    const data = randomBytes(2 * 8 * MiB + 12345);
+    const { sha256 } = await store.put(chunks(data, 3 * MiB + 1));
+    const list = await store.chunkList(sha256);
+    expect(list).toEqual({
+      type: "orchard.blob-chunks",
+      sha256,
+      size: data.length,
+      chunkSize: 8 * MiB,
+      chunks: [sha(data.subarray(0, 8 * MiB)), sha(data.subarray(8 * MiB, 16 * MiB)), sha(data.subarray(16 * MiB))],
+    });
+    // A chunk size of its own (the agent's tests use small chunks), ending exactly on a chunk boundary.
+    const even = await store.put(chunks(data.subarray(0, 4 * 65536)));
+    expect((await store.chunkList(even.sha256, 65536)).chunks).toHaveLength(4);
+
+    const handle = await open(store.blobPath(sha256), "r+");
+    await handle.write(Buffer.from([data[9 * MiB]! ^ 1]), 0, 1, 9 * MiB);
+    await handle.close();
+    await expect(store.chunkList(sha256)).rejects.toThrow(/is damaged/);
+  });
+
   it("runs exclusive sections one at a time", async () => {
     const order: string[] = [];
     const section = (name: string, ms: number) =>

@@ -10,7 +10,7 @@ import { createHash, randomBytes, type Hash } from "node:crypto";
 import { constants, createReadStream, type ReadStream } from "node:fs";
 import { open as fsOpen, mkdir, readdir, rename, rm, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
-import { Sha256Hex } from "@orchard/contracts";
+import { type BlobChunkList, Sha256Hex, blobChunkSize } from "@orchard/contracts";
 
 /** The disk filled up while a file was being received; nothing of it was kept. */
 export class DiskFullError extends Error {
@@ -225,6 +225,41 @@ export class BlobStore {
   /** Streams a blob, optionally a byte range [start, end] (inclusive, as HTTP ranges). */
   read(sha256: string, range?: { start: number; end: number }): ReadStream {
     return createReadStream(this.blobPath(sha256), { ...(range ?? {}), highWaterMark: 1 << 20 });
+  }
+
+  /**
+   * The blob's chunk hashes (contracts BlobChunkList: chunkSize from blobChunkSize, 8 MiB for
+   * files up to 32 GiB), read in one pass that also checks the whole file's sha256: a blob
+   * damaged on disk gets no chunk list (it throws), so a list never vouches for bad bytes.
+   */
+  async chunkList(sha256: string, chunkSizeOverride?: number): Promise<BlobChunkList> {
+    const chunkSize = chunkSizeOverride ?? blobChunkSize((await stat(this.blobPath(sha256))).size);
+    const whole = createHash("sha256");
+    const chunks: string[] = [];
+    let chunk = createHash("sha256");
+    let inChunk = 0;
+    let size = 0;
+    for await (const data of this.read(sha256)) {
+      const buf = data as Buffer;
+      whole.update(buf);
+      size += buf.length;
+      let at = 0;
+      while (at < buf.length) {
+        const take = Math.min(buf.length - at, chunkSize - inChunk);
+        chunk.update(buf.subarray(at, at + take));
+        inChunk += take;
+        at += take;
+        if (inChunk === chunkSize) {
+          chunks.push(chunk.digest("hex"));
+          chunk = createHash("sha256");
+          inChunk = 0;
+        }
+      }
+    }
+    if (inChunk > 0) chunks.push(chunk.digest("hex"));
+    const actual = whole.digest("hex");
+    if (actual !== sha256) throw new Error(`the stored file ${sha256} is damaged: its bytes have sha256 ${actual}`);
+    return { type: "orchard.blob-chunks", sha256, size, chunkSize, chunks };
   }
 
   async remove(sha256: string): Promise<void> {

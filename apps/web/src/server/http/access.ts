@@ -92,6 +92,14 @@ export const REST_ROUTES: RestRoute[] = [
     what: "Downloading a model file",
   },
   {
+    path: "/api/artifacts/blobs/{sha256}/chunks",
+    example: "/api/artifacts/blobs/0000000000000000000000000000000000000000000000000000000000000000/chunks",
+    pattern: /^\/api\/artifacts\/blobs\/[^/]+\/chunks$/,
+    methods: ["GET"],
+    access: "device",
+    what: "A model file's chunk hashes",
+  },
+  {
     path: "/api/device/artifact-key",
     example: "/api/device/artifact-key",
     pattern: /^\/api\/device\/artifact-key$/,

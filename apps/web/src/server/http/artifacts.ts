@@ -12,11 +12,13 @@
  *   GET|HEAD /api/artifacts/blobs/{sha256}   a file, for devices (Basic: device id and broker
  *     password); Range requests for resume; at most ORCHARD_MAX_CONCURRENT_DOWNLOADS at once,
  *     more get 503 with Retry-After.
+ *   GET /api/artifacts/blobs/{sha256}/chunks   the file's chunk hashes, signed (contracts
+ *     SignedBlobChunkList), so a device checks its download chunk by chunk (Basic device auth)
  *   GET /api/device/artifact-key              the public key manifests are signed with (Basic device auth)
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
-import type { ApiError, ArtifactKeyResponse } from "@orchard/contracts";
+import type { ApiError, ArtifactKeyResponse, SignedBlobChunkList } from "@orchard/contracts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Services } from "../services/index.ts";
@@ -30,6 +32,7 @@ export const BUSY_RETRY_AFTER_SECONDS = 5;
 
 const UPLOAD_PATH = /^\/api\/uploads\/(up_[A-Za-z0-9_-]{1,40})$/;
 const BLOB_PATH = /^\/api\/artifacts\/blobs\/([^/]+)$/;
+const CHUNKS_PATH = /^\/api\/artifacts\/blobs\/([^/]+)\/chunks$/;
 
 /** Counts downloads in flight against the cap (read by /metrics). */
 export class DownloadGate {
@@ -124,6 +127,17 @@ export function createArtifactRoutes(deps: { services: Services; log: Logger; do
       if (req.method !== "GET" && req.method !== "HEAD") throw new AppError("bad_request", "Use GET.");
       requireDevice(req);
       await serveBlob(blob[1]!, req, res);
+      return true;
+    }
+    const chunks = CHUNKS_PATH.exec(path);
+    if (chunks) {
+      if (req.method !== "GET") throw new AppError("bad_request", "Use GET.");
+      requireDevice(req);
+      if (!/^[0-9a-f]{64}$/.test(chunks[1]!))
+        throw new AppError("not_found", "Model files are addressed by their sha256 (64 lower-case hex digits).");
+      const list = await services.artifacts.signedChunkList(chunks[1]!);
+      res.setHeader("cache-control", "private, max-age=31536000, immutable");
+      sendJson(res, 200, list satisfies SignedBlobChunkList);
       return true;
     }
     if (path === "/api/device/artifact-key") {

@@ -10,7 +10,14 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type ArtifactManifest, SignedManifest, canonicalJson, type ActiveModel, type RunnerStatus } from "@orchard/contracts";
+import {
+  type ArtifactManifest,
+  SignedBlobChunkList,
+  SignedManifest,
+  canonicalJson,
+  type ActiveModel,
+  type RunnerStatus,
+} from "@orchard/contracts";
 import { DB_KINDS, openTestDatabase } from "../../../test/db.ts";
 import { ArtifactSigner, verifyManifest } from "../artifacts/signing.ts";
 import { BlobStore } from "../artifacts/store.ts";
@@ -116,6 +123,29 @@ describe.each(DB_KINDS)("artifacts on %s", (kind) => {
     return deviceId;
   }
   const modelOf = (id: string): ActiveModel => ({ name: "sim-small", sha256: null, artifactId: id, version: "1", runtime: "sim" });
+
+  it("gives each stored file a signed chunk list (computed once), not for a file it does not have or one damaged on disk", async () => {
+    const { input, data } = await simModel("chunks", randomBytes(100_000));
+    const created = await artifacts.create(input, null);
+    const file = (await artifacts.getSigned(created.id)).manifest.files[0]!;
+    const signed = await artifacts.signedChunkList(file.sha256);
+    expect(SignedBlobChunkList.parse(signed)).toEqual(signed);
+    expect(signed.list).toEqual({
+      type: "orchard.blob-chunks",
+      sha256: file.sha256,
+      size: data.length,
+      chunkSize: 8 * 2 ** 20,
+      chunks: [file.sha256], // one chunk: the whole file
+    });
+    expect(signed.keyId).toBe(signer.keyId);
+    expect(await artifacts.signedChunkList(file.sha256)).toBe(signed);
+    await expect(artifacts.signedChunkList("f".repeat(64))).rejects.toMatchObject({ code: "not_found" });
+
+    const other = await artifacts.create((await simModel("chunks-2", randomBytes(5000))).input, null);
+    const damaged = (await artifacts.getSigned(other.id)).manifest.files[0]!;
+    await writeFile(store.blobPath(damaged.sha256), randomBytes(5000));
+    await expect(artifacts.signedChunkList(damaged.sha256)).rejects.toMatchObject({ code: "unavailable" });
+  });
 
   it("builds, signs and stores the manifest of finished uploads; its id is the sha256 of the canonical manifest", async () => {
     const { input, data, tokenizer } = await simModel();

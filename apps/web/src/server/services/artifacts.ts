@@ -17,6 +17,7 @@ import {
   ArtifactRuntime,
   ReferenceCheck,
   SignedManifest,
+  type SignedBlobChunkList,
   canonicalJson,
   type ArtifactFile,
   type DeviceSummary,
@@ -29,6 +30,9 @@ import type { ArtifactSigner } from "../artifacts/signing.ts";
 import type { BlobStore } from "../artifacts/store.ts";
 import type { FleetService } from "./fleet.ts";
 import type { UploadService } from "./uploads.ts";
+
+/** Signed chunk lists kept in memory (a few hundred bytes to a few hundred KiB each). */
+const CHUNK_LISTS_KEPT = 256;
 
 /** Rollout states in which the rollout no longer needs its artifact (contracts RolloutState). */
 const FINISHED_ROLLOUT_STATES = ["completed", "failed", "aborted"];
@@ -113,6 +117,32 @@ export class ArtifactService {
 
   async get(id: string): Promise<ArtifactDto> {
     return this.toDto(await this.row(id), this.fleet.list());
+  }
+
+  /** Signed chunk lists by sha256 (blobs never change): computed once each, the newest few kept. */
+  private readonly chunkLists = new Map<string, Promise<SignedBlobChunkList>>();
+
+  /**
+   * A stored file's chunk hashes, signed (GET /api/artifacts/blobs/{sha256}/chunks): computed
+   * from the blob on first request (one read of the file, which also checks its sha256) and
+   * kept in memory, so artifacts stored before chunk lists existed get them too.
+   */
+  async signedChunkList(sha256: string): Promise<SignedBlobChunkList> {
+    if ((await this.store.size(sha256)) === null) throw new AppError("not_found", `The server has no file with sha256 ${sha256}.`);
+    let list = this.chunkLists.get(sha256);
+    if (!list) {
+      list = this.store.chunkList(sha256).then((l) => this.signer.signChunkList(l));
+      this.chunkLists.set(sha256, list);
+      while (this.chunkLists.size > CHUNK_LISTS_KEPT) this.chunkLists.delete(this.chunkLists.keys().next().value!);
+      // A failure (a damaged or vanished blob) is not kept: the next request tries again.
+      list.catch(() => this.chunkLists.delete(sha256));
+    }
+    try {
+      return await list;
+    } catch (err) {
+      this.log.warn("no chunk list for a stored file", { sha256, error: (err as Error).message });
+      throw new AppError("unavailable", `The server cannot vouch for the chunks of ${sha256} now; check the whole file instead.`);
+    }
   }
 
   /** The manifest with its signature, as rollout.apply carries it. */
