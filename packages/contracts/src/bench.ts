@@ -10,8 +10,9 @@
  * all use them, so every place shows the same columns.
  */
 import { z } from "zod";
+import { Timestamp } from "./primitives.ts";
 
-const timestamp = z.number().int().positive();
+const timestamp = Timestamp; // ms since the epoch, before 2100 (primitives.ts)
 export const BenchRunId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 
 export const BenchPrompt = z.object({

@@ -7,6 +7,7 @@
  * every CHAT_HEARTBEAT_MS, so the server can tell a slow device from a silent one.
  */
 import { z } from "zod";
+import { Timestamp } from "./primitives.ts";
 import { ChatMessage } from "./runner.ts";
 
 /** How often a device reports on a request it holds (queued, prefilling or decoding). */
@@ -17,7 +18,7 @@ export const CHAT_DEFAULT_QUEUE_LIMIT = 4;
 export const CHAT_MAX_MESSAGE_CHARS = 32_000;
 
 const requestId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
-const timestamp = z.number().int().positive();
+const timestamp = Timestamp; // ms since the epoch, before 2100 (primitives.ts)
 
 /** How an answer is sampled; the defaults are what the dashboard and the API use when a client says nothing. */
 export const ChatSampling = z.object({

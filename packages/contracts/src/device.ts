@@ -8,6 +8,7 @@ import { z } from "zod";
 import { ArtifactId, ArtifactRuntime } from "./artifact.ts";
 import { BenchProgressEvent, BenchResultEvent, BenchRunCommand } from "./bench.ts";
 import { ChatCancelCommand, ChatStartCommand } from "./chat.ts";
+import { refuseNul, Timestamp } from "./primitives.ts";
 import { RolloutAbortCommand, RolloutApplyCommand, RolloutProgressEvent, RolloutRollbackCommand, RolloutStateEvent } from "./rollout.ts";
 
 /** Largest MQTT payload the server accepts from a device; bigger ones are dropped and counted. */
@@ -25,7 +26,7 @@ const bytes = z
   .int()
   .nonnegative()
   .max(2 ** 53);
-const timestamp = z.number().int().positive(); // ms since the epoch
+const timestamp = Timestamp; // ms since the epoch, before 2100 (primitives.ts)
 const percent = z.number().min(0).max(100);
 
 export const RUNNER_STATES = [
@@ -74,8 +75,11 @@ export const ActiveModel = z.object({
 });
 export type ActiveModel = z.infer<typeof ActiveModel>;
 
-/** Retained on `status`. The agent's last will is the `offline` variant. */
-export const DeviceStatus = z.discriminatedUnion("state", [
+/**
+ * Retained on `status`. The agent's last will is the `offline` variant. The server stores
+ * it (the device row), so no string in it may hold a NUL.
+ */
+const deviceStatus = z.discriminatedUnion("state", [
   z.object({
     state: z.literal("online"),
     ts: timestamp,
@@ -99,6 +103,7 @@ export const DeviceStatus = z.discriminatedUnion("state", [
     reason: z.enum(["shutdown", "lost"]),
   }),
 ]);
+export const DeviceStatus = refuseNul(deviceStatus);
 export type DeviceStatus = z.infer<typeof DeviceStatus>;
 
 /** Decoded `vcgencmd get_throttled` bits (Raspberry Pi firmware). */
@@ -167,13 +172,19 @@ export const TelemetrySample = z.object({
 export type TelemetrySample = z.infer<typeof TelemetrySample>;
 
 /** `telemetry` carries one or more samples: samples taken while offline are sent in order after reconnecting. */
-export const TelemetryMessage = z.object({
-  samples: z.array(TelemetrySample).min(1).max(TELEMETRY_MAX_SAMPLES_PER_MESSAGE),
-});
+export const TelemetryMessage = refuseNul(
+  z.object({
+    samples: z.array(TelemetrySample).min(1).max(TELEMETRY_MAX_SAMPLES_PER_MESSAGE),
+  }),
+);
 export type TelemetryMessage = z.infer<typeof TelemetryMessage>;
 
-/** Things that happened on a device, published on `events` at QoS 1. */
-export const DeviceEvent = z.discriminatedUnion("kind", [
+/**
+ * Things that happened on a device, published on `events` at QoS 1. The server stores each
+ * as jsonb, so no string in it may hold a NUL (a runner's stderr can contain one: the agent
+ * replaces it, the server refuses it).
+ */
+const deviceEvent = z.discriminatedUnion("kind", [
   z.object({
     kind: z.literal("runner.state"),
     ts: timestamp,
@@ -200,6 +211,7 @@ export const DeviceEvent = z.discriminatedUnion("kind", [
   RolloutProgressEvent,
   RolloutStateEvent,
 ]);
+export const DeviceEvent = refuseNul(deviceEvent);
 export type DeviceEvent = z.infer<typeof DeviceEvent>;
 
 /**

@@ -1,3 +1,4 @@
+export * from "./primitives.ts";
 export * from "./topics.ts";
 export * from "./device.ts";
 export * from "./runner.ts";

@@ -15,9 +15,10 @@
  * resume; a busy server answers 503 with Retry-After (the agent waits, it is not a failure).
  */
 import { z } from "zod";
+import { Timestamp } from "./primitives.ts";
 import { ArtifactId, SignedManifest } from "./artifact.ts";
 
-const timestamp = z.number().int().positive();
+const timestamp = Timestamp; // ms since the epoch, before 2100 (primitives.ts)
 export const RolloutId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 
 export const ROLLOUT_DEVICE_STATES = [

@@ -8,7 +8,7 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { RunnerState, RunnerStatus } from "@orchard/contracts";
+import { DeviceEvent, DeviceStatus, type RunnerState, type RunnerStatus } from "@orchard/contracts";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { REPO_RUNNER_PATH } from "../config/cli.js";
 import { silentLogger } from "../lib/logger.js";
@@ -238,6 +238,46 @@ describe("RunnerSupervisor with the real sim runner", () => {
     s.start();
     await until("crashed", () => s.status().state === "crashed");
     expect(s.status().lastError).toMatch(/^cannot start \/nonexistent\/orchard-runner: .*ENOENT.*--runner-bin/);
+  });
+});
+
+describe("RunnerSupervisor and a runner that writes NUL to stderr", () => {
+  it("passes the runner's words on with NUL replaced, so the server can store its exit and status", async () => {
+    // A test double like crashing-runner.mjs, written here: a real runner's stderr can hold any byte.
+    const dir = await mkdtemp(path.join(os.tmpdir(), "orchard-nul-runner-"));
+    const program = path.join(dir, "nul-runner.mjs");
+    await writeFile(program, '#!/usr/bin/env node\nprocess.stderr.write("orchard-runner: fatal\\u0000garbage\\n");\nprocess.exit(3);\n');
+    await chmod(program, 0o755);
+    try {
+      const { s, exits } = supervise({ command: program, extraArgs: [], restartPolicy: { initialMs: 60_000 } });
+      s.start();
+      await until("the runner's exit", () => exits.length > 0);
+      const exit = exits[0]!;
+      expect(exit.stderrTail).toBe("orchard-runner: fatal\uFFFDgarbage");
+      expect(s.status().lastError).toBe("exited with code 3: orchard-runner: fatal\uFFFDgarbage");
+      // What the agent publishes from it passes the contract (which refuses NUL).
+      const event = {
+        kind: "runner.exit",
+        ts: Date.now(),
+        code: exit.code,
+        signal: exit.signal,
+        stderrTail: exit.stderrTail,
+        restartInMs: 60_000,
+      };
+      expect(DeviceEvent.safeParse(event).success).toBe(true);
+      const status = {
+        state: "online",
+        ts: Date.now(),
+        agentVersion: "1",
+        hostname: "pi",
+        arch: "arm64",
+        runner: s.status(),
+        activeModel: null,
+      };
+      expect(DeviceStatus.safeParse(status).success).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

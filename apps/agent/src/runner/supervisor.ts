@@ -27,6 +27,7 @@ import {
   type RunnerStatus,
   encodeRunnerRequest,
   parseRunnerLine,
+  withoutNul,
 } from "@orchard/contracts";
 import { type Clock, systemClock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
@@ -206,14 +207,14 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
     return {
       state: this.#state,
       backend: this.#launch.backend,
-      model: this.#ready ? this.#ready.model.slice(0, 256) : null,
+      model: this.#ready ? withoutNul(this.#ready.model.slice(0, 256)) : null,
       pid: this.#child?.pid ?? null,
       rssBytes: this.#rssBytes,
       maxContext: this.#ready?.max_context ?? null,
       loadMs: this.#ready?.load_ms ?? null,
       restarts: this.#restarts,
       lastError: this.#lastError,
-      version: this.#ready?.version.slice(0, 64) ?? null,
+      version: this.#ready ? withoutNul(this.#ready.version.slice(0, 64)) : null,
     };
   }
 
@@ -432,7 +433,9 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
     child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
     child.stdout.on("end", () => stdout.end());
 
-    const stderr = new LineSplitter(64 * 1024, (line) => {
+    const stderr = new LineSplitter(64 * 1024, (raw) => {
+      // A NUL would make the exit event and the status fail the contract (the server cannot store it).
+      const line = withoutNul(raw);
       if (line.trim() === "") return;
       const short = line.length > STDERR_LINE_CHARS ? `${line.slice(0, STDERR_LINE_CHARS)}…` : line;
       this.#stderrTail.push(short);
@@ -513,7 +516,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
           return;
         }
         if (message.code === "load_failed" || message.code === "unsupported" || message.code === "model_error") {
-          this.#runError = `${message.code}: ${message.message}`;
+          this.#runError = withoutNul(`${message.code}: ${message.message}`);
         }
         this.#log.warn("runner reported an error", { code: message.code, message: message.message, id: message.id });
         return;

@@ -100,6 +100,42 @@ describe.each(DB_KINDS)("ingestion limits on %s", (kind) => {
     expect(metrics.render()).toContain('orchard_mqtt_messages_rejected_total{reason="bad_timestamp"} 4');
   });
 
+  it("refuses an event stamped beyond any date or carrying a NUL, counted as invalid and logged once, and the fleet's writes go on", async () => {
+    const exit = { kind: "runner.exit", ts: now, code: 1, signal: null, stderrTail: "bye", restartInMs: 1000 };
+    const runner = {
+      state: "ready",
+      backend: "sim",
+      model: "sim",
+      pid: 1,
+      rssBytes: 1,
+      maxContext: 8,
+      loadMs: 1,
+      restarts: 0,
+      lastError: null,
+    };
+    const poisoned = [
+      { ...exit, ts: 9e15 },
+      { ...exit, stderrTail: "fatal\u0000garbage" },
+      { kind: "command.result", ts: 9e15, commandId: "c1", ok: true, message: "" },
+    ];
+    for (const event of poisoned) expect(ingest(topics.events(a), json(event))).toMatchObject({ ok: false, reason: "invalid" });
+    const status = { state: "online", ts: now, agentVersion: "1", hostname: "pi\u0000", arch: "arm64", activeModel: null, runner };
+    expect(ingest(topics.status(a), json(status))).toMatchObject({
+      ok: false,
+      reason: "invalid",
+      detail: expect.stringMatching(/hostname/),
+    });
+    expect(metrics.mqttRejected.get({ reason: "invalid" })).toBe(4);
+    expect(warnings.filter((w) => w.fields?.device === a && w.fields.reason === "invalid")).toHaveLength(1);
+    expect(fleet.get(a)?.online).toBe(false);
+    // Nothing of it reached the writer: the other device's event and telemetry are stored.
+    expect(ingest(topics.events(b), json(exit))).toEqual({ ok: true });
+    expect(telemetry(b)).toEqual({ ok: true });
+    await fleet.flush();
+    expect(await db.prisma.deviceEvent.count()).toBe(1);
+    expect(await db.prisma.telemetrySample.count({ where: { deviceId: b } })).toBe(1);
+  });
+
   it("rate-limits a flooding device without starving another, and refills with time", async () => {
     const { burst, perSecond } = DEFAULT_RATE_LIMITS.device;
     const results = Array.from({ length: burst + 50 }, () => telemetry(a));
