@@ -287,8 +287,9 @@ describe("uploads", () => {
     served.set("/remote.pte", other);
     const bad = await settled((await register(pinned)).id);
     expect(bad.state).toBe("failed");
+    // Neither the hash nor the size of what the URL holds is told (docs/security.md).
     expect(bad.error).toBe(
-      `The file has sha256 ${sha(other)}, not the ${pinned} you gave; it was not stored. Check the URL and the sha256.`,
+      "The download failed: the file does not match the sha256 you gave; it was not stored. Check the URL and the sha256.",
     );
   });
 });

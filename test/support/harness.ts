@@ -215,6 +215,8 @@ export async function startServer(
     DATABASE_URL: opts.databaseUrl ?? "",
     MQTT_URL: "",
     ORCHARD_FLUSH_MS: "200",
+    // Tests serve model files from 127.0.0.1; a test of the refusal passes ORCHARD_ALLOW_PRIVATE_MODEL_URLS: "".
+    ORCHARD_ALLOW_PRIVATE_MODEL_URLS: "1",
     ...productionEnv,
     ...(opts.tls ? { ORCHARD_TLS_CERT_FILE: opts.tls.certFile, ORCHARD_TLS_KEY_FILE: opts.tls.keyFile } : {}),
     ...opts.env,

@@ -26,6 +26,7 @@ import { ArtifactSigner, defaultSigningKeyFile } from "./artifacts/signing.ts";
 import { BlobStore } from "./artifacts/store.ts";
 import { ArtifactService } from "./services/artifacts.ts";
 import { DEFAULT_UPLOAD_OPTIONS, UploadService } from "./services/uploads.ts";
+import { RemoteFetch } from "./services/remote-fetch.ts";
 import { DEFAULT_ROLLOUT_OPTIONS, RolloutService, blobDownloadUrl } from "./services/rollouts.ts";
 import { DEFAULT_COMPARISON_OPTIONS, RuntimeComparisonService } from "./services/runtime-comparisons.ts";
 import { ADMIN_USERNAME, AuthService } from "./services/auth.ts";
@@ -105,6 +106,7 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       store,
       { ...DEFAULT_UPLOAD_OPTIONS, expiryMs: env.ORCHARD_UPLOAD_EXPIRY_HOURS * 3600_000 },
       log.child("uploads"),
+      new RemoteFetch({ allowPrivate: env.ORCHARD_ALLOW_PRIVATE_MODEL_URLS === "1" }),
     );
     cleanup.push(() => uploads.close());
     await uploads.recover();

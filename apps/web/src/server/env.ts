@@ -82,6 +82,11 @@ const EnvSchema = z
       .positive()
       .max(24 * 365)
       .default(72),
+    /**
+     * "1" lets operators register models by URL on loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7),
+     * link-local and other non-public addresses; unset, such URLs are refused (services/remote-fetch.ts).
+     */
+    ORCHARD_ALLOW_PRIVATE_MODEL_URLS: z.enum(["0", "1"]).default("0"),
     ORCHARD_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
     /** HTTPS: the server's certificate chain (PEM); needs ORCHARD_TLS_KEY_FILE too. Unset: plain HTTP. */
     ORCHARD_TLS_CERT_FILE: z.string().optional(),

@@ -18,11 +18,14 @@ import { BlobStore, DiskFullError } from "../artifacts/store.ts";
 import type { Database } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import { createLogger } from "../log.ts";
+import { RemoteFetch } from "./remote-fetch.ts";
 import { ChunkTooLargeError, DEFAULT_UPLOAD_OPTIONS, UPLOAD_CHUNK_MAX_BYTES, UploadOffsetConflict, UploadService } from "./uploads.ts";
 
 const log = createLogger("error");
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const OPTIONS = { ...DEFAULT_UPLOAD_OPTIONS, retryDelayMs: 10, progressWriteMs: 0 };
+/** The file server below is on 127.0.0.1, which ORCHARD_ALLOW_PRIVATE_MODEL_URLS=1 allows. */
+const LOCAL = new RemoteFetch({ allowPrivate: true });
 
 async function* body(data: Uint8Array, opts: { chunk?: number; failAfter?: number } = {}): AsyncGenerator<Uint8Array> {
   const size = opts.chunk ?? 64 * 1024;
@@ -37,6 +40,8 @@ interface FileServer {
   url: string;
   files: Map<string, Buffer>;
   requests: { path: string; range: string | undefined }[];
+  /** Paths answered with a 302 to another URL. */
+  redirects: Map<string, string>;
   bytesSent: number;
   cutAfter: number | null;
   close(): Promise<void>;
@@ -47,12 +52,18 @@ async function startFileServer(): Promise<FileServer> {
     url: "",
     files: new Map(),
     requests: [],
+    redirects: new Map(),
     bytesSent: 0,
     cutAfter: null,
     close: () => new Promise((r) => server.close(() => r())),
   };
   const server = http.createServer((req, res) => {
     fs.requests.push({ path: req.url!, range: req.headers.range });
+    const location = fs.redirects.get(req.url!);
+    if (location) {
+      res.writeHead(302, { location }).end();
+      return;
+    }
     const data = fs.files.get(req.url!);
     if (!data) {
       res.writeHead(404).end("no such file");
@@ -105,8 +116,9 @@ describe.each(DB_KINDS)("uploads on %s", (kind) => {
     store = new BlobStore(path.join(dir, "artifacts"));
     await store.init();
     now = Date.now();
-    uploads = new UploadService(db.prisma, store, OPTIONS, log, fetch, () => now);
+    uploads = new UploadService(db.prisma, store, OPTIONS, log, LOCAL, () => now);
     files.requests = [];
+    files.redirects.clear();
     files.bytesSent = 0;
     files.cutAfter = null;
   });
@@ -182,7 +194,7 @@ describe.each(DB_KINDS)("uploads on %s", (kind) => {
     const partial = path.join(store.incomingDir, `upload-${id}`);
     await writeFile(partial, Buffer.concat([data.subarray(0, 300_000), randomBytes(50_000)]));
 
-    uploads = new UploadService(db.prisma, store, OPTIONS, log, fetch, () => now);
+    uploads = new UploadService(db.prisma, store, OPTIONS, log, LOCAL, () => now);
     await uploads.recover();
     expect((await uploads.offset(id)).offset).toBe(300_000);
     await uploads.patch(id, 300_000, body(data.subarray(300_000)), 600_000);
@@ -192,7 +204,7 @@ describe.each(DB_KINDS)("uploads on %s", (kind) => {
 
   it("fails the upload on a full disk with a clear error and keeps nothing of it", async () => {
     const full = new BlobStore(store.root, fullDiskAfter(250_000));
-    uploads = new UploadService(db.prisma, full, OPTIONS, log, fetch, () => now);
+    uploads = new UploadService(db.prisma, full, OPTIONS, log, LOCAL, () => now);
     const data = randomBytes(600_000);
     const { id } = await uploads.create({ name: "model.pte", size: data.length }, null);
     await uploads.patch(id, 0, body(data.subarray(0, 200_000)), 200_000);
@@ -238,8 +250,11 @@ describe.each(DB_KINDS)("uploads on %s", (kind) => {
     const row = await uploads.get(id);
     expect(row.state).toBe("failed");
     expect(row.error).toBe(
-      `The file has sha256 ${sha(data)}, not the ${pinned} you gave; it was not stored. Check the URL and the sha256.`,
+      "The download failed: the file does not match the sha256 you gave; it was not stored. Check the URL and the sha256.",
     );
+    // Nothing about what the URL holds: not its hash, not its size.
+    expect(row.error).not.toContain(sha(data));
+    expect(row.error).not.toContain(String(data.length));
     expect(await store.list()).toEqual([]);
     expect(await incoming()).toEqual([]);
   });
@@ -261,14 +276,34 @@ describe.each(DB_KINDS)("uploads on %s", (kind) => {
     expect(files.bytesSent).toBe(500_000 + data.length - resumedAt);
   });
 
-  it("says what the remote server answered when a URL cannot be downloaded", async () => {
+  it("says only the HTTP status when a URL cannot be downloaded, nothing of what the remote server sent", async () => {
     const { id } = await uploads.create({ name: "gone.pte", sourceUrl: `${files.url}/gone.pte`, sha256: "e".repeat(64) }, null);
     await uploads.idle();
-    expect(await uploads.get(id)).toMatchObject({
-      state: "failed",
-      error: `The download failed: ${files.url}/gone.pte answered HTTP 404 Not Found`,
-    });
+    expect(await uploads.get(id)).toMatchObject({ state: "failed", error: "The download failed: HTTP 404." });
     expect(files.requests).toHaveLength(1); // a 404 is not retried
+  });
+
+  it("follows a redirect to the file", async () => {
+    const data = randomBytes(5000);
+    files.files.set("/real.pte", data);
+    files.redirects.set("/moved.pte", `${files.url}/real.pte`);
+    const { id } = await uploads.create({ name: "moved.pte", sourceUrl: `${files.url}/moved.pte`, sha256: sha(data) }, null);
+    await uploads.idle();
+    expect(await uploads.get(id)).toMatchObject({ state: "complete", sha256: sha(data) });
+    expect(files.requests.map((r) => r.path)).toEqual(["/moved.pte", "/real.pte"]);
+  });
+
+  it("refuses a URL on a loopback address without ORCHARD_ALLOW_PRIVATE_MODEL_URLS, before storing or fetching anything", async () => {
+    const strict = new UploadService(db.prisma, store, OPTIONS, log, new RemoteFetch({ allowPrivate: false }), () => now);
+    files.files.set("/model.pte", randomBytes(10));
+    const refused = await strict
+      .create({ name: "model.pte", sourceUrl: `${files.url}/model.pte`, sha256: "e".repeat(64) }, null)
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(AppError);
+    expect((refused as AppError).code).toBe("bad_request");
+    expect((refused as AppError).message).toMatch(/^sourceUrl names a loopback, private or link-local address/);
+    expect(await strict.list()).toEqual([]);
+    expect(files.requests).toEqual([]);
   });
 
   it("skips the download when the store has those bytes already", async () => {

@@ -24,6 +24,7 @@ import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type UploadDto } from "../../lib/artifacts.ts";
 import { type BlobStore, DiskFullError, LimitExceededError, hashFilePrefix, writeFrom } from "../artifacts/store.ts";
+import { RemoteFetch, UrlRefusedError } from "./remote-fetch.ts";
 
 /** A PATCH may carry at most this much; clients send bigger files in several chunks. */
 export const UPLOAD_CHUNK_MAX_BYTES = 64 * 1024 * 1024;
@@ -123,7 +124,8 @@ export class UploadService extends EventEmitter<UploadEvents> {
     readonly store: BlobStore,
     private readonly opts: UploadOptions,
     private readonly log: Logger,
-    private readonly fetchImpl: typeof fetch = fetch,
+    /** How files are fetched from URLs; refuses private addresses unless told otherwise (remote-fetch.ts). */
+    private readonly remote: RemoteFetch = new RemoteFetch({ allowPrivate: false }),
     private readonly now: () => number = Date.now,
   ) {
     super();
@@ -148,6 +150,7 @@ export class UploadService extends EventEmitter<UploadEvents> {
   async create(input: CreateUploadInput, createdById: string | null): Promise<UploadDto> {
     const id = `up_${randomBytes(12).toString("base64url")}`;
     if ("sourceUrl" in input) {
+      await this.remote.check(input.sourceUrl); // 400 for a private address or another scheme, before anything is stored
       const row = await this.prisma.upload.create({
         data: {
           id,
@@ -345,9 +348,11 @@ export class UploadService extends EventEmitter<UploadEvents> {
     this.receiving.delete(st.id);
     this.knownSizes.delete(st.id);
     if (expectedSha256 && sha256 !== expectedSha256) {
+      // Neither the hash nor the size of what came is told: the URL's content is not the caller's to read.
+      this.log.warn("download from a URL does not match its sha256", { id: st.id, sha256, expected: expectedSha256, bytes: st.received });
       await this.fail(
         st.id,
-        `The file has sha256 ${sha256}, not the ${expectedSha256} you gave; it was not stored. Check the URL and the sha256.`,
+        "The download failed: the file does not match the sha256 you gave; it was not stored. Check the URL and the sha256.",
       );
       return this.get(st.id);
     }
@@ -398,7 +403,8 @@ export class UploadService extends EventEmitter<UploadEvents> {
       .catch(async (err: Error) => {
         // Shutting down (continued after the restart) or cancelled (the row is being deleted).
         if (abort.signal.aborted) return;
-        await this.fail(id, err instanceof DiskFullError ? err.message : `The download failed: ${err.message}`);
+        // Short reasons only ("HTTP 404", "could not connect"): nothing of what the remote server sent.
+        await this.fail(id, err instanceof DiskFullError ? err.message : `The download failed: ${err.message.replace(/\.$/, "")}.`);
       })
       .finally(() => {
         this.abort.signal.removeEventListener("abort", onClose);
@@ -450,10 +456,13 @@ export class UploadService extends EventEmitter<UploadEvents> {
     const headers: Record<string, string> = st.received > 0 ? { range: `bytes=${st.received}-` } : {};
     let res: Response;
     try {
-      res = await this.fetchImpl(url, { headers, signal, redirect: "follow" });
+      res = await this.remote.fetch(url, { headers, signal });
     } catch (err) {
       if (signal.aborted) throw err;
-      return new Error(`cannot reach ${url}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`);
+      if (err instanceof UrlRefusedError) return new PermanentError(err.message.charAt(0).toLowerCase() + err.message.slice(1));
+      const code = (err as NodeJS.ErrnoException).code;
+      this.log.debug("download from a URL could not connect", { id: st.id, error: (err as Error).message });
+      return new Error(`could not connect${code && /^E[A-Z_]+$/.test(code) ? ` (${code})` : ""}`);
     }
     if (st.received > 0 && res.status === 200) {
       // The server does not do ranges: start over.
@@ -464,25 +473,25 @@ export class UploadService extends EventEmitter<UploadEvents> {
       const start = /^bytes (\d+)-/.exec(res.headers.get("content-range") ?? "")?.[1];
       if (Number(start) !== st.received) {
         await res.body?.cancel();
-        return new PermanentError(`${url} answered a range request with other bytes (Content-Range: ${res.headers.get("content-range")})`);
+        return new PermanentError("the remote server answered a range request with other bytes");
       }
     } else if (!res.ok) {
       await res.body?.cancel();
       const permanent = res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429;
-      const err = `${url} answered HTTP ${res.status} ${res.statusText}`.trim();
+      const err = `HTTP ${res.status}`;
       return permanent ? new PermanentError(err) : new Error(err);
     }
     const length = res.headers.get("content-length");
     const total = length !== null && /^\d+$/.test(length) ? st.received + Number(length) : null;
     if (total !== null && total > UPLOAD_MAX_SIZE) {
       await res.body?.cancel();
-      return new PermanentError(`${url} is larger than 32 TiB`);
+      return new PermanentError("the file is larger than 32 TiB");
     }
     if (total !== null && !this.knownSizes.has(st.id)) {
       this.knownSizes.set(st.id, total);
       await this.prisma.upload.update({ where: { id: st.id }, data: { size: BigInt(total) } });
     }
-    if (!res.body) return total === null || total === st.received ? "done" : new Error(`${url} sent no body`);
+    if (!res.body) return total === null || total === st.received ? "done" : new Error("the remote server sent no body");
 
     let lastWrite = this.now();
     let writing: Promise<unknown> = Promise.resolve();
@@ -492,7 +501,7 @@ export class UploadService extends EventEmitter<UploadEvents> {
     try {
       result = await writeFrom(handle, start, res.body as unknown as AsyncIterable<Uint8Array>, st.hash, {
         limit: UPLOAD_MAX_SIZE,
-        what: `the file from ${url}`,
+        what: "the downloaded file",
         onBytes: (written) => {
           st.received = start + written;
           const t = this.now();
@@ -516,9 +525,9 @@ export class UploadService extends EventEmitter<UploadEvents> {
     await this.prisma.upload.update({ where: { id: st.id }, data: { received: BigInt(st.received) } });
     if (result.sourceError) {
       if (signal.aborted) throw result.sourceError as Error;
-      return new Error(`the connection to ${url} broke off after ${st.received} bytes`);
+      return new Error("the connection broke off");
     }
-    if (total !== null && st.received !== total) return new Error(`${url} sent ${st.received} of ${total} bytes`);
+    if (total !== null && st.received !== total) return new Error("the remote server sent less than it announced");
     return "done";
   }
 
