@@ -73,7 +73,8 @@ export class Metrics {
   /** Open alerts by kind (services/alerts.ts), set once the alert service exists. */
   private alerts: { activeByKind(): Record<AlertKind, number> } | null = null;
 
-  constructor(private readonly fleet: Pick<FleetService, "list" | "counts">) {}
+  /** `rejectedRows`: rows the database refused, counted by FleetService's writer (absent from fakes in tests). */
+  constructor(private readonly fleet: Pick<FleetService, "list" | "counts"> & Partial<Pick<FleetService, "rejectedRows">>) {}
 
   trackAlerts(source: { activeByKind(): Record<AlertKind, number> }): void {
     this.alerts = source;
@@ -145,6 +146,16 @@ export class Metrics {
       this.rolloutStaleReports.render(),
       this.mqttMessages.render(),
       this.mqttRejected.render(),
+      ...(this.fleet.rejectedRows
+        ? [
+            series(
+              "counter",
+              "orchard_db_rows_rejected_total",
+              "Rows from devices the database refused while it answered (a value it cannot store), dropped so the rest of their batch is written, by kind (sample, event, device).",
+              Object.entries(this.fleet.rejectedRows).map(([kind, n]): [Labels, number] => [{ kind }, n]),
+            ),
+          ]
+        : []),
       this.generatedTokens.render(),
       this.chatRequests.render(),
     ];
@@ -175,7 +186,12 @@ function alertsGauge(byKind: Record<AlertKind, number>): string {
 }
 
 function gauge(name: string, help: string, samples: [Labels, number][]): string {
-  const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`];
+  return series("gauge", name, help, samples);
+}
+
+/** A metric whose values are read at scrape time (a counter kept by someone else, e.g. FleetService). */
+function series(type: "gauge" | "counter", name: string, help: string, samples: [Labels, number][]): string {
+  const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
   for (const [labels, value] of samples) lines.push(`${name}${formatLabels(labels)} ${value}`);
   return lines.join("\n");
 }

@@ -3,10 +3,10 @@
  * database (PGlite, and PostgreSQL when ORCHARD_TEST_POSTGRES_URL is set).
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { decodeThrottle, MAX_DEVICE_PAYLOAD_BYTES, topics, type TelemetrySample } from "@orchard/contracts";
+import { decodeThrottle, MAX_DEVICE_PAYLOAD_BYTES, topics, type DeviceEvent, type TelemetrySample } from "@orchard/contracts";
 import { DB_KINDS, openTestDatabase } from "../../../test/db.ts";
-import type { Database } from "../db/client.ts";
-import { createLogger } from "../log.ts";
+import type { Database, Prisma } from "../db/client.ts";
+import { createLogger, type Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { createIngestor } from "../mqtt/ingest.ts";
 import { AppError } from "../errors.ts";
@@ -175,6 +175,154 @@ describe.each(DB_KINDS)("fleet on %s", (kind) => {
     expect(metrics.mqttRejected.get({ reason: "oversized" })).toBe(1);
     await fleet.flush();
     expect(await db.prisma.telemetrySample.count()).toBe(1);
+  });
+
+  // ---------------------------------------------------------------- a batch is never held hostage by one row
+  //
+  // These call FleetService directly with rows the contract refuses since (ts 9e15, NUL in a string): the
+  // writer must cope on its own with any row the database (or a Date) refuses.
+
+  const exitEvent = (ts: number, stderrTail = "bye"): DeviceEvent => ({
+    kind: "runner.exit",
+    ts,
+    code: 1,
+    signal: null,
+    stderrTail,
+    restartInMs: 1000,
+  });
+  const resultEvent = (ts: number, commandId = "c1"): DeviceEvent => ({ kind: "command.result", ts, commandId, ok: true, message: "ok" });
+
+  /** A logger that keeps its error lines (and prints nothing). */
+  function recordingLog(): Logger & { errors: { msg: string; fields?: Record<string, unknown> }[] } {
+    const errors: { msg: string; fields?: Record<string, unknown> }[] = [];
+    const quiet = createLogger("error");
+    return { ...quiet, errors, error: (msg, fields) => void errors.push({ msg, fields }), child: () => recordingLog() };
+  }
+
+  /**
+   * The real database behind a switch: from statement number `downAfter + 1` on (or while `down`), every
+   * statement fails the way an unreachable server does, liveness probes included.
+   */
+  function withOutage(prisma: Prisma) {
+    const state = { down: false, statements: 0, downAfter: Number.POSITIVE_INFINITY };
+    const client = prisma.$extends({
+      query: {
+        async $allOperations({ args, query }) {
+          state.statements++;
+          if (state.down || state.statements > state.downAfter)
+            throw new Error("connect ECONNREFUSED 127.0.0.1:5432 (outage in this test)");
+          return query(args);
+        },
+      },
+    }) as unknown as Prisma;
+    return { client, state };
+  }
+
+  it("stores every good row beside poisoned ones and counts the poisoned ones as rejected", async () => {
+    const recorded = recordingLog();
+    const writer = new FleetService(db.prisma, { staleMs: 60_000 }, recorded);
+    await writer.load();
+    const writerEnrollment = new EnrollmentService(db.prisma, writer);
+    const enroll = async (hostname: string) =>
+      (
+        await writerEnrollment.enroll(
+          {
+            token: (await writerEnrollment.createToken({ ttlMinutes: 5, createdById: null })).token,
+            hostname,
+            arch: "arm64",
+            agentVersion: "1",
+          },
+          "mqtt://h:1",
+        )
+      ).deviceId;
+    const bad = await enroll("pi-bad");
+    const good = await enroll("pi-good");
+    const t0 = Date.now();
+
+    writer.applyEvent(bad, resultEvent(9e15, "poison-ts")); // no Date can hold it
+    writer.applyEvent(bad, exitEvent(t0, "fatal\u0000garbage")); // jsonb refuses \u0000
+    writer.applyEvent(bad, resultEvent(t0, "fine"));
+    writer.applyTelemetry(bad, [sample(9e15)]);
+    writer.applyStatus(bad, { ...online, hostname: "pi\u0000" } as never); // a text column refuses NUL
+    writer.applyStatus(good, online as never);
+    writer.applyTelemetry(good, [sample(t0 - 2000), sample(t0 - 1000), sample(t0)]);
+    writer.applyEvent(good, exitEvent(t0));
+    writer.applyEvent(good, resultEvent(t0));
+    await writer.flush();
+
+    expect(await db.prisma.deviceEvent.count({ where: { deviceId: good } })).toBe(2);
+    expect((await db.prisma.deviceEvent.findMany({ where: { deviceId: bad } })).map((e) => e.payload)).toEqual([resultEvent(t0, "fine")]);
+    expect(await db.prisma.telemetrySample.count({ where: { deviceId: good } })).toBe(3);
+    expect(await db.prisma.telemetrySample.count({ where: { deviceId: bad } })).toBe(0);
+    expect((await db.prisma.device.findUniqueOrThrow({ where: { id: good } })).online).toBe(true);
+    expect(await db.prisma.device.findUniqueOrThrow({ where: { id: bad } })).toMatchObject({ online: false, hostname: "pi-bad" });
+    expect(writer.rejectedRows).toEqual({ sample: 1, event: 2, device: 1 });
+    expect(new Metrics(writer).render()).toContain('orchard_db_rows_rejected_total{kind="event"} 2\n');
+    // Each refusal is logged naming the device, and never as the database being down.
+    expect(recorded.errors.filter((e) => e.fields?.device === bad).length).toBeGreaterThan(0);
+    expect(recorded.errors.filter((e) => e.fields?.device === good)).toEqual([]);
+
+    // Nothing is written twice, and the fleet keeps writing.
+    writer.applyEvent(good, resultEvent(t0 + 1, "c2"));
+    await writer.flush();
+    await writer.flush();
+    expect(await db.prisma.deviceEvent.count({ where: { deviceId: good } })).toBe(3);
+    expect(await db.prisma.telemetrySample.count()).toBe(3);
+    expect(writer.rejectedRows).toEqual({ sample: 1, event: 2, device: 1 });
+  });
+
+  it("never writes a telemetry sample twice when a later statement of the flush fails", async () => {
+    const { deviceId } = await enrollOne();
+    const t0 = Date.now();
+    fleet.applyTelemetry(deviceId, [sample(t0 - 1000), sample(t0)]);
+    fleet.applyEvent(deviceId, resultEvent(9e15));
+    for (let i = 0; i < 3; i++) await fleet.flush();
+    expect(await db.prisma.telemetrySample.count({ where: { deviceId } })).toBe(2);
+  });
+
+  it("keeps rows pending while the database is down and writes each once when it is back", async () => {
+    const { client, state } = withOutage(db.prisma);
+    const recorded = recordingLog();
+    const writer = new FleetService(client, { staleMs: 60_000 }, recorded);
+    await writer.load();
+    const { deviceId } = await new EnrollmentService(db.prisma, writer).enroll(
+      { token: (await enrollment.createToken({ ttlMinutes: 5, createdById: null })).token, hostname: "h", arch: "x", agentVersion: "1" },
+      "mqtt://h:1",
+    );
+    const t0 = Date.now();
+
+    // Down before the first statement: nothing is written, nothing is dropped.
+    state.down = true;
+    writer.applyStatus(deviceId, online as never);
+    writer.applyTelemetry(deviceId, [sample(t0 - 3000)]);
+    writer.applyEvent(deviceId, resultEvent(t0 - 3000, "c0"));
+    await writer.flush();
+    await writer.flush();
+    expect(await db.prisma.telemetrySample.count()).toBe(0);
+    expect(recorded.errors.length).toBeGreaterThan(0);
+
+    // Back up, and down again right after the first statement (the samples) of the next flush.
+    state.down = false;
+    state.downAfter = state.statements + 1;
+    writer.applyTelemetry(deviceId, [sample(t0 - 2000), sample(t0 - 1000)]);
+    writer.applyEvent(deviceId, resultEvent(t0 - 1000, "c1"));
+    await writer.flush();
+    expect(await db.prisma.telemetrySample.count()).toBe(3);
+    expect(await db.prisma.deviceEvent.count()).toBe(0);
+    await writer.flush(); // still down
+
+    // Up for good: everything arrives, once.
+    state.downAfter = Number.POSITIVE_INFINITY;
+    writer.applyTelemetry(deviceId, [sample(t0)]);
+    await writer.flush();
+    await writer.flush();
+    expect(await db.prisma.telemetrySample.count()).toBe(4);
+    expect(
+      (await db.prisma.deviceEvent.findMany({ orderBy: { ts: "asc" } })).map((e) => (e.payload as { commandId: string }).commandId),
+    ).toEqual(["c0", "c1"]);
+    expect((await db.prisma.device.findUniqueOrThrow({ where: { id: deviceId } })).online).toBe(true);
+    // An outage drops nothing: only rows the database refuses while it answers are rejected.
+    expect(writer.rejectedRows).toEqual({ sample: 0, event: 0, device: 0 });
   });
 
   it("restores devices after a restart, offline until they speak again", async () => {

@@ -3,12 +3,15 @@
  * kept in memory so the fleet table and the broker's credential checks never wait
  * on the database. MQTT ingestion applies messages here; a flush loop writes the
  * changes and the telemetry samples to the database in batches, so the per-message
- * path never touches it. Listeners (socket.io, metrics) get change notifications.
+ * path never touches it. A row the database refuses is found (the batch is bisected),
+ * dropped and counted (`rejectedRows`), so it never holds back the rest; while the
+ * database is unreachable every unwritten row waits, and nothing written is written
+ * again. Listeners (socket.io, metrics) get change notifications.
  */
 import { EventEmitter } from "node:events";
 import { ActiveModel, type DeviceEvent, RunnerStatus, TelemetrySample, type DeviceStatus, type DeviceSummary } from "@orchard/contracts";
 import type { Prisma } from "../db/client.ts";
-import type { Logger } from "../log.ts";
+import { throttled, type Logger } from "../log.ts";
 import { secretMatches } from "../auth/secrets.ts";
 
 interface DeviceRecord {
@@ -41,9 +44,18 @@ const MAX_PENDING_SAMPLES = 200_000;
 
 export class FleetService extends EventEmitter<FleetEvents> {
   private readonly devices = new Map<string, DeviceRecord>();
-  private pendingSamples: { deviceId: string; sample: TelemetrySample }[] = [];
-  private pendingEvents: { deviceId: string; event: DeviceEvent }[] = [];
+  private pendingSamples: PendingSample[] = [];
+  private pendingEvents: PendingEvent[] = [];
   private flushing: Promise<void> | null = null;
+  /**
+   * Rows the database refused while it answered (a value it cannot store), by kind: dropped, so
+   * that one device's bad row never holds the rest of a batch back. /metrics shows them as
+   * orchard_db_rows_rejected_total.
+   */
+  readonly rejectedRows: Record<RowKind, number> = { sample: 0, event: 0, device: 0 };
+  private lastWriteError: string | null = null;
+  /** At most one log line a minute per device and kind of refused row. */
+  private readonly logRefusal: ReturnType<typeof throttled>;
 
   constructor(
     private readonly prisma: Prisma,
@@ -52,6 +64,7 @@ export class FleetService extends EventEmitter<FleetEvents> {
     private readonly now: () => number = Date.now,
   ) {
     super();
+    this.logRefusal = throttled(60_000, now);
   }
 
   /** Loads every device. Devices start offline: their retained status (or their next message) says otherwise. */
@@ -274,8 +287,9 @@ export class FleetService extends EventEmitter<FleetEvents> {
   }
 
   private async doFlush(): Promise<void> {
-    const samples = this.pendingSamples;
-    const events = this.pendingEvents;
+    // Rows of devices deleted since they arrived are dropped here, not refused by the database.
+    const samples = this.pendingSamples.filter((s) => this.devices.has(s.deviceId));
+    const events = this.pendingEvents.filter((e) => this.devices.has(e.deviceId));
     this.pendingSamples = [];
     this.pendingEvents = [];
     const now = this.now();
@@ -300,31 +314,111 @@ export class FleetService extends EventEmitter<FleetEvents> {
       d.touchPending = false;
       d.touchedAt = now;
     }
-    try {
-      for (let i = 0; i < samples.length; i += TELEMETRY_BATCH) await insertSamples(this.prisma, samples.slice(i, i + TELEMETRY_BATCH));
-      if (events.length > 0) {
-        await this.prisma.deviceEvent.createMany({
-          data: events.map(({ deviceId, event }) => ({ deviceId, ts: new Date(event.ts), kind: event.kind, payload: event })),
-        });
-      }
-      if (updates.length > 0) await updateDevices(this.prisma, updates);
-    } catch (err) {
-      // Keep what failed for the next attempt (devices deleted meanwhile are filtered out on the retry).
-      this.log.error("writing fleet state to the database failed; will retry", { error: (err as Error).message });
-      this.pendingSamples = samples.filter((s) => this.devices.has(s.deviceId)).concat(this.pendingSamples);
-      if (this.pendingSamples.length > MAX_PENDING_SAMPLES) {
-        // The database has been down for a long time: keep the newest samples rather than run out of memory.
-        this.pendingSamples = this.pendingSamples.slice(-MAX_PENDING_SAMPLES);
-      }
-      this.pendingEvents = events.filter((e) => this.devices.has(e.deviceId)).concat(this.pendingEvents);
-      for (const { id, full } of updates) {
-        const d = this.devices.get(id);
-        if (d && full) d.dirty = true;
-        else if (d) d.touchPending = true;
-      }
+
+    // Each statement's success is final: what one wrote is never written again, whatever fails after it.
+    // A statement the database refuses while it answers is split until the rows it refuses are found
+    // (they are dropped and counted); the first sign that the database is unreachable ends the flush,
+    // and every row not written yet waits for the next one.
+    const unwritten = { samples: [] as PendingSample[], events: [] as PendingEvent[], updates: [] as DeviceRow[] };
+    let reachable = true;
+    const write = async <T>(kind: RowKind, rows: T[], statement: (rows: T[]) => Promise<void>, deviceOf: (row: T) => string, keep: T[]) => {
+      const left = reachable ? await this.writeIsolating(kind, rows, statement, deviceOf) : rows;
+      if (left.length > 0) reachable = false;
+      keep.push(...left);
+    };
+    const byDevice = (row: { deviceId: string }) => row.deviceId;
+    for (let i = 0; i < samples.length; i += TELEMETRY_BATCH) {
+      await write("sample", samples.slice(i, i + TELEMETRY_BATCH), (rows) => insertSamples(this.prisma, rows), byDevice, unwritten.samples);
+    }
+    for (let i = 0; i < events.length; i += TELEMETRY_BATCH) {
+      await write("event", events.slice(i, i + TELEMETRY_BATCH), (rows) => insertEvents(this.prisma, rows), byDevice, unwritten.events);
+    }
+    if (updates.length > 0)
+      await write(
+        "device",
+        updates,
+        (rows) => updateDevices(this.prisma, rows),
+        (r) => r.id,
+        unwritten.updates,
+      );
+    if (reachable) return;
+
+    // Keep what was not written for the next attempt (devices deleted meanwhile are filtered out then).
+    this.log.error("the database is unreachable; fleet writes are kept and retried", {
+      pendingSamples: unwritten.samples.length,
+      pendingEvents: unwritten.events.length,
+      pendingDevices: unwritten.updates.length,
+      error: this.lastWriteError,
+    });
+    this.pendingSamples = unwritten.samples.concat(this.pendingSamples);
+    if (this.pendingSamples.length > MAX_PENDING_SAMPLES) {
+      // The database has been down for a long time: keep the newest samples rather than run out of memory.
+      this.pendingSamples = this.pendingSamples.slice(-MAX_PENDING_SAMPLES);
+    }
+    this.pendingEvents = unwritten.events.concat(this.pendingEvents);
+    for (const { id, full } of unwritten.updates) {
+      const d = this.devices.get(id);
+      if (d && full) d.dirty = true;
+      else if (d) d.touchPending = true;
     }
   }
+
+  /**
+   * Writes `rows` with `write` (one statement). If the statement fails while the database
+   * still answers, the rows are bisected and written in halves, down to single rows: a single
+   * row that fails while the database answers is refused for itself (dropped, counted, logged
+   * with its device), and the others are written. Returns the rows left unwritten because the
+   * database stopped answering (empty when every row was written or refused).
+   */
+  private async writeIsolating<T>(
+    kind: RowKind,
+    rows: T[],
+    write: (rows: T[]) => Promise<void>,
+    deviceOf: (row: T) => string,
+  ): Promise<T[]> {
+    if (rows.length === 0) return [];
+    try {
+      await write(rows);
+      return [];
+    } catch (err) {
+      this.lastWriteError = (err as Error).message;
+      // Whether the database refused these rows or could not be reached at all.
+      if (!(await this.databaseAnswers())) return rows;
+      if (rows.length === 1) {
+        this.refused(kind, deviceOf(rows[0]!), err as Error);
+        return [];
+      }
+      const mid = rows.length >>> 1;
+      const left = await this.writeIsolating(kind, rows.slice(0, mid), write, deviceOf);
+      if (left.length > 0) return left.concat(rows.slice(mid));
+      return this.writeIsolating(kind, rows.slice(mid), write, deviceOf);
+    }
+  }
+
+  private async databaseAnswers(): Promise<boolean> {
+    try {
+      await this.prisma.$queryRaw`SELECT 1`;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private refused(kind: RowKind, deviceId: string, err: Error): void {
+    this.rejectedRows[kind]++;
+    this.logRefusal(`${deviceId}:${kind}`, () =>
+      this.log.error("the database refused a row from a device; dropped it", {
+        device: deviceId,
+        kind,
+        error: err.message.slice(0, 500),
+      }),
+    );
+  }
 }
+
+type RowKind = "sample" | "event" | "device";
+type PendingSample = { deviceId: string; sample: TelemetrySample };
+type PendingEvent = { deviceId: string; event: DeviceEvent };
 
 // ------------------------------------------------------------ bulk writes
 //
@@ -361,7 +455,7 @@ function sampleRow(deviceId: string, t: TelemetrySample) {
   };
 }
 
-async function insertSamples(prisma: Prisma, batch: { deviceId: string; sample: TelemetrySample }[]): Promise<void> {
+async function insertSamples(prisma: Prisma, batch: PendingSample[]): Promise<void> {
   const rows = JSON.stringify(batch.map(({ deviceId, sample }) => sampleRow(deviceId, sample)));
   await prisma.$executeRaw`
     INSERT INTO "TelemetrySample" ("deviceId", ts, "cpuPercent", load1, load5, load15,
@@ -380,6 +474,12 @@ async function insertSamples(prisma: Prisma, batch: { deviceId: string; sample: 
       "cpuFreqHz" bigint, "boardPowerW" float8)
     -- A device deleted since its samples arrived: drop them rather than fail the batch.
     WHERE EXISTS (SELECT 1 FROM "Device" d WHERE d.id = x."deviceId")`;
+}
+
+async function insertEvents(prisma: Prisma, batch: PendingEvent[]): Promise<void> {
+  await prisma.deviceEvent.createMany({
+    data: batch.map(({ deviceId, event }) => ({ deviceId, ts: new Date(event.ts), kind: event.kind, payload: event })),
+  });
 }
 
 interface DeviceRow {
