@@ -32,7 +32,7 @@ beforeAll(() => {
   if (!existsSync(RUNNER)) throw new Error(`the runner binary ${RUNNER} is missing: build native/ first`);
 });
 
-async function setup(options: { viaProxy?: boolean } = {}) {
+async function setup(options: { viaProxy?: boolean; vcgencmd?: string; vcgencmdTimeoutMs?: number } = {}) {
   const broker = await new TestBroker({ devices: { [DEVICE]: PASSWORD } }).start();
   cleanup.push(() => broker.stop());
   // The agent can talk to the broker through a proxy that sees (and can hold) every packet.
@@ -62,7 +62,9 @@ async function setup(options: { viaProxy?: boolean } = {}) {
     telemetryIntervalMs: 200,
     logger: silentLogger,
     systemRoot: PI5,
-    vcgencmd: path.join(PI5, "bin/vcgencmd"),
+    vcgencmd: options.vcgencmd ?? path.join(PI5, "bin/vcgencmd"),
+    // The readings asserted below come from the fixture however slowly a loaded machine spawns it.
+    vcgencmdTimeoutMs: "vcgencmdTimeoutMs" in options ? options.vcgencmdTimeoutMs : 60_000,
     hostname: "raspberrypi",
     arch: "arm64",
     restartPolicy: { initialMs: 100 },
@@ -103,6 +105,14 @@ describe("Agent (real broker, real sim runner, Pi 5 fixture)", () => {
       return s?.connection.state === "connected" && s.runner.state === "ready" && s.telemetry.lastSampleAt !== null ? s : null;
     });
     expect(state).toMatchObject({ deviceId: DEVICE, running: true, pid: process.pid });
+  });
+
+  it("reads the firmware through a vcgencmd that takes 1.5 s to answer (a busy Pi), with the default timeout", async () => {
+    const { agent, samples } = await setup({ vcgencmd: path.join(PI5, "bin/vcgencmd-slow"), vcgencmdTimeoutMs: undefined });
+    await agent.start();
+    // Telemetry ticks every 200 ms here; each sample waits for its reading.
+    await until("three samples", () => samples().length >= 3, 30_000);
+    expect(samples().map((s) => s.throttle?.raw ?? null)).toEqual(samples().map(() => 0x50005));
   });
 
   it("restarts the runner on command and after a crash, and reports both", async () => {

@@ -29,7 +29,7 @@ import { type AgentStateFile, StateFileWriter } from "../state/state-file.js";
 import { TelemetryOutbox } from "../telemetry/outbox.js";
 import { TelemetrySampler } from "../telemetry/sampler.js";
 import { TokenRates } from "../telemetry/token-rate.js";
-import { Vcgencmd } from "../telemetry/vcgencmd.js";
+import { VCGENCMD_TIMEOUT_MS, Vcgencmd } from "../telemetry/vcgencmd.js";
 import type { Trust } from "../lib/trust.js";
 import { AGENT_VERSION } from "../version.js";
 
@@ -42,6 +42,8 @@ export interface AgentOptions {
   /** Root for /proc and /sys ("/" on a device). */
   systemRoot?: string;
   vcgencmd?: string;
+  /** How long one vcgencmd call may take (default VCGENCMD_TIMEOUT_MS). */
+  vcgencmdTimeoutMs?: number;
   hostname?: string;
   arch?: string;
   clock?: Clock;
@@ -144,7 +146,7 @@ export class Agent {
       if (message.type === "token") this.rates.countToken();
       else if (message.type === "done") this.rates.recordDone(message);
     });
-    this.vcgencmd = new Vcgencmd({ command: options.vcgencmd, timeoutMs: 1_000 });
+    this.vcgencmd = new Vcgencmd({ command: options.vcgencmd, timeoutMs: options.vcgencmdTimeoutMs ?? VCGENCMD_TIMEOUT_MS });
     this.#sampler = new TelemetrySampler({
       root: options.systemRoot,
       dataDir: options.dataDir,

@@ -640,7 +640,8 @@ describe("BenchRunner with the real sim runner", () => {
     const chatSent: ChatStreamMessage[] = [];
     const chat = new ChatExecutor({ runner: supervisor, publish: (m) => chatSent.push(ChatStreamMessage.parse(m)), logger: silentLogger });
     cleanup.push(() => chat.shutdown());
-    const vcgencmd = new Vcgencmd({ command: path.join(PI5, "bin/vcgencmd") });
+    // before/after come from the fixture however slowly a loaded machine spawns it (not at the mercy of a timeout).
+    const vcgencmd = new Vcgencmd({ command: path.join(PI5, "bin/vcgencmd"), timeoutMs: 60_000 });
     const soc = new SocReader({ root: PI5, vcgencmd });
     const events: BenchEvent[] = [];
     const bench = new BenchRunner({

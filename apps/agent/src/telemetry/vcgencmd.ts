@@ -10,9 +10,17 @@ import { execFile } from "node:child_process";
 import type { ThrottleFlags } from "@orchard/contracts";
 import { parseGetThrottled } from "./throttle.js";
 
+/**
+ * How long one vcgencmd call may take. It answers in milliseconds on an idle Pi, but a
+ * benchmark or an answer keeps every core busy, and spawning it can then take longer
+ * than a second; a wedged call still gives up after this (the reading is null).
+ */
+export const VCGENCMD_TIMEOUT_MS = 3_000;
+
 export interface VcgencmdOptions {
   /** The vcgencmd binary; found on PATH by default. */
   command?: string;
+  /** Default VCGENCMD_TIMEOUT_MS. */
   timeoutMs?: number;
 }
 
@@ -26,7 +34,7 @@ export interface VcgencmdOutput {
 /** Runs `vcgencmd ...args` once. */
 export function runVcgencmd(args: readonly string[], options: VcgencmdOptions = {}): Promise<VcgencmdOutput> {
   const command = options.command ?? "vcgencmd";
-  const timeoutMs = options.timeoutMs ?? 2_000;
+  const timeoutMs = options.timeoutMs ?? VCGENCMD_TIMEOUT_MS;
   return new Promise((resolve) => {
     let settled = false;
     const settle = (output: VcgencmdOutput) => {
