@@ -18,7 +18,10 @@
  *     is rolled back on each device until the failure threshold pauses the rollout; the
  *     old models keep answering chats
  *
- * A server or broker restart mid-rollout is covered by rollout.test.ts.
+ *   - the server stopped mid-download for longer than the agent's old retry budget: the
+ *     agent keeps resuming with backoff, and the rollout completes on its first try
+ *
+ * A server or broker restart mid-rollout (between devices) is covered by rollout.test.ts.
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -474,4 +477,49 @@ describe("rollout failures", () => {
     expect(aborted.state).toBe("aborted");
     expect(deviceIn(aborted, c)).toMatchObject({ state: "aborted", sent: false });
   }, 180_000);
+
+  it("the server stopped mid-download for longer than 30 s: the agent waits it out and the rollout completes on its first try", async () => {
+    const model = await pushModel("5", 256 * MiB);
+    const partial = partialOf(a, model);
+    const stagedFile = path.join(modelsDir(a), model.artifact.id, "model-5.sim");
+    const logFrom = a.proc!.output.length;
+    const created = await createRollout(model, [a], { retries: 1 });
+
+    // Stop the server (and its embedded broker) once the agent has part of the file on disk.
+    const deadline = Date.now() + 60_000;
+    while (((await sizeOf(partial)) ?? 0) === 0) {
+      if ((await sizeOf(stagedFile)) !== null) throw new Error("the download finished before the test could stop the server");
+      if (Date.now() > deadline) throw new Error(`no download to interrupt:\n${a.proc!.output.slice(-3000)}`);
+      await sleep(5);
+    }
+    // Frozen first, so nothing more is sent while the stop is asked for; its shutdown cuts the download.
+    server.proc.child.kill("SIGSTOP");
+    server.proc.child.kill("SIGTERM");
+    server.proc.child.kill("SIGCONT");
+    await server.proc.exited;
+    const stoppedAt = (await sizeOf(partial)) ?? 0;
+    expect(stoppedAt).toBeGreaterThan(0);
+    expect(stoppedAt).toBeLessThan(model.size);
+
+    // Down for longer than the agent's old retry budget (5 retries, about 30 s in all); a restart took 42 s in the field.
+    await sleep(40_000);
+    const old = server;
+    server = await startServer({ dataDir: old.dataDir, port: Number(new URL(old.url).port), mqttPort: old.mqttPort });
+    await server.proc.waitForOutput(/rollouts resumed/);
+
+    const r = await rolloutWhen(created.id, "to end", ended, 120_000);
+    expect(r.state).toBe("completed");
+    // The first try went through: the agent never gave up on the download, and no report of it failed the device.
+    expect(deviceIn(r, a)).toMatchObject({ state: "active", attempt: 1, error: null, bytesDone: model.size });
+    await ready(a, model.artifact.id);
+    const logLines = a
+      .proc!.output.slice(logFrom)
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { msg?: string; why?: string; state?: string; to?: string });
+    expect(logLines.some((l) => l.msg === "download interrupted; resuming" && /ECONNREFUSED/.test(l.why ?? ""))).toBe(true);
+    expect(logLines.some((l) => l.msg === "rollout state" && l.to === "failed")).toBe(false);
+    // The download was checked chunk by chunk with the server's signed chunk list.
+    expect(logLines.filter((l) => l.msg?.startsWith("downloading without chunk hashes"))).toEqual([]);
+  }, 300_000);
 });
