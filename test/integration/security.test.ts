@@ -41,7 +41,8 @@ function connect(opts: { username: string; password: string; clientId: string })
 }
 
 beforeAll(async () => {
-  server = await startServer();
+  // Without ORCHARD_ALLOW_PRIVATE_MODEL_URLS (the harness sets it for tests that serve models from 127.0.0.1).
+  server = await startServer({ env: { ORCHARD_ALLOW_PRIVATE_MODEL_URLS: "" } });
   a = await enrollRaw("pi-a");
   b = await enrollRaw("pi-b");
 });
@@ -186,5 +187,112 @@ describe("HTTP", () => {
     const bad = await enroll("{oops");
     expect(bad.status).toBe(400);
     expect((await bad.json()).error.message).toBe("Request body is not valid JSON.");
+  });
+});
+
+describe("model downloads from a URL", () => {
+  const register = (sourceUrl: string) =>
+    fetch(`${server.url}/api/uploads`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${server.apiKey}` },
+      body: JSON.stringify({ name: "model.gguf", sourceUrl, sha256: "a".repeat(64) }),
+    });
+
+  // Nothing here is contacted: each is refused before the server connects anywhere.
+  it("refuses loopback, private, link-local and unique-local addresses, names that resolve to them, and other schemes", async () => {
+    const before = (await server.client.artifacts.uploads.query()).length;
+    const privateUrls = [
+      "http://127.0.0.1:9/model.gguf",
+      "http://[::1]:9/model.gguf",
+      "http://localhost:9/model.gguf",
+      "http://10.1.2.3/model.gguf",
+      "http://172.16.0.1/model.gguf",
+      "http://192.168.1.20/model.gguf",
+      "http://169.254.169.254/latest/meta-data",
+      "http://[fc00::1]/model.gguf",
+      "http://[fd12:3456::1]/model.gguf",
+      "http://[fe80::1]/model.gguf",
+      "http://[::ffff:127.0.0.1]/model.gguf",
+      "http://2130706433/model.gguf",
+      "http://0.0.0.0/model.gguf",
+      "https://127.1/model.gguf",
+    ];
+    for (const url of privateUrls) {
+      const res = await register(url);
+      expect(res.status, url).toBe(400);
+      expect(((await res.json()) as { error: { message: string } }).error.message, url).toMatch(
+        /loopback, private or link-local address.*ORCHARD_ALLOW_PRIVATE_MODEL_URLS=1/,
+      );
+    }
+    for (const url of ["file:///etc/passwd", "ftp://127.0.0.1/model.gguf", "gopher://127.0.0.1/x"]) {
+      const res = await register(url);
+      expect(res.status, url).toBe(400);
+      expect(((await res.json()) as { error: { message: string } }).error.message, url).toMatch(/http:\/\/ or https:\/\/ URL/);
+    }
+    expect((await server.client.artifacts.uploads.query()).length).toBe(before); // nothing was registered
+  });
+});
+
+describe("enrollment input and device names", () => {
+  const enroll = (body: Record<string, string>) =>
+    fetch(`${server.url}/api/enroll`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const token = async (deviceName?: string) => (await server.client.enrollment.create.mutate({ ttlMinutes: 5, deviceName })).token;
+
+  it("refuses a NUL or another control character in any field with a 400 that names the field", async () => {
+    const t = await token();
+    const good = { token: t, hostname: "pi-ok", arch: "arm64", agentVersion: "test" };
+    for (const field of ["hostname", "arch", "agentVersion"] as const) {
+      for (const bad of ["pi\u0000x", "pi\nx"]) {
+        const res = await enroll({ ...good, [field]: bad });
+        expect(res.status, `${field} ${JSON.stringify(bad)}`).toBe(400);
+        expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(
+          new RegExp(`^Invalid enrollment request: ${field} .*control character`),
+        );
+      }
+    }
+    // The token was not used up by the refusals.
+    const res = await enroll(good);
+    expect(res.status).toBe(201);
+    const { deviceId } = EnrollResponse.parse(await res.json());
+    await server.client.devices.remove.mutate({ id: deviceId });
+    // Nor may the dashboard put one into a name.
+    await expect(server.client.enrollment.create.mutate({ ttlMinutes: 5, deviceName: "kit\u0000chen" })).rejects.toThrow(
+      /control character/,
+    );
+    await expect(server.client.devices.rename.mutate({ id: a.deviceId, name: "pi\u0000a" })).rejects.toThrow(/control character/);
+    expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+  });
+
+  it("keeps device names unique: an enrollment with a taken name gets a suffix, a rename to a taken name or an id is refused", async () => {
+    const enrolled = async (hostname: string, deviceName?: string) => {
+      const res = await enroll({ token: await token(deviceName), hostname, arch: "arm64", agentVersion: "test" });
+      expect(res.status).toBe(201);
+      return EnrollResponse.parse(await res.json());
+    };
+    const first = await enrolled("dup-pi");
+    const second = await enrolled("dup-pi");
+    const third = await enrolled("other-host", "dup-pi");
+    const upper = await enrolled("DUP-PI");
+    expect([first.name, second.name, third.name, upper.name]).toEqual(["dup-pi", "dup-pi-2", "dup-pi-3", "DUP-PI-4"]);
+    // A hostname that is another device's id.
+    const shadow = await enrolled(a.deviceId);
+    expect(shadow.name).toBe(`${a.deviceId}-2`);
+    const names = (await server.client.devices.list.query()).map((d) => d.name.toLowerCase());
+    expect(new Set(names).size).toBe(names.length);
+
+    await expect(server.client.devices.rename.mutate({ id: second.deviceId, name: "dup-pi" })).rejects.toThrow(
+      'Another device is already named "dup-pi"; choose another name.',
+    );
+    await expect(server.client.devices.rename.mutate({ id: second.deviceId, name: "Dup-Pi" })).rejects.toThrow(
+      'Another device is already named "dup-pi"; choose another name.',
+    );
+    await expect(server.client.devices.rename.mutate({ id: second.deviceId, name: b.deviceId })).rejects.toThrow(
+      `"${b.deviceId}" is another device's id; choose another name.`,
+    );
+    // Its own name in other letters, and a free name, are fine.
+    await server.client.devices.rename.mutate({ id: first.deviceId, name: "Dup-Pi" });
+    await server.client.devices.rename.mutate({ id: second.deviceId, name: "dup-pi-renamed" });
+    expect((await server.client.devices.get.query({ id: second.deviceId })).name).toBe("dup-pi-renamed");
+    for (const d of [first, second, third, upper, shadow]) await server.client.devices.remove.mutate({ id: d.deviceId });
   });
 });

@@ -8,10 +8,10 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
-import { EnrollRequest } from "@orchard/contracts";
 import { AppError, HTTP_STATUS } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Principal } from "../services/auth.ts";
+import { EnrollInput } from "../services/enrollment.ts";
 import type { Services } from "../services/index.ts";
 import { appRouter } from "../trpc/root.ts";
 import type { TrpcContext } from "../trpc/init.ts";
@@ -95,7 +95,7 @@ export function createRoutes(deps: {
         return true;
       }
       if (path === "/api/enroll") {
-        const parsed = EnrollRequest.safeParse(await readJsonBody(req, 16 * 1024));
+        const parsed = EnrollInput.safeParse(await readJsonBody(req, 16 * 1024));
         if (!parsed.success)
           throw new AppError(
             "bad_request",

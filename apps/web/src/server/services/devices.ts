@@ -8,6 +8,7 @@ import { DeviceEvent as DeviceEventSchema, DeviceTag, MAX_DEVICE_TAGS } from "@o
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import type { FleetService } from "./fleet.ts";
+import { DeviceName, assertNameFree, isUniqueViolation } from "./device-names.ts";
 import type { TelemetrySeries } from "../../lib/telemetry-series.ts";
 import type { TelemetryStore } from "./telemetry-store.ts";
 
@@ -20,8 +21,17 @@ export class DeviceService {
     private readonly store: TelemetryStore,
   ) {}
 
-  async rename(id: string, name: string): Promise<void> {
-    const { count } = await this.prisma.device.updateMany({ where: { id }, data: { name } });
+  /** Refused (409) when another device has the name (in any case) or it is another device's id (device-names.ts). */
+  async rename(id: string, rawName: string): Promise<void> {
+    const parsed = DeviceName.safeParse(rawName);
+    if (!parsed.success) throw new AppError("bad_request", parsed.error.issues[0]!.message);
+    const name = parsed.data;
+    await assertNameFree(this.prisma, name, id);
+    const { count } = await this.prisma.device.updateMany({ where: { id }, data: { name } }).catch(async (err: unknown) => {
+      // Another rename or enrollment took it just now (the unique index decides): say who has it.
+      if (isUniqueViolation(err)) await assertNameFree(this.prisma, name, id);
+      throw err;
+    });
     if (count === 0) throw new AppError("not_found", `No device ${id}.`);
     this.fleet.renamed(id, name);
   }

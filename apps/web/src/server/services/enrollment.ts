@@ -3,14 +3,27 @@
  * a Pi trades it for a device id and its own broker credentials. The only module
  * that touches EnrollmentToken; it creates Device rows.
  */
-import type { EnrollRequest, EnrollResponse } from "@orchard/contracts";
+import { EnrollRequest, type EnrollResponse } from "@orchard/contracts";
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import { newDeviceId, newSecret, sha256 } from "../auth/secrets.ts";
 import type { FleetService } from "./fleet.ts";
 import type { BrokerAccounts } from "../mqtt/accounts.ts";
+import { CONTROL_MESSAGE, freeDeviceName, isUniqueViolation, withoutControl } from "./device-names.ts";
 
 export const ENROLLMENT_TOKEN_PREFIX = "oet_";
+
+/**
+ * What the server accepts at POST /api/enroll: the contract, and no control characters in what is
+ * stored (a NUL made the insert fail with a 500; a newline in a hostname is no hostname either).
+ */
+export const EnrollInput = EnrollRequest.extend({
+  hostname: EnrollRequest.shape.hostname.refine(withoutControl, CONTROL_MESSAGE),
+  arch: EnrollRequest.shape.arch.refine(withoutControl, CONTROL_MESSAGE),
+  agentVersion: EnrollRequest.shape.agentVersion.refine(withoutControl, CONTROL_MESSAGE),
+});
+/** Attempts at a free name when another enrollment takes it at the same moment. */
+const NAME_ATTEMPTS = 5;
 
 export interface PendingToken {
   id: string;
@@ -29,6 +42,15 @@ export class EnrollmentService {
     /** Where the device's broker account is made (nothing to do for the embedded broker, which reads the database). */
     private readonly accounts: Pick<BrokerAccounts, "provisionDevice" | "removeDevice"> | null = null,
   ) {}
+
+  /** A fresh device id that is no device's name either (a name may not be another device's id, nor an id another's name). */
+  private async newId(): Promise<string> {
+    for (;;) {
+      const id = newDeviceId();
+      const clash = await this.prisma.device.findFirst({ where: { OR: [{ id }, { name: { equals: id, mode: "insensitive" } }] } });
+      if (!clash) return id;
+    }
+  }
 
   /** Returns the token itself exactly once; only its hash is stored. */
   async createToken(input: {
@@ -77,17 +99,16 @@ export class EnrollmentService {
     if (token.expiresAt.getTime() <= now) {
       throw new AppError("gone", `This enrollment token expired at ${token.expiresAt.toISOString()}. Create a new one on the Enroll page.`);
     }
-    const deviceId = newDeviceId();
+    const deviceId = await this.newId();
     const password = newSecret();
-    const name = token.deviceName ?? request.hostname;
     // The broker account first: if the broker refuses, the token stays unused and the Pi can try again.
     if (this.accounts) {
       await this.accounts.provisionDevice(deviceId, password).catch((err: Error) => {
         throw new AppError("unavailable", `The MQTT broker did not create this device's account (${err.message}); try enrolling again.`);
       });
     }
-    const device = await this.prisma
-      .$transaction(async (tx) => {
+    const create = () =>
+      this.prisma.$transaction(async (tx) => {
         // The conditional update is what makes the token single-use when two Pis race with it.
         const claimed = await tx.enrollmentToken.updateMany({
           where: { id: token.id, usedAt: null },
@@ -102,18 +123,29 @@ export class EnrollmentService {
         return tx.device.create({
           data: {
             id: deviceId,
-            name,
+            // Unique (device-names.ts): a taken name gets a suffix ("kitchen-2").
+            name: await freeDeviceName(tx, token.deviceName ?? request.hostname, deviceId),
             hostname: request.hostname,
             arch: request.arch,
             agentVersion: request.agentVersion,
             mqttPasswordHash: sha256(password),
           },
         });
-      })
-      .catch(async (err: unknown) => {
-        await this.accounts?.removeDevice(deviceId).catch(() => undefined);
-        throw err;
       });
+    const device = await (async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await create();
+        } catch (err) {
+          // Another enrollment took the same name between our look and our insert (the unique index decides): look again.
+          if (!isUniqueViolation(err) || attempt >= NAME_ATTEMPTS) throw err;
+        }
+      }
+    })().catch(async (err: unknown) => {
+      await this.accounts?.removeDevice(deviceId).catch(() => undefined);
+      throw err;
+    });
+    const name = device.name;
     this.fleet.added(device);
     return {
       deviceId,

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { DeviceEvent, DeviceSummary, TelemetrySample } from "@orchard/contracts";
 import { AppError } from "../../errors.ts";
 import { TelemetrySeries } from "../../../lib/telemetry-series.ts";
+import { DeviceName } from "../../services/device-names.ts";
 import { router, adminProcedure, operatorProcedure, viewerProcedure } from "../init.ts";
 
 const deviceId = z.object({ id: z.string().min(1).max(64) });
@@ -48,8 +49,9 @@ export const devicesRouter = router({
     .output(z.array(z.object({ deviceId: z.string(), event: DeviceEvent })))
     .query(({ ctx, input }) => ctx.services.devices.events(input.id, input.limit)),
 
+  /** Names are unique without regard to case and never another device's id (services/device-names.ts). */
   rename: operatorProcedure
-    .input(deviceId.extend({ name: z.string().trim().min(1).max(64) }))
+    .input(deviceId.extend({ name: DeviceName }))
     .output(z.void())
     .mutation(async ({ ctx, input }) => {
       const before = ctx.services.fleet.get(input.id)?.name;

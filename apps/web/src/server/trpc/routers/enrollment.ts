@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { OptionalDeviceName } from "../../services/device-names.ts";
 import { router, adminProcedure } from "../init.ts";
 
 export const enrollmentRouter = router({
@@ -6,7 +7,8 @@ export const enrollmentRouter = router({
   create: adminProcedure
     .input(
       z.object({
-        deviceName: z.string().trim().max(64).optional(),
+        /** The name the device gets (a taken one gets a suffix at enrollment); empty: the Pi's hostname. */
+        deviceName: OptionalDeviceName.optional(),
         ttlMinutes: z
           .number()
           .int()
