@@ -4,6 +4,8 @@
  * topics through it.
  */
 
+import { MAX_DEVICE_PAYLOAD_BYTES } from "./device.ts";
+
 /** Versioned root of every Orchard topic. A breaking protocol change bumps it. */
 export const TOPIC_ROOT = "orchard/v1";
 
@@ -111,8 +113,38 @@ export function deviceBrokerAcl(deviceId: string): { publish: string[]; subscrib
   };
 }
 
-/** The server's broker permissions: it reads every device's up topics and writes commands (and clears a deleted device's retained status). */
+/**
+ * Largest MQTT packet a broker accepts from any client, fixed header included: a device payload of
+ * MAX_DEVICE_PAYLOAD_BYTES plus room for the header and the longest Orchard topic (about 150 bytes).
+ * The embedded broker closes a connection as soon as a packet declares more (before reading it);
+ * Mosquitto's `max_packet_size` in infra/mosquitto/mosquitto.conf is this number.
+ */
+export const MAX_MQTT_PACKET_BYTES = MAX_DEVICE_PAYLOAD_BYTES + 1024;
+
+/** The only kind of device topic the protocol retains: a device's `status` (also its last will). */
+export const RETAINED_TOPIC_KINDS: readonly DeviceTopicKind[] = ["status"];
+
+/**
+ * True when a retained message on `topic` belongs to the protocol (a device's status). A retain
+ * flag anywhere else (telemetry, events, chat) is not kept: the embedded broker delivers such a
+ * message as an ordinary one, and with Mosquitto the server clears the retained copy at once.
+ */
+export function isRetainedByProtocol(topic: string): boolean {
+  const parsed = parseTopic(topic);
+  return parsed !== null && RETAINED_TOPIC_KINDS.includes(parsed.kind);
+}
+
+/**
+ * The server's broker permissions: it reads every device's up topics and writes commands (and clears a
+ * deleted device's retained status, and any retained message a device left on telemetry, events or chat).
+ */
 export const SERVER_BROKER_ACL = {
-  publish: [`${TOPIC_ROOT}/devices/+/cmd`, `${TOPIC_ROOT}/devices/+/status`],
+  publish: [
+    `${TOPIC_ROOT}/devices/+/cmd`,
+    `${TOPIC_ROOT}/devices/+/status`,
+    `${TOPIC_ROOT}/devices/+/telemetry`,
+    `${TOPIC_ROOT}/devices/+/events`,
+    `${TOPIC_ROOT}/devices/+/chat/+`,
+  ],
   subscribe: [topics.allDevices("status"), topics.allDevices("telemetry"), topics.allDevices("events"), topics.allChat()],
 } as const;

@@ -16,6 +16,7 @@ import { Metrics } from "./metrics.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./mqtt/broker.ts";
 import { createIngestor } from "./mqtt/ingest.ts";
 import { connectServerLink, type ServerLink } from "./mqtt/link.ts";
+import { startRetainSweeper } from "./mqtt/retain-sweeper.ts";
 import { DynsecAccounts, embeddedAccounts, manualAccounts, type BrokerAccounts } from "./mqtt/accounts.ts";
 import { CredentialService, DEFAULT_CREDENTIAL_OPTIONS } from "./services/credentials.ts";
 import { attachRealtime } from "./realtime/socket.ts";
@@ -213,6 +214,16 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
       log: log.child("mqtt"),
     });
     cleanup.push(() => link.close());
+    if (!broker) {
+      // An external broker keeps whatever a device retains; the sweeper clears it where the protocol retains nothing.
+      const sweeper = startRetainSweeper({
+        url: brokerUrl,
+        ...serverCreds,
+        clientId: `orchard-retain-${randomBytes(4).toString("hex")}`,
+        log: log.child("mqtt"),
+      });
+      cleanup.push(() => sweeper.close());
+    }
     publishCommand = (id, cmd) => link.publishCommand(id, cmd);
     const credentials = new CredentialService(
       db.prisma,

@@ -4,7 +4,7 @@
  * each message to the ingestor; it publishes commands to one device at a time.
  */
 import mqtt, { type MqttClient } from "mqtt";
-import { topics, type DeviceCommand } from "@orchard/contracts";
+import { MAX_DEVICE_PAYLOAD_BYTES, topics, type DeviceCommand } from "@orchard/contracts";
 import type { Logger } from "../log.ts";
 
 export interface ServerLink {
@@ -65,7 +65,14 @@ export async function connectServerLink(opts: {
   return {
     connected: () => client.connected,
     publishCommand: async (deviceId, command) => {
-      await client.publishAsync(topics.cmd(deviceId), JSON.stringify(command), { qos: 1 });
+      const payload = JSON.stringify(command);
+      // The broker would drop the server's own connection for a packet over its limit, and the agent ignores
+      // commands over MAX_DEVICE_PAYLOAD_BYTES: refuse here, before anything is sent.
+      const bytes = Buffer.byteLength(payload);
+      if (bytes > MAX_DEVICE_PAYLOAD_BYTES) {
+        throw new Error(`the ${command.type} command is ${bytes} bytes, over the ${MAX_DEVICE_PAYLOAD_BYTES} a device accepts; not sent`);
+      }
+      await client.publishAsync(topics.cmd(deviceId), payload, { qos: 1 });
     },
     clearRetained: async (deviceId) => {
       await client.publishAsync(topics.status(deviceId), Buffer.alloc(0), { qos: 1, retain: true });
