@@ -6,7 +6,15 @@ import tseslint from "typescript-eslint";
 
 export default tseslint.config(
   {
-    ignores: ["**/node_modules/**", "**/.next/**", "native/build/**", "apps/web/src/server/db/generated/**", "apps/web/next-env.d.ts"],
+    ignores: [
+      "**/node_modules/**",
+      ".venv/**",
+      "test/.models/**",
+      "**/.next/**",
+      "native/build/**",
+      "apps/web/src/server/db/generated/**",
+      "apps/web/next-env.d.ts",
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
