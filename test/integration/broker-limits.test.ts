@@ -7,10 +7,9 @@
  */
 import { readFile } from "node:fs/promises";
 import net from "node:net";
-import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EnrollResponse, MAX_DEVICE_PAYLOAD_BYTES, MAX_MQTT_PACKET_BYTES, TelemetryMessage, topics } from "@orchard/contracts";
-import { removeDir, startServer, waitFor, type TestServer } from "../support/harness.ts";
+import { type EnrollResponse, MAX_DEVICE_PAYLOAD_BYTES, MAX_MQTT_PACKET_BYTES, TelemetryMessage, topics } from "@orchard/contracts";
+import { connectMqtt, enrollDevice, removeDir, startServer, type TestServer, waitFor } from "../support/harness.ts";
 import { SHIPPED_CONF } from "../support/mosquitto.ts";
 
 const MiB = 1024 * 1024;
@@ -21,36 +20,6 @@ const READ_AT_MOST = 16 * MiB;
 
 let server: TestServer;
 let a: EnrollResponse;
-
-async function enroll(hostname: string): Promise<EnrollResponse> {
-  const { token } = await server.client.enrollment.create.mutate({ ttlMinutes: 5 });
-  const res = await fetch(`${server.url}/api/enroll`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ token, hostname, arch: "arm64", agentVersion: "test" }),
-  });
-  expect(res.status).toBe(201);
-  return EnrollResponse.parse(await res.json());
-}
-
-function connect(device: EnrollResponse): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${server.mqttPort}`, {
-      clientId: device.deviceId,
-      username: device.deviceId,
-      password: device.mqttPassword,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-    });
-    client.once("connect", () => resolve(client));
-    client.once("error", (err) => {
-      client.end(true);
-      reject(err);
-    });
-    client.once("close", () => reject(new Error(`the broker closed ${device.deviceId}'s connection before its CONNACK`)));
-  });
-}
 
 function telemetry(): string {
   const sample = {
@@ -182,7 +151,7 @@ async function streamUntilClosed(socket: net.Socket, head: Buffer, budget = STRE
 
 beforeAll(async () => {
   server = await startServer();
-  a = await enroll("pi-limits-a");
+  a = await enrollDevice(server, "pi-limits-a");
 });
 
 afterAll(async () => {
@@ -209,7 +178,7 @@ describe("packet size", () => {
     }
 
     const before = await metric("orchard_mqtt_messages_total", 'kind="telemetry"');
-    const device = await connect(a);
+    const device = await connectMqtt(server, a);
     await device.publishAsync(topics.telemetry(a.deviceId), telemetry(), { qos: 1 });
     await device.endAsync();
     await waitFor(
@@ -241,7 +210,7 @@ describe("packet size", () => {
     oversized.destroy();
 
     // The next message from the same device is the only one the server ingests.
-    const device = await connect(a);
+    const device = await connectMqtt(server, a);
     await device.publishAsync(topics.telemetry(a.deviceId), telemetry(), { qos: 1 });
     await device.endAsync();
     await waitFor(
@@ -260,7 +229,7 @@ describe("retain", () => {
    * subscriber publishes itself; anything retained on telemetry was delivered before that marker.
    */
   async function retainedFor(device: EnrollResponse): Promise<{ status: string[]; telemetry: string[] }> {
-    const client = await connect(device);
+    const client = await connectMqtt(server, device);
     const seen = { status: [] as string[], telemetry: [] as string[] };
     const marker = `marker-${Date.now()}-${Math.random()}`;
     let sawMarker!: () => void;
@@ -286,7 +255,7 @@ describe("retain", () => {
   }
 
   it("keeps no retained copy of a telemetry message published with retain, and keeps the retained status", async () => {
-    const device = await connect(a);
+    const device = await connectMqtt(server, a);
     const status = JSON.stringify({ state: "offline", reason: "shutdown", ts: Date.now() });
     await device.publishAsync(topics.status(a.deviceId), status, { qos: 1, retain: true });
     const retainedTelemetry = telemetry();

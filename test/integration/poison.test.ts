@@ -6,45 +6,14 @@
  * status, telemetry and events, and all of those reach the database. The poisoned ones
  * are refused at ingestion and counted in /metrics.
  */
-import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EnrollResponse, topics } from "@orchard/contracts";
-import { removeDir, startServer, waitFor, type TestServer } from "../support/harness.ts";
+import { type EnrollResponse, topics } from "@orchard/contracts";
+import { connectMqtt, enrollDevice, removeDir, startServer, type TestServer, waitFor } from "../support/harness.ts";
 import { queryServerDatabase } from "../support/server-db.ts";
 
 let server: TestServer;
 let poisoner: EnrollResponse;
 let honest: EnrollResponse;
-
-async function enrollRaw(hostname: string): Promise<EnrollResponse> {
-  const { token } = await server.client.enrollment.create.mutate({ ttlMinutes: 5 });
-  const res = await fetch(`${server.url}/api/enroll`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ token, hostname, arch: "arm64", agentVersion: "test" }),
-  });
-  expect(res.status).toBe(201);
-  return EnrollResponse.parse(await res.json());
-}
-
-/** Connects as the device (its broker credentials, its id as client id), like an agent does. */
-function connectAs(device: EnrollResponse): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${server.mqttPort}`, {
-      username: device.deviceId,
-      password: device.mqttPassword,
-      clientId: device.deviceId,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-    });
-    client.once("connect", () => resolve(client));
-    client.once("error", (err) => {
-      client.end(true);
-      reject(err);
-    });
-  });
-}
 
 const runner = {
   state: "ready",
@@ -96,8 +65,8 @@ const sample = (ts: number) => ({
 
 beforeAll(async () => {
   server = await startServer();
-  poisoner = await enrollRaw("pi-poison");
-  honest = await enrollRaw("pi-honest");
+  poisoner = await enrollDevice(server, "pi-poison");
+  honest = await enrollDevice(server, "pi-honest");
 });
 
 afterAll(async () => {
@@ -107,7 +76,7 @@ afterAll(async () => {
 
 describe("a poisoned device message", () => {
   it("is refused and counted, and another device's events and state are still stored", async () => {
-    const bad = await connectAs(poisoner);
+    const bad = await connectMqtt(server, poisoner);
     await bad.publishAsync(topics.events(poisoner.deviceId), JSON.stringify(exitEvent({ ts: 9e15 })), { qos: 1 });
     await bad.publishAsync(topics.events(poisoner.deviceId), JSON.stringify(exitEvent({ stderrTail: "fatal\u0000garbage" })), { qos: 1 });
     await bad.publishAsync(topics.status(poisoner.deviceId), JSON.stringify(status("pi\u0000poison")), { qos: 1 });
@@ -130,7 +99,7 @@ describe("a poisoned device message", () => {
       );
     });
 
-    const good = await connectAs(honest);
+    const good = await connectMqtt(server, honest);
     const t0 = Date.now();
     await good.publishAsync(topics.status(honest.deviceId), JSON.stringify(status("pi-honest-after")), { qos: 1 });
     await good.publishAsync(topics.telemetry(honest.deviceId), JSON.stringify({ samples: [sample(t0 - 1000), sample(t0)] }), { qos: 1 });

@@ -3,48 +3,20 @@
  * wrong credentials and confines each device to its own subtree; the HTTP API,
  * pages, metrics and socket.io refuse requests without a session or API key.
  */
-import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnrollResponse, MAX_DEVICE_PAYLOAD_BYTES, topics } from "@orchard/contracts";
 import { appRouter } from "../../apps/web/src/server/trpc/root.ts";
-import { connectSocket, login, removeDir, startServer, waitFor, type TestServer } from "../support/harness.ts";
+import { connectMqtt, connectSocket, enrollDevice, login, removeDir, startServer, type TestServer, waitFor } from "../support/harness.ts";
 
 let server: TestServer;
 let a: EnrollResponse;
 let b: EnrollResponse;
 
-async function enrollRaw(hostname: string): Promise<EnrollResponse> {
-  const { token } = await server.client.enrollment.create.mutate({ ttlMinutes: 5 });
-  const res = await fetch(`${server.url}/api/enroll`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ token, hostname, arch: "arm64", agentVersion: "test" }),
-  });
-  expect(res.status).toBe(201);
-  return EnrollResponse.parse(await res.json());
-}
-
-function connect(opts: { username: string; password: string; clientId: string }): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const client = mqtt.connect(`mqtt://127.0.0.1:${server.mqttPort}`, {
-      ...opts,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-    });
-    client.once("connect", () => resolve(client));
-    client.once("error", (err) => {
-      client.end(true);
-      reject(err);
-    });
-  });
-}
-
 beforeAll(async () => {
   // Without ORCHARD_ALLOW_PRIVATE_MODEL_URLS (the harness sets it for tests that serve models from 127.0.0.1).
   server = await startServer({ env: { ORCHARD_ALLOW_PRIVATE_MODEL_URLS: "" } });
-  a = await enrollRaw("pi-a");
-  b = await enrollRaw("pi-b");
+  a = await enrollDevice(server, "pi-a");
+  b = await enrollDevice(server, "pi-b");
 });
 
 afterAll(async () => {
@@ -54,18 +26,20 @@ afterAll(async () => {
 
 describe("broker", () => {
   it("refuses a wrong password, an unknown device and a borrowed client id", async () => {
-    await expect(connect({ username: a.deviceId, password: "wrong", clientId: a.deviceId })).rejects.toThrow(/Bad username or password/);
-    await expect(connect({ username: "pi-nobody1", password: a.mqttPassword, clientId: "pi-nobody1" })).rejects.toThrow(
+    await expect(connectMqtt(server, { username: a.deviceId, password: "wrong", clientId: a.deviceId })).rejects.toThrow(
+      /Bad username or password/,
+    );
+    await expect(connectMqtt(server, { username: "pi-nobody1", password: a.mqttPassword, clientId: "pi-nobody1" })).rejects.toThrow(
       /Bad username or password/,
     );
     // b's credentials may not take over a's session (client id).
-    await expect(connect({ username: b.deviceId, password: b.mqttPassword, clientId: a.deviceId })).rejects.toThrow(
+    await expect(connectMqtt(server, { username: b.deviceId, password: b.mqttPassword, clientId: a.deviceId })).rejects.toThrow(
       /Bad username or password/,
     );
   });
 
   it("refuses a subscription to another device's subtree (SUBACK 0x80) and grants its own", async () => {
-    const client = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    const client = await connectMqtt(server, { username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
     // mqtt.js reports a SUBACK containing 0x80 as an error that carries the packet.
     const suback = await client
       .subscribeAsync([topics.cmd(a.deviceId), topics.cmd(b.deviceId), "orchard/v1/devices/+/status", "#"], { qos: 1 })
@@ -79,17 +53,17 @@ describe("broker", () => {
   });
 
   it("drops a device that publishes into another device's subtree, and the message never arrives", async () => {
-    const observer = await connect({ username: b.deviceId, password: b.mqttPassword, clientId: b.deviceId });
+    const observer = await connectMqtt(server, { username: b.deviceId, password: b.mqttPassword, clientId: b.deviceId });
     const received: string[] = [];
     observer.on("message", (topic) => received.push(topic));
     await observer.subscribeAsync(`orchard/v1/devices/${b.deviceId}/#`, { qos: 1 });
 
-    const intruder = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    const intruder = await connectMqtt(server, { username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
     const closed = new Promise<void>((resolve) => intruder.once("close", () => resolve()));
     intruder.publish(topics.status(b.deviceId), JSON.stringify({ state: "offline", reason: "shutdown" }), { qos: 0 });
     await closed;
     // A device may not send commands, not even to itself.
-    const self = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    const self = await connectMqtt(server, { username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
     const selfClosed = new Promise<void>((resolve) => self.once("close", () => resolve()));
     self.publish(topics.cmd(b.deviceId), JSON.stringify({ type: "ping", id: "x", ts: 1 }));
     await selfClosed;
@@ -97,7 +71,7 @@ describe("broker", () => {
     self.end(true);
 
     // Its own subtree still works, and the server sees it.
-    const ok = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    const ok = await connectMqtt(server, { username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
     await ok.publishAsync(topics.status(a.deviceId), JSON.stringify({ state: "offline", reason: "shutdown", ts: Date.now() }), { qos: 1 });
     await ok.endAsync();
     expect(received).toEqual([]);
@@ -105,7 +79,7 @@ describe("broker", () => {
   });
 
   it("counts malformed payloads from a device and keeps serving", async () => {
-    const client = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    const client = await connectMqtt(server, { username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
     await client.publishAsync(topics.telemetry(a.deviceId), "{not json", { qos: 1 });
     await client.publishAsync(topics.telemetry(a.deviceId), JSON.stringify({ samples: [{ ts: 1, socTempC: 10_000 }] }), { qos: 1 });
     await client.endAsync();
@@ -121,7 +95,7 @@ describe("broker", () => {
   });
 
   it("drops a device that publishes an oversized payload, and the server stays healthy", async () => {
-    const client = await connect({ username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
+    const client = await connectMqtt(server, { username: a.deviceId, password: a.mqttPassword, clientId: a.deviceId });
     const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
     client.publish(topics.telemetry(a.deviceId), Buffer.alloc(MAX_DEVICE_PAYLOAD_BYTES + 1, 0x41), { qos: 1 });
     await closed;

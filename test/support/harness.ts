@@ -11,10 +11,11 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import mqtt, { type MqttClient } from "mqtt";
 import { io, type Socket } from "socket.io-client";
 import { afterAll } from "vitest";
 import type { TestMosquitto } from "./mosquitto.ts";
-import type { ClientToServerEvents, ServerToClientEvents } from "@orchard/contracts";
+import { EnrollResponse, type ClientToServerEvents, type ServerToClientEvents } from "@orchard/contracts";
 import { createOrchardClient, type OrchardClient } from "../../apps/cli/src/client.ts";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -329,6 +330,42 @@ export async function connectSocket(server: TestServer, cookie: string | null): 
     socket.once("connect_error", (err) => reject(err));
   });
   return socket;
+}
+
+/** Enrolls a device through the real `POST /api/enroll` (no agent process): its id and broker credentials. */
+export async function enrollDevice(server: TestServer, hostname: string): Promise<EnrollResponse> {
+  const { token } = await server.client.enrollment.create.mutate({ ttlMinutes: 5 });
+  const res = await fetch(`${server.url}/api/enroll`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ token, hostname, arch: "arm64", agentVersion: "test" }),
+  });
+  if (res.status !== 201) throw new Error(`enrollment of ${hostname} failed: ${res.status} ${await res.text()}`);
+  return EnrollResponse.parse(await res.json());
+}
+
+/**
+ * An MQTT 3.1.1 client on the server's broker, no reconnects. A device's own login: `connectMqtt(server, device)`
+ * (its id as username and client id); other credentials: pass them.
+ */
+export function connectMqtt(
+  server: TestServer,
+  creds: EnrollResponse | { username: string; password: string; clientId: string },
+): Promise<MqttClient> {
+  const opts = "deviceId" in creds ? { username: creds.deviceId, password: creds.mqttPassword, clientId: creds.deviceId } : creds;
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(`mqtt://127.0.0.1:${server.mqttPort}`, {
+      ...opts,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+    });
+    client.once("connect", () => resolve(client));
+    client.once("error", (err) => {
+      client.end(true);
+      reject(err);
+    });
+  });
 }
 
 export async function removeDir(dir: string): Promise<void> {
