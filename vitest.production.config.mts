@@ -11,6 +11,9 @@ const PRODUCTION_SUITES = [
   "test/integration/chat.test.ts",
   "test/integration/rollout.test.ts",
   "test/integration/credentials.test.ts",
+  // #14: poisoned device messages, packet caps and retain rules hold on Mosquitto too (its retain sweeper only runs there).
+  "test/integration/poison.test.ts",
+  "test/integration/broker-limits.test.ts",
 ];
 
 function missing(): string | null {
