@@ -195,3 +195,36 @@ export type RolloutStrategy = z.infer<typeof RolloutStrategy>;
 export const ROLLOUT_STATES = ["running", "paused", "completed", "failed", "aborted"] as const;
 export const RolloutState = z.enum(ROLLOUT_STATES);
 export type RolloutState = z.infer<typeof RolloutState>;
+
+/**
+ * RAM a device needs beyond the model file to load an ExecuTorch or llama.cpp model (the
+ * model is mapped, the KV cache, the runner and the OS need the rest). The agent refuses a
+ * model in preflight when its total RAM is under model size + this (insufficient_memory);
+ * the server's rollout preflight applies the same rule to the RAM the device last reported.
+ */
+export const MODEL_RAM_HEADROOM_BYTES = 512 * 1024 * 1024;
+
+/**
+ * `rollouts.preflight`: whether each device can load the artifact, before a rollout starts.
+ * `reasons` block the rollout (the server refuses to start it with them; the device would
+ * refuse the same way every time); `notes` do not (the device's own preflight decides).
+ */
+export const RolloutDeviceFit = z.object({
+  deviceId: z.string(),
+  name: z.string(),
+  online: z.boolean(),
+  ok: z.boolean(),
+  reasons: z.array(z.string()),
+  notes: z.array(z.string()),
+  /** The device runs this artifact already (it counts as done). */
+  runsIt: z.boolean(),
+});
+export type RolloutDeviceFit = z.infer<typeof RolloutDeviceFit>;
+
+export const RolloutPreflightDto = z.object({
+  artifactId: ArtifactId,
+  devices: z.array(RolloutDeviceFit),
+  /** How many of `devices` can load it. */
+  ok: z.number().int().nonnegative(),
+});
+export type RolloutPreflightDto = z.infer<typeof RolloutPreflightDto>;

@@ -42,6 +42,7 @@ import {
   SignedBlobChunkList,
   canonicalJson,
   manifestBytes,
+  MODEL_RAM_HEADROOM_BYTES,
 } from "@orchard/contracts";
 import type { RunnerConfig } from "../config/cli.js";
 import type { BackoffOptions } from "../lib/backoff.js";
@@ -142,8 +143,8 @@ class StepFailure extends Error {
 
 type StopReason = { kind: "shutdown" } | { kind: "abort"; message: string } | { kind: "rollback"; message: string };
 
-/** MemTotal must hold the mmapped model and this much more (executorch). */
-export const RAM_HEADROOM_BYTES = 512 * 1024 * 1024;
+/** MemTotal must hold the mmapped model and this much more (executorch, llama.cpp); the server's rollout preflight uses the same figure. */
+export const RAM_HEADROOM_BYTES = MODEL_RAM_HEADROOM_BYTES;
 /** Start-ups in activating / health_check after which the new model is given up on. */
 export const MAX_POST_SWITCH_RESUMES = 2;
 const SHUTDOWN_WAIT_MS = 10_000;

@@ -4,12 +4,17 @@
  * (canaries, batch size, concurrent downloads, failure threshold, per-device timeout,
  * retries, health check). Defaults suit a home lab; every knob says what it does.
  * The new rollout opens on its own page, where devices progress live.
+ *
+ * Before submit, each device says whether it can load the chosen model and why not
+ * (`rollouts.preflight`, the check `rollouts.create` applies). The rollout cannot start
+ * while a chosen device cannot load the model: "Leave them out" deselects those devices
+ * (a tag choice becomes the list of its devices that can).
  */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Rocket } from "lucide-react";
 import { useRouter } from "next/navigation";
 import { useEffect, useState } from "react";
-import { RolloutStrategy, type DeviceSummary } from "@orchard/contracts";
+import { RolloutStrategy, type DeviceSummary, type RolloutDeviceFit } from "@orchard/contracts";
 import { Alert } from "@/components/ui/alert";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
@@ -99,6 +104,11 @@ export function NewRolloutDialog({
   const [tags, setTags] = useState<Set<string>>(new Set());
   const [name, setName] = useState("");
   const [knobs, setKnobs] = useState<Knobs>(defaultKnobs);
+  // Every device's fit for the chosen model (the whole fleet, so a device shows it before it is chosen).
+  const preflight = useQuery({
+    ...trpc.rollouts.preflight.queryOptions({ artifactId }),
+    enabled: open && /^[0-9a-f]{64}$/.test(artifactId),
+  });
   const create = useMutation(
     trpc.rollouts.create.mutationOptions({
       onSuccess: (rollout) => {
@@ -141,7 +151,15 @@ export function NewRolloutDialog({
       else next.add(value);
       return next;
     });
-  const canStart = artifact !== undefined && targeted.length > 0 && strategy.ok && !create.isPending;
+  const fitOf = new Map((preflight.data?.artifactId === artifactId ? preflight.data.devices : []).map((f) => [f.deviceId, f]));
+  const checked = targeted.every((d) => fitOf.has(d.id));
+  const refused = targeted.filter((d) => fitOf.get(d.id)?.ok === false);
+  const leaveOut = () => {
+    const bad = new Set(refused.map((d) => d.id));
+    setSelected(new Set(targeted.map((d) => d.id).filter((id) => !bad.has(id))));
+    setTags(new Set());
+  };
+  const canStart = artifact !== undefined && targeted.length > 0 && strategy.ok && !create.isPending && checked && refused.length === 0;
 
   return (
     <Dialog
@@ -246,11 +264,37 @@ export function NewRolloutDialog({
                   checked={selected.has(d.id)}
                   byTag={!selected.has(d.id) && d.tags.some((t) => tags.has(t))}
                   runsIt={d.activeModel?.artifactId === artifactId && artifactId !== ""}
+                  fit={fitOf.get(d.id) ?? null}
                   onToggle={() => toggle(setSelected, d.id)}
                 />
               ))}
             </ul>
           )}
+          {preflight.isError ? <Alert>{errorMessage(preflight.error)}</Alert> : null}
+          {targeted.length > 0 && checked ? (
+            <div
+              className={cn(
+                "flex flex-wrap items-center gap-2 rounded-md border px-3 py-2 text-sm",
+                refused.length > 0 ? "border-danger/40 bg-danger/5" : "border-success/40 bg-success/5",
+              )}
+              role="status"
+              data-testid="rollout-fit-summary"
+            >
+              <span className="min-w-0 flex-1">
+                {targeted.length - refused.length} of {targeted.length} {targeted.length === 1 ? "device" : "devices"} can load this model.
+                {refused.length > 0
+                  ? ` The rollout cannot start while ${refused.length === 1 ? "a chosen device cannot" : "chosen devices cannot"} load it: leave ${refused.length === 1 ? "it" : "them"} out or choose another model.`
+                  : null}
+              </span>
+              {refused.length > 0 && refused.length < targeted.length ? (
+                <Button size="sm" variant="outline" onClick={leaveOut} data-testid="rollout-leave-out">
+                  Leave out {refused.length} {refused.length === 1 ? "device" : "devices"}
+                </Button>
+              ) : null}
+            </div>
+          ) : targeted.length > 0 && preflight.isFetching ? (
+            <p className="text-xs text-muted-foreground">Checking which devices can load this model…</p>
+          ) : null}
           <p className="text-xs text-muted-foreground">
             Offline devices get the rollout when they connect (within the device timeout). Devices that already run the model count as done.
           </p>
@@ -409,20 +453,24 @@ function DeviceOption({
   checked,
   byTag,
   runsIt,
+  fit,
   onToggle,
 }: {
   device: DeviceSummary;
   checked: boolean;
   byTag: boolean;
   runsIt: boolean;
+  fit: RolloutDeviceFit | null;
   onToggle: () => void;
 }) {
+  const lines = fit ? [...fit.reasons, ...fit.notes] : [];
   return (
     <li>
       <label
         className="flex cursor-pointer items-center gap-2.5 rounded px-2 py-1.5 text-sm hover:bg-muted/60"
         data-testid="rollout-device-option"
         data-device-id={device.id}
+        data-fit={fit ? (fit.ok ? "ok" : "refused") : "unknown"}
       >
         <input type="checkbox" className="size-4 accent-primary" checked={checked || byTag} onChange={onToggle} disabled={byTag} />
         <span
@@ -432,12 +480,27 @@ function DeviceOption({
         <span className="min-w-0 flex-1 truncate font-medium">{device.name}</span>
         {byTag ? <Badge tone="outline">by tag</Badge> : null}
         {runsIt ? <Badge tone="success">runs it</Badge> : null}
+        {fit && !fit.ok ? <Badge tone="danger">cannot load it</Badge> : null}
         <span className="max-w-[40%] truncate text-xs text-muted-foreground" title={device.activeModel?.name}>
           {device.activeModel
             ? `${device.activeModel.name}${device.activeModel.version ? ` ${device.activeModel.version}` : ""}`
             : "no model"}
         </span>
       </label>
+      {lines.length > 0 ? (
+        <ul className="flex flex-col gap-0.5 pr-2 pb-1.5 pl-[3.25rem] text-xs" data-testid="rollout-device-fit">
+          {fit!.reasons.map((r) => (
+            <li key={r} className="text-danger" data-testid="rollout-device-reason">
+              {r}
+            </li>
+          ))}
+          {fit!.notes.map((n) => (
+            <li key={n} className="text-muted-foreground">
+              {n}
+            </li>
+          ))}
+        </ul>
+      ) : null}
     </li>
   );
 }

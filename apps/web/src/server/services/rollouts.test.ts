@@ -266,6 +266,29 @@ describe.each(DB_KINDS)("rollouts on %s", (kind) => {
     expect(await db.prisma.rollout.count()).toBe(1);
   });
 
+  it("preflight answers per device what create decides: the runtime, another rollout, and the whole fleet by default", async () => {
+    const a = await addDevice("a", { tags: ["kitchen"] });
+    const b = await addDevice("b", { tags: ["kitchen"] });
+    const c = await addDevice("c");
+    online(b, oldModel, null, ["executorch"]);
+    const fits = await rollouts.preflight({ artifactId: ARTIFACT, tags: ["kitchen"] });
+    expect(fits.ok).toBe(1);
+    expect(fits.devices.map((d) => [d.name, d.ok, d.reasons])).toEqual([
+      ["a", true, []],
+      ["b", false, ["b cannot load sim models: its runners load executorch."]],
+    ]);
+    // The same reason refuses the rollout.
+    await expect(create([], {}, ["kitchen"])).rejects.toThrow(/^b cannot load sim models: its runners load executorch\.$/);
+    const r = await create([a], { canary: 0 });
+    // a now works on r: preflight says so, as create refuses it (409).
+    const whole = await rollouts.preflight({ artifactId: ARTIFACT });
+    expect(whole.devices.map((d) => d.deviceId)).toEqual([a, b, c]);
+    expect(whole.devices[0]!.reasons).toEqual([`a is already in a rollout (${r.name}, running); wait for it to finish or abort it first.`]);
+    expect(whole.devices[2]).toMatchObject({ ok: true, reasons: [] });
+    await expect(create([a])).rejects.toSatisfy((e: AppError) => e.code === "conflict");
+    await expect(rollouts.preflight({ artifactId: "f".repeat(64) })).rejects.toThrow(/No model/);
+  });
+
   it("targets devices by tag (any of the tags), together with devices named directly", async () => {
     const a = await addDevice("a", { tags: ["kitchen", "pi5-8gb"] });
     await addDevice("b", { tags: ["garage"] });

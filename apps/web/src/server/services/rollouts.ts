@@ -36,7 +36,7 @@ import {
   RolloutStrategy,
   Sha256Hex,
   manifestBytes,
-  runtimeRefusal,
+  type RolloutPreflightDto,
   type DeviceCommand,
   type DeviceEvent,
   type DeviceSummary,
@@ -56,6 +56,7 @@ import type { Logger } from "../log.ts";
 import type { FleetService } from "./fleet.ts";
 import { deviceOutcome, isInFlight, planRollout, type PauseDecision, type PlannerDevice } from "./rollout-planner.ts";
 import { CoalescedAnnouncer, KeyedSerial } from "./keyed-work.ts";
+import { deviceFit } from "./rollout-preflight.ts";
 
 export const MAX_ROLLOUT_DEVICES = 1000;
 
@@ -71,6 +72,9 @@ export const CreateRolloutInput = z.object({
   strategy: RolloutStrategy.prefault({}),
 });
 export type CreateRolloutInput = z.input<typeof CreateRolloutInput>;
+
+/** rollouts.preflight: the model and the devices of a rollout that may be created (none: the whole fleet). */
+export const PreflightInput = CreateRolloutInput.pick({ artifactId: true, deviceIds: true, tags: true });
 
 export interface RolloutServiceEvents {
   changed: [RolloutDto];
@@ -388,7 +392,8 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
     const bytesTotal = manifestBytes(signed.manifest);
 
     const targets = this.resolveTargets(input.deviceIds, input.tags);
-    const refusals = targets.map((d) => runtimeRefusal(d, signed.manifest.runtime)).filter((r) => r !== null);
+    // The same check rollouts.preflight shows per device before submit (rollout-preflight.ts).
+    const refusals = targets.flatMap((d) => deviceFit(d, input.artifactId, signed.manifest).reasons);
     if (refusals.length > 0) throw new AppError("bad_request", refusals.join(" "));
     this.refuseBusy(targets);
     for (const t of targets) this.reserved.add(t.id);
@@ -919,20 +924,45 @@ export class RolloutService extends EventEmitter<RolloutServiceEvents> {
     this.refuseBusy(deviceIds.map((id) => this.fleet.get(id)).filter((d): d is DeviceSummary => d !== null));
   }
 
+  /**
+   * Whether each device can load the artifact, as `create` decides it (rollout-preflight.ts), and
+   * whether it is in another rollout already; every device when no device and no tag is given.
+   */
+  async preflight(raw: z.input<typeof PreflightInput>): Promise<RolloutPreflightDto> {
+    const input = PreflightInput.parse(raw);
+    const signed = await this.artifacts.getSigned(input.artifactId);
+    const targets =
+      input.deviceIds.length === 0 && input.tags.length === 0
+        ? this.fleet.list().slice(0, MAX_ROLLOUT_DEVICES)
+        : this.resolveTargets(input.deviceIds, input.tags);
+    const devices = targets
+      .map((t) => deviceFit(t, input.artifactId, signed.manifest, this.busyIn(t)))
+      .sort((a, b) => a.name.localeCompare(b.name) || a.deviceId.localeCompare(b.deviceId));
+    return { artifactId: input.artifactId, devices, ok: devices.filter((d) => d.ok).length };
+  }
+
+  /** The rollout that still has work for the device ("rollout-name, state"), or null. */
+  private busyIn(t: Pick<DeviceSummary, "id" | "online">): string | null {
+    if (this.reserved.has(t.id)) return "a rollout being created";
+    for (const r of this.live.values()) {
+      const d = r.devices.get(t.id);
+      if (!d) continue;
+      const outcome = deviceOutcome(plannerDevice(d, t.online), r.strategy);
+      const open =
+        r.state === "running" || r.state === "paused"
+          ? outcome !== "active" && outcome !== "stopped" && outcome !== "failed"
+          : isInFlight(d);
+      if (open) return `${r.name}, ${r.state}`;
+    }
+    return null;
+  }
+
   /** A device works on one rollout at a time (the agent runs one state machine). */
   private refuseBusy(targets: DeviceSummary[]): void {
-    const busy: string[] = targets.filter((t) => this.reserved.has(t.id)).map((t) => `${t.name} (in a rollout being created)`);
-    for (const r of this.live.values()) {
-      for (const t of targets) {
-        const d = r.devices.get(t.id);
-        if (!d) continue;
-        const outcome = deviceOutcome(plannerDevice(d, t.online), r.strategy);
-        const open =
-          r.state === "running" || r.state === "paused"
-            ? outcome !== "active" && outcome !== "stopped" && outcome !== "failed"
-            : isInFlight(d);
-        if (open) busy.push(`${t.name} (in ${r.name}, ${r.state})`);
-      }
+    const busy: string[] = [];
+    for (const t of targets) {
+      const where = this.busyIn(t);
+      if (where !== null) busy.push(`${t.name} (in ${where})`);
     }
     if (busy.length > 0) {
       throw new AppError(

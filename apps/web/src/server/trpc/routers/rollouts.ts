@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { RolloutDto, RolloutSummaryDto } from "@orchard/contracts";
-import { CreateRolloutInput } from "../../services/rollouts.ts";
+import { RolloutDto, RolloutPreflightDto, RolloutSummaryDto } from "@orchard/contracts";
+import { CreateRolloutInput, PreflightInput } from "../../services/rollouts.ts";
 import { router, operatorProcedure, viewerProcedure } from "../init.ts";
 
 const rolloutId = z.object({ id: z.string().min(1).max(64) });
@@ -16,6 +16,15 @@ export const rolloutsRouter = router({
     .input(rolloutId)
     .output(RolloutDto)
     .query(({ ctx, input }) => ctx.services.rollouts.get(input.id)),
+
+  /**
+   * Whether each device can load the model, and why not, as `create` would decide it (New rollout shows it
+   * before submit); the whole fleet when no device and no tag is given.
+   */
+  preflight: viewerProcedure
+    .input(PreflightInput)
+    .output(RolloutPreflightDto)
+    .query(({ ctx, input }) => ctx.services.rollouts.preflight(input)),
 
   /** Starts a rollout; its progress arrives as `rollout:changed` over socket.io. */
   create: operatorProcedure
