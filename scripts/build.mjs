@@ -1,16 +1,67 @@
 #!/usr/bin/env node
 // Builds what `npm start`, `npm run demo` and `npm test` need, skipping what is
-// already up to date: the Prisma client, the native runner (CMake) and the
-// dashboard's production build (Next.js). Runs after `npm install` too.
-import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+// already up to date: the Prisma client, the native runner (CMake), the compiled CLI
+// and agent (esbuild, apps/*/dist) and the dashboard's production build (Next.js).
+// Runs after `npm install` too.
+//
+//   node scripts/build.mjs            npm run build, npm run bench: everything, a runner failure fails
+//   node scripts/build.mjs --install  npm install: the runner is optional (one sentence when it cannot be built)
+//   node scripts/build.mjs --start    npm start, npm run demo: likewise
+//   node scripts/build.mjs --tests    npm test: the runner with its GoogleTest suite, a failure fails
+//   node scripts/build.mjs --only=agent   the agent's bundles alone (a Pi: infra/pi/agent-install.md)
+//
+// Each step prints one line with its elapsed time (on a terminal a live line with its
+// progress); compiler, cmake and next output goes to .orchard/build.log, whose last lines
+// are printed when a step fails. A step is skipped when the fingerprint of its inputs is
+// the one recorded after its last success (docs/operations.md "Install and start").
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  bundleEntry,
+  fingerprint,
+  formatElapsed,
+  nativeFailureReason,
+  parseCompileProgress,
+  parseNextPhase,
+  readStamp,
+  Reporter,
+  reportFailure,
+  runnerNotBuiltSentence,
+  runStep,
+  writeStamp,
+} from "./lib/build-steps.mjs";
+import { bundleStaleReason } from "./lib/launch.mjs";
 import { planNativeConfigure, recordConfigureDone, recordConfigureInvalid, recordConfigureStarted } from "./lib/native-configure.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => path.join(root, "node_modules", ".bin", name);
-const log = (msg) => process.stdout.write(`[build] ${msg}\n`);
+const argv = process.argv.slice(2);
+const mode = argv.includes("--tests") ? "tests" : argv.includes("--install") ? "install" : argv.includes("--start") ? "start" : "build";
+const only = argv.find((a) => a.startsWith("--only="))?.slice("--only=".length) ?? null;
+if (only !== null && only !== "agent") {
+  process.stderr.write("[build] --only takes agent\n");
+  process.exit(2);
+}
+const runnerOptional = mode === "install" || mode === "start";
+
+const reporter = new Reporter();
+const logFile = path.join(root, ".orchard/build.log");
+mkdirSync(path.dirname(logFile), { recursive: true });
+writeFileSync(logFile, `scripts/build.mjs ${argv.join(" ")} (${new Date().toISOString()})\n`);
+const started = Date.now();
+
+function fail(msg) {
+  reporter.error(msg);
+  process.exit(1);
+}
+
+async function step(title, cmd, args, progress) {
+  const result = await runStep({ reporter, title, cmd, args, cwd: root, logFile, progress });
+  if (!result.ok) reportFailure(reporter, title, result, logFile);
+  return result;
+}
 
 function newestMtime(target, skip = () => false) {
   if (!existsSync(target)) return 0;
@@ -25,15 +76,6 @@ function newestMtime(target, skip = () => false) {
   return newest;
 }
 
-function run(cmd, args, what, onFailure = () => undefined) {
-  const started = Date.now();
-  const r = spawnSync(cmd, args, { cwd: root, stdio: "inherit" });
-  if (r.error?.code === "ENOENT" || r.status !== 0) onFailure();
-  if (r.error?.code === "ENOENT") fail(`${what}: \`${cmd}\` was not found`);
-  if (r.status !== 0) fail(`${what} failed (exit ${r.status})`);
-  log(`${what} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-}
-
 /** share/cmake of the ExecuTorch wheel in .venv (npm run executorch:setup), or null. */
 function findExecuTorchCmakeDir() {
   const lib = path.join(root, ".venv", "lib");
@@ -45,58 +87,148 @@ function findExecuTorchCmakeDir() {
   return null;
 }
 
-function fail(msg) {
-  process.stderr.write(`[build] ${msg}\n`);
-  process.exit(1);
-}
-
 // 1. Prisma client (its own postinstall is disabled: see allowScripts in package.json).
-const generated = path.join(root, "apps/web/src/server/db/generated/client.ts");
-if (newestMtime(path.join(root, "prisma/schema.prisma")) > newestMtime(generated)) {
-  run(bin("prisma"), ["generate"], "prisma generate");
+async function prismaClient() {
+  const generated = path.join(root, "apps/web/src/server/db/generated/client.ts");
+  if (newestMtime(path.join(root, "prisma/schema.prisma")) <= newestMtime(generated)) return;
+  if (!(await step("prisma client (prisma generate)", bin("prisma"), ["generate"])).ok) fail("the Prisma client is needed by the server");
 }
 
-// 2. The native runner. Needs cmake and a C++17 compiler (README: "What you need").
-for (const tool of ["cmake", "c++"]) {
-  try {
-    execFileSync(tool, ["--version"], { stdio: "ignore" });
-  } catch {
-    fail(`building the native runner needs \`${tool}\`: on Debian/Ubuntu/Raspberry Pi OS run \`sudo apt-get install cmake g++\``);
+// 2. The native runner. Needs cmake, a C++17 compiler and nlohmann-json (README "What you need").
+/** null when built (or up to date), else why not. */
+async function nativeRunner() {
+  const missingTool = ["cmake", "c++"].find((tool) => {
+    try {
+      execFileSync(tool, ["--version"], { stdio: "ignore" });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missingTool) return missingTool === "cmake" ? "cmake is not installed" : "no C++ compiler was found (g++)";
+
+  // With ExecuTorch when .venv has the wheel (npm run executorch:setup), else sim only; the
+  // GoogleTest suite for `npm test` (--tests), never for `npm install` (--install: it must not
+  // need GoogleTest), otherwise as the folder has it. Configured again when the last configure
+  // or build failed, or the options changed (scripts/lib/native-configure.mjs).
+  const tests = mode === "tests" ? "on" : mode === "install" ? "off" : "keep";
+  const plan = planNativeConfigure({ root, executorchCmake: findExecuTorchCmakeDir(), tests });
+  const withTests = plan.args.includes("-DORCHARD_BUILD_TESTS=ON");
+  const stampFile = path.join(root, "native/build/orchard-build-stamp.json");
+  const inputs = fingerprint(root, ["native/CMakeLists.txt", "native/src", "native/include", "native/tools", "native/tests"], {
+    extra: plan.args,
+  });
+  const outputs = ["orchard-runner", "orchard-tokenize", ...(withTests ? ["orchard_tests"] : [])];
+  const built = outputs.every((f) => existsSync(path.join(root, "native/build", f)));
+  if (!plan.configure && built && readStamp(stampFile) === inputs) {
+    reporter.line("native runner is up to date");
+    return null;
   }
+  rmSync(stampFile, { force: true });
+  if (plan.configure) {
+    // A configure that failed half way leaves a cache without a Makefile: start clean.
+    if (plan.cleanCache) rmSync(path.join(root, "native/build/CMakeCache.txt"));
+    reporter.line(`native runner: configuring native/build (${plan.reason})`);
+    recordConfigureStarted(root, plan);
+    const withEt = plan.args.includes("-DORCHARD_WITH_EXECUTORCH=ON");
+    const r = await step(withEt ? "native runner: configure (with ExecuTorch from .venv)" : "native runner: configure", "cmake", plan.args);
+    if (!r.ok) return nativeFailureReason("configure", r.output);
+    recordConfigureDone(root, plan);
+  }
+  // The build re-runs cmake by itself when its inputs changed; if that (or the build) fails, configure afresh next time.
+  const r = await step("native runner: compile", "cmake", ["--build", "native/build", "-j", "2"], (line) => {
+    const p = parseCompileProgress(line);
+    return p ? `${p.percent}%${p.total ? ` (${p.done}/${p.total})` : ""}` : null;
+  });
+  if (!r.ok) {
+    recordConfigureInvalid(root);
+    return nativeFailureReason("build", r.output);
+  }
+  writeStamp(stampFile, inputs);
+  return null;
 }
-// With ExecuTorch when .venv has the wheel (npm run executorch:setup), else sim only; the
-// GoogleTest suite for `npm test` (--tests), never for `npm install` (--install: it must not
-// need GoogleTest), otherwise as the folder has it. Configured again when the last configure
-// or build failed, or the options changed (scripts/lib/native-configure.mjs).
-const tests = process.argv.includes("--tests") ? "on" : process.argv.includes("--install") ? "off" : "keep";
-const plan = planNativeConfigure({ root, executorchCmake: findExecuTorchCmakeDir(), tests });
-if (plan.configure) {
-  // A configure that failed half way leaves a cache without a Makefile: start clean.
-  if (plan.cleanCache) rmSync(path.join(root, "native/build/CMakeCache.txt"));
-  log(`configuring native/build: ${plan.reason}`);
-  recordConfigureStarted(root, plan);
-  const withEt = plan.args.includes("-DORCHARD_WITH_EXECUTORCH=ON");
-  run("cmake", plan.args, withEt ? "configure native runner with ExecuTorch from .venv" : "configure native runner");
-  recordConfigureDone(root, plan);
-}
-// The build re-runs cmake by itself when its inputs changed; if that (or the build) fails, configure afresh next time.
-run("cmake", ["--build", "native/build", "-j", "2"], "build native runner", () => recordConfigureInvalid(root));
 
-// 3. The dashboard. Rebuilt when anything it compiles changed since the last build.
-const webDir = path.join(root, "apps/web");
-const buildId = path.join(webDir, ".next/BUILD_ID");
-const sources = [
-  path.join(webDir, "src"),
-  path.join(webDir, "next.config.ts"),
-  path.join(webDir, "postcss.config.mjs"),
-  path.join(webDir, "public"),
-  path.join(root, "packages/contracts/src"),
+// 3. The CLI and the agent as JavaScript: their bins run these instead of compiling TypeScript at each start.
+const BUNDLES = [
+  { app: "cli", entry: "apps/cli/src/main.ts", bundle: "apps/cli/dist/orchard.mjs" },
+  { app: "agent", entry: "apps/agent/src/main.ts", bundle: "apps/agent/dist/orchard-agent.mjs" },
+  { app: "agent", entry: "apps/agent/src/llama-runner/main.ts", bundle: "apps/agent/dist/orchard-llama-runner.mjs" },
 ];
-const newestSource = Math.max(...sources.map((s) => newestMtime(s, (p) => p.includes(`${path.sep}generated`))));
-if (process.env.ORCHARD_SKIP_UI_BUILD === "1") {
-  log("dashboard build skipped (ORCHARD_SKIP_UI_BUILD=1)");
-} else if (newestSource > newestMtime(buildId)) {
-  run(bin("next"), ["build", "apps/web"], "build dashboard");
-} else {
-  log("dashboard is up to date");
+async function bundles() {
+  const todo = BUNDLES.filter((b) => (only === null || b.app === only) && bundleStaleReason(path.join(root, b.bundle), root) !== null);
+  if (todo.length === 0) {
+    reporter.line(only ? "agent (dist) is up to date" : "CLI and agent (dist) are up to date");
+    return;
+  }
+  const t0 = Date.now();
+  for (const b of todo) {
+    try {
+      await bundleEntry({ root, ...b });
+    } catch (err) {
+      const detail =
+        (err.errors ?? []).map((e) => `${e.location?.file ?? ""}:${e.location?.line ?? ""} ${e.text}`).join("\n") || err.message;
+      writeFileSync(logFile, `\n==== bundle ${b.entry} failed\n${detail}\n`, { flag: "a" });
+      fail(`compiling ${b.entry} to ${b.bundle} failed:\n${detail}`);
+    }
+  }
+  reporter.line(
+    `CLI and agent (esbuild → ${[...new Set(todo.map((b) => path.dirname(b.bundle)))].join(", ")}) … ${formatElapsed(Date.now() - t0)}`,
+  );
 }
+
+// 4. The dashboard. Rebuilt when anything it compiles changed since the last build.
+async function dashboard() {
+  if (process.env.ORCHARD_SKIP_UI_BUILD === "1") {
+    reporter.line("dashboard build skipped (ORCHARD_SKIP_UI_BUILD=1)");
+    return;
+  }
+  const webDir = path.join(root, "apps/web");
+  const stampFile = path.join(webDir, ".next/orchard-build-stamp.json");
+  const skip = (p) => p.includes(`${path.sep}generated`) || p.endsWith(".test.ts") || p.endsWith(".test.tsx");
+  const inputs = fingerprint(
+    root,
+    [
+      "apps/web/src",
+      "apps/web/next.config.ts",
+      "apps/web/postcss.config.mjs",
+      "apps/web/public",
+      "apps/web/tsconfig.json",
+      "apps/web/package.json",
+      "packages/contracts/src",
+      "prisma/schema.prisma",
+      "package-lock.json",
+    ],
+    { skip },
+  );
+  const buildId = path.join(webDir, ".next/BUILD_ID");
+  // A build from before these stamps counts when it is newer than every source (the rule before them).
+  const legacyFresh = () =>
+    readStamp(stampFile) === null &&
+    newestMtime(buildId) >
+      Math.max(
+        ...["src", "next.config.ts", "postcss.config.mjs", "public"].map((s) => newestMtime(path.join(webDir, s), skip)),
+        newestMtime(path.join(root, "packages/contracts/src"), skip),
+      );
+  if (existsSync(buildId) && (readStamp(stampFile) === inputs || legacyFresh())) {
+    if (readStamp(stampFile) !== inputs) writeStamp(stampFile, inputs);
+    reporter.line("dashboard is up to date");
+    return;
+  }
+  const r = await step("dashboard (next build)", bin("next"), ["build", "apps/web"], parseNextPhase);
+  if (!r.ok) fail("the dashboard could not be built");
+  writeStamp(stampFile, inputs);
+}
+
+if (only === "agent") {
+  await bundles();
+} else {
+  await prismaClient();
+  const notBuilt = await nativeRunner();
+  if (notBuilt !== null) {
+    if (!runnerOptional) fail(runnerNotBuiltSentence(notBuilt));
+    reporter.line(runnerNotBuiltSentence(notBuilt));
+  }
+  await bundles();
+  await dashboard();
+}
+reporter.line(`done in ${formatElapsed(Date.now() - started)} (output of the tools: ${path.relative(process.cwd(), logFile) || logFile})`);

@@ -45,6 +45,15 @@ if (runner !== "sim" && runner !== "llamacpp" && runner !== "executorch") {
   process.stderr.write("demo: ORCHARD_DEMO_RUNNER must be sim (default), llamacpp or executorch\n");
   process.exit(2);
 }
+if (runner === "sim" && count > 0 && !existsSync(path.join(root, "native/build/orchard-runner"))) {
+  // npm install goes on without the runner when it cannot be built (scripts/build.mjs says why).
+  process.stderr.write(
+    "demo: the sim agents need orchard-runner (native/build/orchard-runner), which is not built: install " +
+      "`sudo apt-get install cmake g++ nlohmann-json3-dev` and run `npm run build`, or run the agents on the llama.cpp runner, " +
+      "which needs no build: ORCHARD_DEMO_RUNNER=llamacpp npm run demo\n",
+  );
+  process.exit(2);
+}
 if (runner === "executorch") {
   const missing = executorchUnavailable();
   if (missing) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Entry point of the `orchard-llama-runner` command (the llama.cpp runner): lets Node load the TypeScript sources through tsx.
-import { register } from "tsx/esm/api";
+// Entry point of the `orchard-llama-runner` command (the llama.cpp runner): runs
+// dist/orchard-llama-runner.mjs while it is up to date with the sources, else
+// src/llama-runner/main.ts through tsx (scripts/lib/launch.mjs).
+import { launch } from "../../../scripts/lib/launch.mjs";
 
-register();
-await import("../src/llama-runner/main.ts");
+await launch(import.meta.url, "orchard-llama-runner", "src/llama-runner/main.ts");

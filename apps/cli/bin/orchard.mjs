@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so the CLI needs no build step.
-import { register } from "tsx/esm/api";
+// Entry point of the `orchard` command: runs dist/orchard.mjs (the CLI compiled by
+// scripts/build.mjs) while it is up to date with the sources, else src/main.ts through tsx
+// (scripts/lib/launch.mjs).
+import { launch } from "../../../scripts/lib/launch.mjs";
 
-register();
-await import("../src/main.ts");
+await launch(import.meta.url, "orchard", "src/main.ts");

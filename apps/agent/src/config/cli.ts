@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { CHAT_DEFAULT_QUEUE_LIMIT, EnrollRequest, RunnerBackend } from "@orchard/contracts";
 import { z } from "zod";
 import { parseByteSize } from "../lib/byte-size.js";
+import { AGENT_PACKAGE_DIR } from "../lib/package-dir.js";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from "../lib/logger.js";
 
 export class ConfigError extends Error {
@@ -253,8 +254,8 @@ export interface ParseOptions {
   cwd?: string;
 }
 
-/** The runner this checkout builds: <repo>/native/build/orchard-runner, relative to this file. */
-export const REPO_RUNNER_PATH = new URL("../../../../native/build/orchard-runner", import.meta.url).pathname;
+/** The runner this checkout builds: <repo>/native/build/orchard-runner, relative to apps/agent. */
+export const REPO_RUNNER_PATH = path.join(AGENT_PACKAGE_DIR, "../../native/build/orchard-runner");
 
 /** Zod's messages, each prefixed with the flag it is about unless it already names one. */
 function describeIssues(error: z.ZodError): string {

@@ -6,11 +6,13 @@
  * Both speak the same NDJSON protocol (contracts/runner.ts), so the supervisor only
  * needs the command line.
  */
+import path from "node:path";
 import type { ArtifactRuntime, RunnerBackend } from "@orchard/contracts";
+import { AGENT_PACKAGE_DIR } from "../lib/package-dir.js";
 import type { RunnerLaunch } from "./supervisor.js";
 
-/** The llama.cpp runner this checkout ships: apps/agent/bin/orchard-llama-runner.mjs, relative to this file. */
-export const LLAMA_RUNNER_SCRIPT = new URL("../../bin/orchard-llama-runner.mjs", import.meta.url).pathname;
+/** The llama.cpp runner this checkout ships: apps/agent/bin/orchard-llama-runner.mjs. */
+export const LLAMA_RUNNER_SCRIPT = path.join(AGENT_PACKAGE_DIR, "bin/orchard-llama-runner.mjs");
 
 export interface LlamaRunnerProgram {
   /** The program (node) and the arguments before the runner's own flags (the script). */
