@@ -20,6 +20,8 @@ export const AUDIT_ACTIONS = [
   "user.deleted",
   "api_key.created",
   "api_key.revoked",
+  "auth.signed_in",
+  "auth.sessions_revoked",
   "auth.locked_out",
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

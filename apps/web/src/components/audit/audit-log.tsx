@@ -1,5 +1,8 @@
 "use client";
-/** The audit log page (admins): who did what, newest first, filtered by action or by who did it, a page at a time. */
+/**
+ * The audit log page (admins): who did what, newest first, filtered by action or by who did it, a page at a time.
+ * Each entry reads as a sentence (lib/audit-sentence.ts); its action name and target stay beside it for filtering.
+ */
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { ScrollText } from "lucide-react";
 import { useState } from "react";
@@ -16,6 +19,7 @@ import { errorMessage, useTRPC } from "@/lib/trpc";
 import { useCan, useMe } from "@/lib/use-role";
 
 import { AUDIT_ACTIONS as ACTIONS, type AuditAction as Action } from "@/lib/audit-actions";
+import { auditSentence } from "@/lib/audit-sentence";
 
 const PAGE = 100;
 
@@ -40,8 +44,8 @@ export function AuditLog() {
       <div>
         <h1 className="text-2xl font-semibold tracking-tight">Audit log</h1>
         <p className="max-w-2xl text-sm text-muted-foreground">
-          Who enrolled, renamed or deleted devices, rolled out or deleted models, managed users and API keys, and which sign-ins were locked
-          out.
+          Who signed in, enrolled, renamed or deleted devices, rolled out or deleted models, managed users, sessions and API keys, and which
+          sign-ins were locked out.
         </p>
       </div>
       <Card>
@@ -86,18 +90,18 @@ export function AuditLog() {
               <TableHeader>
                 <TableRow>
                   <TableHead>When</TableHead>
-                  <TableHead>Who</TableHead>
+                  <TableHead>What happened</TableHead>
                   <TableHead>Action</TableHead>
                   <TableHead>Target</TableHead>
-                  <TableHead>Detail</TableHead>
                 </TableRow>
               </TableHeader>
               <TableBody className="max-lg:px-5 max-lg:pb-5">
                 {items.map((e) => (
                   <TableRow key={e.id} data-testid="audit-row" data-action={e.action}>
                     <TableCell className="whitespace-nowrap max-lg:mb-1 max-lg:border-b max-lg:pb-2">{formatDateTime(e.at)}</TableCell>
-                    <TableCell label="Who">
-                      {e.actor.username} <span className="text-xs text-muted-foreground">({e.actor.via.replace("_", " ")})</span>
+                    <TableCell label="What happened">
+                      <span data-testid="audit-sentence">{auditSentence(e)}</span>{" "}
+                      <span className="text-xs text-muted-foreground">(via {e.actor.via.replaceAll("_", " ")})</span>
                     </TableCell>
                     <TableCell label="Action" className="font-mono text-xs">
                       {e.action}
@@ -105,9 +109,6 @@ export function AuditLog() {
                     <TableCell label="Target" className="break-all">
                       {e.target.type}
                       {e.target.id ? <span className="font-mono text-xs"> {e.target.id}</span> : null}
-                    </TableCell>
-                    <TableCell label="Detail" className="font-mono text-xs break-all text-muted-foreground">
-                      {e.detail ? JSON.stringify(e.detail) : ""}
                     </TableCell>
                   </TableRow>
                 ))}
