@@ -1,5 +1,8 @@
 "use client";
-/** The keys that exist (never the keys themselves: a prefix to recognise them), each revocable after a confirmation. */
+/**
+ * The keys that exist (never the keys themselves: a prefix to recognise them), each revocable after a confirmation;
+ * for admins, also the bootstrap key from ORCHARD_API_KEY when it is set (it has no row and is not revocable here).
+ */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { KeyRound, Trash2 } from "lucide-react";
 import { useEffect, useState } from "react";
@@ -19,6 +22,7 @@ type ApiKey = RouterOutputs["apiKeys"]["list"][number];
 export function ApiKeyList({ highlightId }: { highlightId: string | null }) {
   const trpc = useTRPC();
   const keys = useQuery(trpc.apiKeys.list.queryOptions());
+  const bootstrap = useQuery(trpc.apiKeys.bootstrap.queryOptions());
   const now = useNow();
   const [revoking, setRevoking] = useState<ApiKey | null>(null);
   const when = (ts: number) => (now === 0 ? formatDateTime(ts) : formatRelative(ts, Math.max(now, ts)));
@@ -29,11 +33,35 @@ export function ApiKeyList({ highlightId }: { highlightId: string | null }) {
         <CardTitle>Keys</CardTitle>
         <CardDescription>Revoking a key stops it at once; scripts using it get 401 Unauthorized.</CardDescription>
       </CardHeader>
+      {bootstrap.data ? (
+        <div
+          className="mx-5 mb-4 flex flex-col gap-1 rounded-md border border-warning/40 bg-warning/5 px-3 py-2 text-sm"
+          data-testid="api-key-bootstrap"
+        >
+          <div className="flex flex-wrap items-center gap-x-2 gap-y-1">
+            <KeyRound aria-hidden className="size-4 text-warning" />
+            <span className="font-medium">Bootstrap key</span>
+            <span className="text-muted-foreground">
+              from <span className="font-mono text-xs">ORCHARD_API_KEY</span> · admin
+              {bootstrap.data.last4 ? (
+                <>
+                  {" "}
+                  · ends in <span className="font-mono text-xs">…{bootstrap.data.last4}</span>
+                </>
+              ) : null}{" "}
+              · {bootstrap.data.lastUsedAt === null ? "not used since the server started" : `last used ${when(bootstrap.data.lastUsedAt)}`}
+            </span>
+          </div>
+          <p className="text-xs text-muted-foreground">
+            It cannot be revoked here: unset <span className="font-mono">ORCHARD_API_KEY</span> and restart the server to end it.
+          </p>
+        </div>
+      ) : null}
       <QueryList
         query={keys}
         loading="Loading keys…"
         empty={
-          <EmptyState icon={KeyRound} title="No API keys yet">
+          <EmptyState icon={KeyRound} title={bootstrap.data ? "No other API keys yet" : "No API keys yet"}>
             Create one to use the CLI or an OpenAI client against this server.
           </EmptyState>
         }

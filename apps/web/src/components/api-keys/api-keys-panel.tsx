@@ -1,8 +1,7 @@
 "use client";
-/** The API keys page: what a key is for, creating one (shown once), and the keys that exist. */
+/** The API keys page: what a key is for, creating one (shown once), and the keys that exist (your password is on the Account page). */
 import { useState } from "react";
 import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/components/ui/card";
-import { ChangePasswordCard } from "@/components/users/change-password-card";
 import { ApiKeyList } from "./api-key-list";
 import { CreateApiKeyForm, type CreatedKey } from "./create-api-key-form";
 import { CreatedApiKey } from "./created-api-key";
@@ -33,7 +32,6 @@ export function ApiKeysPanel() {
             </CardContent>
           </Card>
           {created ? <CreatedApiKey created={created} onDismiss={() => setCreated(null)} /> : null}
-          <ChangePasswordCard />
         </div>
         <ApiKeyList highlightId={created?.summary.id ?? null} />
       </div>

@@ -1,7 +1,11 @@
 "use client";
-/** The signed-in user and their role, and sign-out (ends the session on the server, closes the live link, goes to /login). */
+/**
+ * The signed-in user and their role (a link to the Account page: password, sessions), and sign-out (ends the session on
+ * the server, closes the live link, goes to /login).
+ */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { LogOut, UserRound } from "lucide-react";
+import Link from "next/link";
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { closeRealtime } from "@/lib/realtime";
@@ -27,17 +31,21 @@ export function UserMenu() {
   return (
     <div className="flex items-center gap-1">
       {me.data ? (
-        <span
-          className="hidden items-center gap-1.5 text-sm text-muted-foreground sm:inline-flex"
-          data-testid="current-user"
-          title={`Signed in as ${me.data.username} (${me.data.role})`}
+        <Link
+          href="/account"
+          className="inline-flex items-center gap-1.5 rounded-md px-2 py-1 text-sm text-muted-foreground hover:bg-muted hover:text-foreground"
+          data-testid="nav-account"
+          title={`Signed in as ${me.data.username} (${me.data.role}): your account, password and sessions`}
         >
           <UserRound className="size-4" aria-hidden />
-          {me.data.username}
-          <Badge tone="outline" data-testid="current-role">
+          <span className="hidden sm:inline" data-testid="current-user">
+            {me.data.username}
+          </span>
+          <Badge tone="outline" className="hidden sm:inline-flex" data-testid="current-role">
             {me.data.role}
           </Badge>
-        </span>
+          <span className="sr-only sm:hidden">Account</span>
+        </Link>
       ) : null}
       <Button variant="ghost" size="sm" onClick={() => logout.mutate()} disabled={logout.isPending} data-testid="sign-out" title="Sign out">
         <LogOut aria-hidden />

@@ -10,7 +10,7 @@ import { Field, Input } from "@/components/ui/input";
 import { Spinner } from "@/components/ui/spinner";
 import { errorMessage, useTRPC } from "@/lib/trpc";
 
-export function ChangePasswordCard() {
+export function ChangePasswordCard({ onChanged }: { onChanged?: () => void } = {}) {
   const trpc = useTRPC();
   const [currentPassword, setCurrent] = useState("");
   const [newPassword, setNew] = useState("");
@@ -19,6 +19,7 @@ export function ChangePasswordCard() {
       onSuccess: () => {
         setCurrent("");
         setNew("");
+        onChanged?.();
       },
     }),
   );

@@ -62,6 +62,7 @@ export function createRoutes(deps: {
         sessionToken: credentials.bearer === undefined ? credentials.sessionToken : undefined,
         origin: deps.publicUrl?.replace(/\/$/, "") ?? originOf(req),
         clientIp: clientIpOf(req),
+        userAgent: req.headers["user-agent"],
         setCookie: (cookie) => {
           cookies.push(cookie);
           res.setHeader("set-cookie", cookies);

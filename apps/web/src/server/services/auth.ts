@@ -53,6 +53,35 @@ export interface Principal {
   via: "session" | "api_key" | "bootstrap_key";
 }
 
+/** One of the caller's own sessions, as the account page lists it. */
+export interface OwnSession {
+  /** The stored id (sha256 of the cookie's token: it cannot be used as a cookie). */
+  id: string;
+  createdAt: number;
+  lastSeenAt: number;
+  expiresAt: number;
+  ip: string | null;
+  userAgent: string | null;
+  /** The session the request came with. */
+  current: boolean;
+}
+
+/** Where a sign-in came from, kept with its session. */
+export interface SignInClient {
+  ip?: string | undefined;
+  userAgent?: string | undefined;
+}
+
+/** A User-Agent as stored: printable, at most 256 characters. */
+function cleanUserAgent(ua: string | undefined): string | null {
+  if (!ua) return null;
+  const clean = ua
+    .replace(/[^\x20-\x7e]/g, "")
+    .trim()
+    .slice(0, 256);
+  return clean || null;
+}
+
 export const ADMIN_USERNAME = "admin";
 const TOUCH_INTERVAL_MS = 60_000;
 
@@ -119,9 +148,14 @@ export class AuthService extends EventEmitter<AuthEvents> {
 
   /**
    * Checks a username and password and opens a session; the returned token goes into the cookie.
-   * Refused with 429 (LoginLockedError) while the username at `clientIp`, the address or the username has too many recent failures (login-limiter.ts).
+   * Refused with 429 (LoginLockedError) while the username at `client.ip`, the address or the username has too many recent failures (login-limiter.ts).
    */
-  async login(username: string, password: string, clientIp?: string): Promise<{ token: string; expiresAt: Date; principal: Principal }> {
+  async login(
+    username: string,
+    password: string,
+    client: SignInClient = {},
+  ): Promise<{ token: string; expiresAt: Date; principal: Principal }> {
+    const { ip: clientIp, userAgent } = client;
     this.loginLimiter.check(username, clientIp);
     const user = await this.prisma.user.findUnique({ where: { username } });
     // Hash even for unknown users so the answer takes as long either way.
@@ -134,7 +168,9 @@ export class AuthService extends EventEmitter<AuthEvents> {
     this.loginLimiter.succeed(username, clientIp);
     const token = newSecret();
     const expiresAt = new Date(this.now() + this.opts.sessionHours * 3600_000);
-    await this.prisma.session.create({ data: { id: sha256(token), userId: user.id, expiresAt } });
+    await this.prisma.session.create({
+      data: { id: sha256(token), userId: user.id, expiresAt, ip: clientIp ?? null, userAgent: cleanUserAgent(userAgent) },
+    });
     return { token, expiresAt, principal: { userId: user.id, username: user.username, role: parseRole(user.role), via: "session" } };
   }
 
@@ -142,6 +178,43 @@ export class AuthService extends EventEmitter<AuthEvents> {
     const session = await this.prisma.session.findUnique({ where: { id: sha256(token) }, select: { userId: true } });
     await this.prisma.session.deleteMany({ where: { id: sha256(token) } });
     if (session) this.accessChanged(session.userId);
+  }
+
+  /** The user's sessions that have not expired, newest first; `currentToken` marks the caller's own. */
+  async listSessions(userId: string, currentToken: string | undefined): Promise<OwnSession[]> {
+    const current = currentToken ? sha256(currentToken) : null;
+    const rows = await this.prisma.session.findMany({
+      where: { userId, expiresAt: { gt: new Date(this.now()) } },
+      orderBy: [{ lastSeenAt: "desc" }, { createdAt: "desc" }],
+    });
+    return rows.map((r) => ({
+      id: r.id,
+      createdAt: r.createdAt.getTime(),
+      lastSeenAt: r.lastSeenAt.getTime(),
+      expiresAt: r.expiresAt.getTime(),
+      ip: r.ip,
+      userAgent: r.userAgent,
+      current: r.id === current,
+    }));
+  }
+
+  /**
+   * Ends one of the user's own sessions (not the one the request came with: sign out for that).
+   * Another user's session id is answered as unknown, never ended.
+   */
+  async revokeSession(userId: string, id: string, currentToken: string | undefined): Promise<void> {
+    if (currentToken && sha256(currentToken) === id) throw new AppError("bad_request", "That is this session: sign out to end it.");
+    const { count } = await this.prisma.session.deleteMany({ where: { id, userId } });
+    if (count === 0) throw new AppError("not_found", "No such session of yours (it may have ended already).");
+    this.accessChanged(userId);
+  }
+
+  /** Ends every session of the user but the one the request came with; returns how many ended. */
+  async revokeOtherSessions(userId: string, currentToken: string | undefined): Promise<number> {
+    const keep = currentToken ? sha256(currentToken) : undefined;
+    const { count } = await this.prisma.session.deleteMany({ where: { userId, ...(keep ? { id: { not: keep } } : {}) } });
+    if (count > 0) this.accessChanged(userId);
+    return count;
   }
 
   /** Tells live connections of the user to check their credential again (see AuthEvents). */
@@ -165,11 +238,25 @@ export class AuthService extends EventEmitter<AuthEvents> {
     return { userId: session.user.id, username: session.user.username, role: parseRole(session.user.role), via: "session" };
   }
 
+  /** When the bootstrap key was last used, since this server started (it has no database row). */
+  private bootstrapLastUsedAt: number | null = null;
+
+  /**
+   * The bootstrap key (ORCHARD_API_KEY) as the API keys page shows it to admins, or null when it is not set:
+   * never the key, only its last 4 characters when it is long enough for that to give nothing away.
+   */
+  bootstrapKeyInfo(): { last4: string | null; lastUsedAt: number | null } | null {
+    const key = this.opts.bootstrapApiKey;
+    if (key === undefined || key === "") return null;
+    return { last4: key.length >= 20 ? key.slice(-4) : null, lastUsedAt: this.bootstrapLastUsedAt };
+  }
+
   /** Resolves an API key: the bootstrap key from ORCHARD_API_KEY, or a key stored in the database. */
   async fromApiKey(key: string | undefined): Promise<Principal | null> {
     if (!key) return null;
     const bootstrap = this.opts.bootstrapApiKey;
     if (bootstrap !== undefined && secretMatches(key, sha256(bootstrap))) {
+      this.bootstrapLastUsedAt = this.now();
       return { userId: null, username: "bootstrap-key", role: "admin", via: "bootstrap_key" };
     }
     const row = await this.prisma.apiKey.findUnique({ where: { hash: sha256(key) }, include: { user: true } });

@@ -109,15 +109,15 @@ describe.each(DB_KINDS)("users, roles and sessions on %s", (kind) => {
   });
 
   it("locks sign-in from that address after repeated failures, even with the right password, until the window passes", async () => {
-    for (let i = 0; i < 2; i++) await expect(auth.login(ADMIN_USERNAME, "wrong", "10.0.0.1")).rejects.toThrow(LoginFailedError);
-    const third = await auth.login(ADMIN_USERNAME, "wrong", "10.0.0.1").catch((e: unknown) => e);
+    for (let i = 0; i < 2; i++) await expect(auth.login(ADMIN_USERNAME, "wrong", { ip: "10.0.0.1" })).rejects.toThrow(LoginFailedError);
+    const third = await auth.login(ADMIN_USERNAME, "wrong", { ip: "10.0.0.1" }).catch((e: unknown) => e);
     expect(third).toBeInstanceOf(LoginFailedError);
     expect((third as LoginFailedError).lockedOut).toBe(true);
-    await expect(auth.login(ADMIN_USERNAME, "admin-password", "10.0.0.1")).rejects.toThrow(LoginLockedError);
+    await expect(auth.login(ADMIN_USERNAME, "admin-password", { ip: "10.0.0.1" })).rejects.toThrow(LoginLockedError);
     // The lock is the username's at that address (login-limiter.ts): from another address the right password works.
-    await expect(auth.login(ADMIN_USERNAME, "admin-password", "10.0.0.2")).resolves.toBeTruthy();
+    await expect(auth.login(ADMIN_USERNAME, "admin-password", { ip: "10.0.0.2" })).resolves.toBeTruthy();
     clock.now += 15 * 60_000;
-    await expect(auth.login(ADMIN_USERNAME, "admin-password", "10.0.0.1")).resolves.toBeTruthy();
+    await expect(auth.login(ADMIN_USERNAME, "admin-password", { ip: "10.0.0.1" })).resolves.toBeTruthy();
   });
 
   it("records audit entries and pages through them newest first, filtered by action or actor", async () => {

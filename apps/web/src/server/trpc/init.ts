@@ -24,6 +24,8 @@ export interface TrpcContext {
   origin: string;
   /** The address the request came from (the login limit counts failures per address). */
   clientIp: string | undefined;
+  /** The request's User-Agent (kept with a new session, for the account page). */
+  userAgent?: string | undefined;
 }
 
 const TRPC_CODES: Record<AppErrorCode, TRPC_ERROR_CODE_KEY> = {

@@ -1,5 +1,6 @@
 /** The whole tRPC API: one router per domain. The browser and the `orchard` CLI use its type. */
 import { router } from "./init.ts";
+import { accountRouter } from "./routers/account.ts";
 import { alertsRouter } from "./routers/alerts.ts";
 import { apiKeysRouter } from "./routers/api-keys.ts";
 import { artifactsRouter } from "./routers/artifacts.ts";
@@ -16,6 +17,7 @@ import { usersRouter } from "./routers/users.ts";
 
 export const appRouter = router({
   auth: authRouter,
+  account: accountRouter,
   devices: devicesRouter,
   fleet: fleetRouter,
   enrollment: enrollmentRouter,

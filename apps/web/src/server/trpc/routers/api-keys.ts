@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { roleAtLeast } from "../../services/auth.ts";
 import { router, viewerProcedure } from "../init.ts";
 
 const ApiKeySummary = z.object({
@@ -14,6 +15,13 @@ const ApiKeySummary = z.object({
 /** Every user manages their own keys (a key acts with its owner's role); admins see and revoke everyone's. */
 export const apiKeysRouter = router({
   list: viewerProcedure.output(z.array(ApiKeySummary)).query(({ ctx }) => ctx.services.apiKeys.list(ctx.principal)),
+  /**
+   * The bootstrap key from ORCHARD_API_KEY (admin, no database row, cannot be revoked here), for admins when it is set;
+   * null otherwise. Never the key itself: its last 4 characters when it is long.
+   */
+  bootstrap: viewerProcedure
+    .output(z.object({ last4: z.string().nullable(), lastUsedAt: z.number().nullable() }).nullable())
+    .query(({ ctx }) => (roleAtLeast(ctx.principal.role, "admin") ? ctx.services.auth.bootstrapKeyInfo() : null)),
   /** The key itself is returned only here, once. */
   create: viewerProcedure
     .input(z.object({ name: z.string().trim().min(1).max(64) }))

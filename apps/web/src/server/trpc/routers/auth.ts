@@ -14,8 +14,13 @@ export const authRouter = router({
     .output(z.object({ username: z.string(), role: z.string() }))
     .mutation(async ({ ctx, input }) => {
       try {
-        const { token, expiresAt, principal } = await ctx.services.auth.login(input.username, input.password, ctx.clientIp);
+        const { token, expiresAt, principal } = await ctx.services.auth.login(input.username, input.password, {
+          ip: ctx.clientIp,
+          userAgent: ctx.userAgent,
+        });
         ctx.setCookie(serializeSessionCookie(token, expiresAt, ctx.origin.startsWith("https:")));
+        // Failed sign-ins are not audited one by one (anyone can make them; the server log has them): the lockout is.
+        await ctx.services.audit.record(principal, "auth.signed_in", { type: "user", id: principal.userId }, { ip: ctx.clientIp ?? null });
         return { username: principal.username, role: principal.role };
       } catch (err) {
         if (err instanceof LoginFailedError && err.lockedOut) {
