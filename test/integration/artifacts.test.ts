@@ -5,7 +5,7 @@
  * and the real `orchard` CLI pushing a model through a proxy that drops its connection.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import os from "node:os";
@@ -15,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ARTIFACT_RUNTIMES, ArtifactKeyResponse, EnrollResponse, topics, type DeviceStatus, type RunnerStatus } from "@orchard/contracts";
 import type { ArtifactDto, UploadDto } from "../../apps/web/src/lib/artifacts.ts";
 import { writeSimModel } from "../../scripts/sim-model.ts";
+import { writeTinyGguf } from "../../scripts/tiny-gguf.ts";
+import { executorchUnavailable, tinyModel } from "../../scripts/tiny-pte.ts";
 import { removeDir, runCli, startServer, waitFor, type TestServer } from "../support/harness.ts";
 
 const MiB = 1024 * 1024;
@@ -138,6 +140,8 @@ async function metric(name: string): Promise<number> {
 let files: http.Server;
 let filesUrl: string;
 const served = new Map<string, Buffer>();
+/** Why the tiny ExecuTorch export cannot be made here, or null. */
+const pteUnavailable = executorchUnavailable();
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), "orchard-artifacts-it-"));
@@ -292,6 +296,106 @@ describe("uploads", () => {
       "The download failed: the file does not match the sha256 you gave; it was not stored. Check the URL and the sha256.",
     );
   });
+});
+
+describe("model files are what their runtime says", () => {
+  /** A finished upload through the HTTP endpoints. */
+  async function upload(name: string, data: Uint8Array): Promise<string> {
+    const { id } = await createUpload(name, data.length);
+    expect((await patch(id, 0, data)).status).toBe(200);
+    return id;
+  }
+  const create = (
+    runtime: "executorch" | "llama.cpp",
+    version: string,
+    files: { uploadId: string; name: string; role: "model" | "tokenizer" | "tokenizer_config" }[],
+  ) =>
+    server.client.artifacts.create.mutate({
+      name: `checked-${runtime}`,
+      version,
+      runtime,
+      runtimeVersion: runtime === "executorch" ? "1.2.0" : "b4000",
+      profile: runtime === "executorch" ? "llm-standard" : null,
+      files,
+    });
+  const refusal = (p: Promise<unknown>) =>
+    p.then(
+      () => "accepted",
+      (e: { message: string; data?: { httpStatus?: number } }) => `${e.data?.httpStatus}: ${e.message}`,
+    );
+
+  it("refuses 4 MiB of random bytes as an ExecuTorch model, uploaded or fetched from a URL, and one without tokenizer.json (400)", async () => {
+    const random = randomBytes(4 * MiB);
+    const tokenizer = Buffer.from('{"model":{"type":"BPE"}}');
+    const notPte =
+      "400: model.pte is not an ExecuTorch program: the file does not start with the .pte header (bytes 4-7 are a flatbuffer file identifier such as ET12). Export it with ExecuTorch (to_executorch().write_to_file or tools/export).";
+    const uploaded = await upload("random.pte", random);
+    expect(
+      await refusal(
+        create("executorch", "1", [
+          { uploadId: uploaded, name: "model.pte", role: "model" },
+          { uploadId: await upload("tokenizer.json", tokenizer), name: "tokenizer.json", role: "tokenizer" },
+        ]),
+      ),
+    ).toBe(notPte);
+    // By URL: the download completes (its sha256 matches), the model is refused where every model is made.
+    served.set("/random.pte", random);
+    const res = await fetch(`${server.url}/api/uploads`, {
+      method: "POST",
+      headers: { ...bearer(), "content-type": "application/json" },
+      body: JSON.stringify({ name: "random.pte", sourceUrl: `${filesUrl}/random.pte`, sha256: sha(random) }),
+    });
+    expect(res.status).toBe(201);
+    const byUrl = ((await res.json()) as UploadDto).id;
+    await waitFor("the URL download", async () => (await server.client.artifacts.upload.query({ id: byUrl })).state === "complete");
+    expect(
+      await refusal(
+        create("executorch", "2", [
+          { uploadId: byUrl, name: "model.pte", role: "model" },
+          { uploadId: await upload("tokenizer.json", tokenizer), name: "tokenizer.json", role: "tokenizer" },
+        ]),
+      ),
+    ).toBe(notPte);
+    expect(
+      await refusal(create("llama.cpp", "1", [{ uploadId: await upload("random.gguf", random), name: "model.gguf", role: "model" }])),
+    ).toBe("400: model.gguf is not a GGUF file: it does not start with the GGUF magic (the 4 bytes 'GGUF').");
+    expect((await server.client.artifacts.list.query()).filter((m) => m.name.startsWith("checked-"))).toEqual([]);
+  });
+
+  it("accepts a real tiny GGUF alone", async () => {
+    const gguf = await writeTinyGguf({ file: path.join(tmp, "checked.gguf"), seed: 5 });
+    const ggufModel = await create("llama.cpp", "3", [
+      { uploadId: await upload("checked.gguf", await readFile(gguf.file)), name: "model.gguf", role: "model" },
+    ]);
+    expect(ggufModel.files[0]).toMatchObject({ name: "model.gguf", sha256: gguf.sha256 });
+  });
+
+  // The tiny .pte is exported with the project's ExecuTorch environment (part of CI; elsewhere it may be missing).
+  it.skipIf(pteUnavailable !== null && !process.env.CI)(
+    `accepts a real tiny .pte with its tokenizer files, refused without tokenizer.json${pteUnavailable ? ` (skipped: ${pteUnavailable})` : ""}`,
+    async () => {
+      const { dir } = tinyModel("llm-standard");
+      const noTokenizer = await refusal(
+        create("executorch", "3", [
+          { uploadId: await upload("model.pte", await readFile(path.join(dir, "model.pte"))), name: "model.pte", role: "model" },
+        ]),
+      );
+      expect(noTokenizer).toBe(
+        "400: An ExecuTorch model needs tokenizer.json beside it (the runner loads the tokenizer from the model's folder); add it to the model's files.",
+      );
+      const files = [];
+      for (const [name, role] of [
+        ["model.pte", "model"],
+        ["tokenizer.json", "tokenizer"],
+        ["tokenizer_config.json", "tokenizer_config"],
+      ] as const) {
+        files.push({ uploadId: await upload(name, await readFile(path.join(dir, name))), name, role });
+      }
+      const pte = await create("executorch", "4", files);
+      expect(pte.files.map((f) => f.name)).toEqual(["model.pte", "tokenizer.json", "tokenizer_config.json"]);
+    },
+    300_000,
+  );
 });
 
 describe("device downloads", () => {

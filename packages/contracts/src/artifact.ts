@@ -198,3 +198,44 @@ export function canonicalJson(value: unknown): string {
 
 /** The artifact's id: sha256 of its canonical manifest (computed by the server; agents key their model folders by it). */
 export const ArtifactId = Sha256Hex;
+
+/** Bytes of a model file's start that `modelFileProblem` reads. */
+export const MODEL_HEAD_BYTES = 8;
+
+/**
+ * Why `head` (the first MODEL_HEAD_BYTES of a model file, or all of a shorter one) is not a
+ * model of `runtime`, or null when it looks like one. An ExecuTorch program is a flatbuffer
+ * whose file identifier, bytes 4-7, is "ET" and two digits ("ET12" since ExecuTorch 0.4;
+ * the runtime's Program::check_header reads the same bytes); a GGUF file starts with the 4
+ * bytes "GGUF". sim files are not checked (any bytes make a simulated model).
+ */
+export function modelFileProblem(runtime: ArtifactRuntime, name: string, head: Uint8Array): string | null {
+  const ascii = (from: number, to: number) => String.fromCharCode(...head.subarray(from, to));
+  const isPte = head.length >= 8 && /^ET\d\d$/.test(ascii(4, 8));
+  const isGguf = head.length >= 4 && ascii(0, 4) === "GGUF";
+  if (runtime === "executorch") {
+    if (isPte) return null;
+    if (head.length < 8) return `${name} is not an ExecuTorch program: it has ${head.length} bytes, fewer than a .pte header.`;
+    if (isGguf) return `${name} is not an ExecuTorch program: it is a GGUF file (runtime llama.cpp).`;
+    return `${name} is not an ExecuTorch program: the file does not start with the .pte header (bytes 4-7 are a flatbuffer file identifier such as ET12). Export it with ExecuTorch (to_executorch().write_to_file or tools/export).`;
+  }
+  if (runtime === "llama.cpp") {
+    if (isGguf) return null;
+    if (isPte) return `${name} is not a GGUF file: it is an ExecuTorch program (runtime executorch).`;
+    return `${name} is not a GGUF file: it does not start with the GGUF magic (the 4 bytes 'GGUF').`;
+  }
+  return null;
+}
+
+/**
+ * Files a model of `runtime` cannot run without, missing from `names`, as a sentence; null
+ * when none is missing. orchard-runner's executorch backend loads `tokenizer.json` from the
+ * model's folder (docs/runner.md); tokenizer_config.json (the chat template) is optional.
+ * A .gguf carries its tokenizer; a sim model needs nothing.
+ */
+export function missingModelFilesProblem(runtime: ArtifactRuntime, names: readonly string[]): string | null {
+  if (runtime === "executorch" && !names.includes("tokenizer.json")) {
+    return "An ExecuTorch model needs tokenizer.json beside it (the runner loads the tokenizer from the model's folder); add it to the model's files.";
+  }
+  return null;
+}

@@ -10,7 +10,7 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { FilePlus2, Link2, Trash2, Upload } from "lucide-react";
 import { useEffect, useRef, useState } from "react";
-import { ARTIFACT_FILE_ROLES, type ArtifactRuntime, ArtifactFileName, Sha256Hex } from "@orchard/contracts";
+import { ARTIFACT_FILE_ROLES, type ArtifactRuntime, ArtifactFileName, Sha256Hex, missingModelFilesProblem } from "@orchard/contracts";
 import { Alert } from "@/components/ui/alert";
 import { Button } from "@/components/ui/button";
 import { Dialog } from "@/components/ui/dialog";
@@ -142,6 +142,9 @@ export function AddModelDialog({ mode, onClose }: { mode: AddModelMode | null; o
       if (e) return `File name "${n}": ${e}.`;
     }
     if (new Set(names).size !== names.length) return "Two files have the same name.";
+    // The server refuses it too (artifacts.create), but only after every file went up.
+    const missing = missingModelFilesProblem(runtime, names);
+    if (missing) return missing;
     if (!name.trim()) return "Give the model a name.";
     if (!version.trim()) return "Give the model a version.";
     if (!runtimeVersion.trim()) return "Give the runtime version it was exported for.";

@@ -222,6 +222,18 @@ export class BlobStore {
     await fsyncDir(path.dirname(target));
   }
 
+  /** The first `bytes` bytes of a blob (fewer when it is shorter): what a file-format check reads. */
+  async head(sha256: string, bytes: number): Promise<Uint8Array> {
+    const fh = await fsOpen(this.blobPath(sha256), "r");
+    try {
+      const buf = Buffer.alloc(bytes);
+      const { bytesRead } = await fh.read(buf, 0, bytes, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
   /** Streams a blob, optionally a byte range [start, end] (inclusive, as HTTP ranges). */
   read(sha256: string, range?: { start: number; end: number }): ReadStream {
     return createReadStream(this.blobPath(sha256), { ...(range ?? {}), highWaterMark: 1 << 20 });

@@ -209,6 +209,87 @@ describe.each(DB_KINDS)("artifacts on %s", (kind) => {
     expect((await artifacts.create(input, null)).name).toBe("sim-small");
   });
 
+  /** An ExecuTorch or llama.cpp model of `model` (with these other files), as the dashboard uploads it. */
+  async function realModel(
+    runtime: "executorch" | "llama.cpp",
+    model: Uint8Array,
+    others: Record<string, Uint8Array> = {},
+    version = "1",
+  ): Promise<CreateArtifactInput> {
+    const name = runtime === "executorch" ? "model.pte" : "model.gguf";
+    const files: CreateArtifactInput["files"] = [{ uploadId: await uploaded(name, model), name, role: "model" }];
+    for (const [n, data] of Object.entries(others)) {
+      files.push({ uploadId: await uploaded(n, data), name: n, role: n === "tokenizer_config.json" ? "tokenizer_config" : "tokenizer" });
+    }
+    return {
+      name: `${runtime}-small`,
+      version,
+      runtime,
+      runtimeVersion: runtime === "executorch" ? "1.2.0" : "b4000",
+      profile: runtime === "executorch" ? "llm-standard" : null,
+      files,
+    };
+  }
+  /** The first bytes of an ExecuTorch program (flatbuffer root offset, file identifier "ET12", extended header "eh00"), then random bytes. */
+  const pteBytes = () => Buffer.concat([Buffer.from([0x3c, 0, 0, 0]), Buffer.from("ET12eh00"), randomBytes(4000)]);
+  const ggufBytes = () => Buffer.concat([Buffer.from("GGUF"), Buffer.from([3, 0, 0, 0]), randomBytes(4000)]);
+  const tokenizerJson = Buffer.from('{"model":{"type":"BPE"}}');
+
+  it("refuses a model file that is not what its runtime says (random bytes as a .pte or a .gguf), naming what is wrong", async () => {
+    const refused = async (input: CreateArtifactInput, message: string) => {
+      const err = await artifacts.create(input, null).catch((e: unknown) => e);
+      expect(err, message).toBeInstanceOf(AppError);
+      expect((err as AppError).code).toBe("bad_request");
+      expect((err as Error).message).toBe(message);
+    };
+    await refused(
+      await realModel("executorch", randomBytes(40_000), { "tokenizer.json": tokenizerJson }),
+      "model.pte is not an ExecuTorch program: the file does not start with the .pte header (bytes 4-7 are a flatbuffer file identifier such as ET12). Export it with ExecuTorch (to_executorch().write_to_file or tools/export).",
+    );
+    await refused(
+      await realModel("executorch", ggufBytes(), { "tokenizer.json": tokenizerJson }),
+      "model.pte is not an ExecuTorch program: it is a GGUF file (runtime llama.cpp).",
+    );
+    await refused(
+      await realModel("llama.cpp", randomBytes(40_000)),
+      "model.gguf is not a GGUF file: it does not start with the GGUF magic (the 4 bytes 'GGUF').",
+    );
+    await refused(
+      await realModel("llama.cpp", pteBytes()),
+      "model.gguf is not a GGUF file: it is an ExecuTorch program (runtime executorch).",
+    );
+    await refused(
+      await realModel("executorch", Buffer.from("ET12")),
+      "model.pte is not an ExecuTorch program: it has 4 bytes, fewer than a .pte header.",
+    );
+    expect(await db.prisma.artifact.count()).toBe(0);
+  });
+
+  it("refuses an ExecuTorch model without tokenizer.json beside it", async () => {
+    const err = await artifacts
+      .create(await realModel("executorch", pteBytes(), { "tokenizer_config.json": Buffer.from("{}") }), null)
+      .catch((e: unknown) => e);
+    expect((err as AppError).code).toBe("bad_request");
+    expect((err as Error).message).toBe(
+      "An ExecuTorch model needs tokenizer.json beside it (the runner loads the tokenizer from the model's folder); add it to the model's files.",
+    );
+    expect(await db.prisma.artifact.count()).toBe(0);
+  });
+
+  it("accepts an ExecuTorch program with its tokenizer, and a GGUF file alone", async () => {
+    const pte = await artifacts.create(
+      await realModel("executorch", pteBytes(), { "tokenizer.json": tokenizerJson, "tokenizer_config.json": Buffer.from("{}") }),
+      null,
+    );
+    expect(pte.files.map((f) => [f.name, f.role])).toEqual([
+      ["model.pte", "model"],
+      ["tokenizer.json", "tokenizer"],
+      ["tokenizer_config.json", "tokenizer_config"],
+    ]);
+    const gguf = await artifacts.create(await realModel("llama.cpp", ggufBytes()), null);
+    expect(gguf.runtime).toBe("llama.cpp");
+  });
+
   it("refuses a second model with the same name and version", async () => {
     await artifacts.create((await simModel("1")).input, null);
     await expect(artifacts.create((await simModel("1")).input, null)).rejects.toThrow(

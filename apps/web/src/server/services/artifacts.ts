@@ -19,6 +19,9 @@ import {
   SignedManifest,
   type SignedBlobChunkList,
   canonicalJson,
+  MODEL_HEAD_BYTES,
+  missingModelFilesProblem,
+  modelFileProblem,
   type ArtifactFile,
   type DeviceSummary,
 } from "@orchard/contracts";
@@ -188,6 +191,17 @@ export class ArtifactService {
         if (upload.sourceUrl) fromUrl = true;
         files.push({ name: f.name, role: f.role, size: Number(upload.size), sha256: upload.sha256 });
       }
+      // The files are what the runtime says (uploaded, pushed by the CLI or fetched from a URL: all end here).
+      const model = files.find((f) => f.role === "model");
+      if (model) {
+        const problem = modelFileProblem(input.runtime, model.name, await this.store.head(model.sha256, MODEL_HEAD_BYTES));
+        if (problem) throw new AppError("bad_request", problem);
+      }
+      const missing = missingModelFilesProblem(
+        input.runtime,
+        files.map((f) => f.name),
+      );
+      if (missing) throw new AppError("bad_request", missing);
       const candidate = {
         schema: 1 as const,
         name: input.name,
