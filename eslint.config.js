@@ -12,6 +12,10 @@ export default tseslint.config(
       "test/.models/**",
       "**/.next/**",
       "native/build/**",
+      // The compiled CLI and agent (scripts/build.mjs) and the build log
+      "apps/cli/dist/**",
+      "apps/agent/dist/**",
+      ".orchard/**",
       "apps/web/src/server/db/generated/**",
       "apps/web/next-env.d.ts",
     ],

@@ -171,9 +171,9 @@ async function bundles() {
       fail(`compiling ${b.entry} to ${b.bundle} failed:\n${detail}`);
     }
   }
-  reporter.line(
-    `CLI and agent (esbuild → ${[...new Set(todo.map((b) => path.dirname(b.bundle)))].join(", ")}) … ${formatElapsed(Date.now() - t0)}`,
-  );
+  const what = [...new Set(todo.map((b) => (b.app === "cli" ? "CLI" : "agent")))].join(" and ");
+  const where = [...new Set(todo.map((b) => path.dirname(b.bundle)))].join(", ");
+  reporter.line(`${what} (esbuild → ${where}) … ${formatElapsed(Date.now() - t0)}`);
 }
 
 // 4. The dashboard. Rebuilt when anything it compiles changed since the last build.

@@ -107,7 +107,7 @@ describe("scripts/build.mjs without nlohmann-json", () => {
     expect(fromSource.out).toContain("usage: orchard <command>");
 
     const rebuilt = await run(process.execPath, ["scripts/build.mjs", "--install"]);
-    expect(rebuilt.out).toMatch(/\[build\] CLI and agent \(esbuild → apps\/cli\/dist\) … \d/);
+    expect(rebuilt.out, "only the CLI's bundle is rebuilt").toMatch(/\[build\] CLI \(esbuild → apps\/cli\/dist\) … \d/);
     const after = await run(process.execPath, [cli, "--help"], { ORCHARD_LAUNCH_DEBUG: "1" });
     expect(after.err).toContain("launch: orchard from dist/orchard.mjs");
   });
