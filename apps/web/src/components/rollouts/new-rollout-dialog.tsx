@@ -108,6 +108,8 @@ export function NewRolloutDialog({
   const preflight = useQuery({
     ...trpc.rollouts.preflight.queryOptions({ artifactId }),
     enabled: open && /^[0-9a-f]{64}$/.test(artifactId),
+    // Devices report what they load and their RAM as they come and go.
+    refetchInterval: open ? 10_000 : false,
   });
   const create = useMutation(
     trpc.rollouts.create.mutationOptions({
