@@ -16,7 +16,7 @@ import type { ArtifactDto } from "../../web/src/lib/artifacts.ts";
 import { parseTokenIds, roleForFileName } from "../../web/src/lib/artifacts.ts";
 import { uploadFile, type UploadProgress, type UploadSource } from "../../web/src/lib/upload.ts";
 import type { OrchardClient } from "./client.ts";
-import { ago, bytes, table } from "./format.ts";
+import { ago, bytes, formatByteRate, table } from "./format.ts";
 
 export interface PushOptions {
   files: string[];
@@ -216,7 +216,7 @@ function progressLine(name: string, before: number, total: number, deps: { err: 
   const text = (p: UploadProgress) => {
     const pct = p.bytesTotal === 0 ? 100 : (p.bytesDone / p.bytesTotal) * 100;
     const parts = [`${name}: ${bytes(p.bytesDone)} / ${bytes(p.bytesTotal)} (${pct.toFixed(0)}%)`];
-    if (p.rateBps) parts.push(`${bytes(p.rateBps)}/s`);
+    if (p.rateBps) parts.push(formatByteRate(p.rateBps));
     if (p.etaSeconds !== null && p.bytesDone < p.bytesTotal) parts.push(`ETA ${eta(p.etaSeconds)}`);
     if (total > p.bytesTotal) parts.push(`all files ${bytes(before + p.bytesDone)} / ${bytes(total)}`);
     if (p.retry) parts.push(`retrying in ${Math.round(p.retry.inMs / 1000)} s: ${p.retry.error}`);

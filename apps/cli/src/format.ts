@@ -10,17 +10,8 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join("\n");
 }
 
-export function bytes(n: number | null | undefined): string {
-  if (n === null || n === undefined) return "—";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(v >= 10 || u === 0 ? 0 : 1)} ${units[u]}`;
-}
+/** Sizes as the dashboard writes them (one formatter, binary units: "3.7 GiB"; null → "—"). */
+export { formatBytes as bytes, formatByteRate } from "@orchard/format";
 
 export function ago(ms: number | null, now = Date.now()): string {
   if (ms === null) return "never";

@@ -121,7 +121,7 @@ describe("deviceLine", () => {
     [{ online: false, canary: true }, "kitchen (canary): offline, gets it when it connects"],
     [
       { state: "downloading", bytesDone: 16 * MiB, rateBps: 8 * MiB, etaSeconds: 6 },
-      "kitchen: downloading 16 MiB of 64 MiB (25%), 8.0 MiB/s, 6s left",
+      "kitchen: downloading 16.0 MiB of 64.0 MiB (25%), 8.0 MiB/s, 6s left",
     ],
     [{ state: "health_check", attempt: 2 }, "kitchen: health check [try 2]"],
     [
@@ -157,7 +157,7 @@ describe("--wait", () => {
       { sleep },
     );
     expect(lines).toEqual([
-      "kitchen: downloading 0 B of 64 MiB (0%)\n",
+      "kitchen: downloading 0 B of 64.0 MiB (0%)\n",
       "kitchen: verifying\n",
       "kitchen: active\n",
       "rollout completed\n",

@@ -7,7 +7,7 @@
 import type { DeviceSummary, RolloutDeviceDto, RolloutDto, RolloutStrategy, RolloutSummaryDto } from "@orchard/contracts";
 import { resolveDevice } from "./chat.ts";
 import type { OrchardClient } from "./client.ts";
-import { ago, bytes, table } from "./format.ts";
+import { ago, bytes, formatByteRate, table } from "./format.ts";
 
 export interface RolloutIo {
   out: (text: string) => void;
@@ -91,7 +91,7 @@ export function deviceLine(d: RolloutDeviceDto): string {
       return `${name}: ${!d.sent ? "waiting for its turn" : d.online ? "sent, not started yet" : "offline, gets it when it connects"}${tries}`;
     case "downloading": {
       const pct = d.bytesTotal > 0 ? ` (${Math.floor((d.bytesDone / d.bytesTotal) * 100)}%)` : "";
-      const rate = d.rateBps !== null ? `, ${bytes(d.rateBps)}/s` : "";
+      const rate = d.rateBps !== null ? `, ${formatByteRate(d.rateBps)}` : "";
       const eta = d.etaSeconds !== null ? `, ${duration(d.etaSeconds)} left` : "";
       return `${name}: downloading ${bytes(d.bytesDone)} of ${bytes(d.bytesTotal)}${pct}${rate}${eta}${tries}`;
     }

@@ -9,6 +9,7 @@
  * Performance table does; the dashboard, the CSV/Markdown export and `orchard bench`
  * all use them, so every place shows the same columns.
  */
+import { bytesIn } from "@orchard/format";
 import { z } from "zod";
 import { Timestamp } from "./primitives.ts";
 
@@ -187,7 +188,7 @@ export const BENCH_COLUMNS: readonly Column[] = [
   { key: "decodeTokS", title: "Decode (tok/s)", format: fixed(2) },
   { key: "promptTokens", title: "Prompt tokens" },
   { key: "generatedTokens", title: "Generated tokens" },
-  { key: "peakRssBytes", title: "Peak RSS (MiB)", format: (v) => (v / 2 ** 20).toFixed(0) },
+  { key: "peakRssBytes", title: "Peak RSS (MiB)", format: (v) => bytesIn(v, "MiB").toFixed(0) },
   { key: "energyJPerToken", title: "Energy (J/token)", format: fixed(3) },
   { key: "tempBeforeC", title: "SoC °C before", format: fixed(1) },
   { key: "tempAfterC", title: "SoC °C after", format: fixed(1) },
@@ -310,7 +311,7 @@ export function sideBySide(models: readonly SideBySideModel[]): SideBySide {
 export function formatSideBySideValue(key: SideBySideMetric, v: number | null): string {
   if (v === null) return "n/a";
   const metric = SIDE_BY_SIDE_METRICS.find((m) => m.key === key)!;
-  return key === "peakRssBytes" ? (v / 2 ** 20).toFixed(0) : v.toFixed(metric.digits);
+  return key === "peakRssBytes" ? bytesIn(v, "MiB").toFixed(0) : v.toFixed(metric.digits);
 }
 
 /** "×2.41"; "n/a" where there is no factor. */

@@ -1,4 +1,5 @@
 /** `orchard-agent status`: what the agent on this data dir is doing, from agent.json and state.json. */
+import { formatBytes } from "@orchard/format";
 import { loadAgentFile, publicMqttUrl } from "../config/agent-file.js";
 import type { StatusCommand } from "../config/cli.js";
 import { dataPaths } from "../config/paths.js";
@@ -20,10 +21,6 @@ function ago(ms: number | null, now: number): string {
   if (s < 120) return `${s} s ago`;
   if (s < 7200) return `${Math.round(s / 60)} min ago`;
   return `${Math.round(s / 3600)} h ago`;
-}
-
-function mib(bytes: number | null): string {
-  return bytes === null ? "unknown" : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 export interface StatusReport {
@@ -81,7 +78,7 @@ export function formatStatus(report: StatusReport, now = Date.now()): string {
       const model = r.model ? `, model ${r.model}` : "";
       lines.push([
         "runner",
-        `${r.state} (${r.backend}${model}${r.pid ? `, pid ${r.pid}` : ""}, rss ${mib(r.rssBytes)}, restarts ${r.restarts})`,
+        `${r.state} (${r.backend}${model}${r.pid ? `, pid ${r.pid}` : ""}, rss ${formatBytes(r.rssBytes, { missing: "unknown" })}, restarts ${r.restarts})`,
       ]);
       if (r.lastError) lines.push(["last error", r.lastError]);
       const t = s.telemetry;

@@ -674,9 +674,7 @@ describe("preflight refuses before fetching a byte", () => {
     await rollOut(r, d, b, { rolloutId: "ro-b" });
     expect(states(d.events)).toEqual(["pending", "preflight", "failed"]);
     expect(lastState(d.events)?.error).toMatchObject({ code: "disk_full" });
-    expect(lastState(d.events)?.error?.message).toMatch(
-      /needs 0\.4 MiB more .* the models quota \(--models-quota 0\.7 MiB\) leaves 0\.3 MiB/,
-    );
+    expect(lastState(d.events)?.error?.message).toMatch(/needs 391 KiB more .* the models quota \(--models-quota 684 KiB\) leaves 292 KiB/);
     expect(r.server.requests.length).toBe(served);
     expect(await readCurrent(d.dataDir)).toMatchObject({ active: { artifactId: a.artifactId } });
   });
@@ -721,7 +719,7 @@ describe("preflight refuses before fetching a byte", () => {
     });
     await rollOut(r, d, a);
     expect(lastState(d.events)).toMatchObject({ state: "failed", error: { code: "insufficient_memory" } });
-    expect(lastState(d.events)?.error?.message).toMatch(/needs 512\.3 MiB of RAM .* this device has 390\.6 MiB/);
+    expect(lastState(d.events)?.error?.message).toMatch(/needs 512 MiB of RAM .* this device has 391 MiB/);
     expect(r.server.requests).toEqual([]);
   });
 });

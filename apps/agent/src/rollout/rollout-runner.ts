@@ -44,6 +44,7 @@ import {
   manifestBytes,
   MODEL_RAM_HEADROOM_BYTES,
 } from "@orchard/contracts";
+import { formatBytes } from "@orchard/format";
 import type { RunnerConfig } from "../config/cli.js";
 import type { BackoffOptions } from "../lib/backoff.js";
 import { type Clock, systemClock } from "../lib/clock.js";
@@ -173,10 +174,6 @@ function failureOf(error: unknown): RolloutError {
   if (error instanceof UnsafeFileNameError) return { code: "bad_manifest", message: clip(error.message) };
   if (isEnospc(error)) return { code: "disk_full", message: clip(`the disk is full: ${(error as Error).message}`) };
   return { code: "internal", message: clip(`the agent failed: ${error instanceof Error ? error.message : String(error)}`) };
-}
-
-function mib(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 async function hashFile(file: string, signal: AbortSignal): Promise<string> {
@@ -684,7 +681,7 @@ export class RolloutRunner {
       if (memory && memory.memTotalBytes < need) {
         throw new StepFailure(
           "insufficient_memory",
-          `the model needs ${mib(need)} of RAM (${mib(model.size)} mapped + ${mib(RAM_HEADROOM_BYTES)}), this device has ${mib(memory.memTotalBytes)}`,
+          `the model needs ${formatBytes(need)} of RAM (${formatBytes(model.size)} mapped + ${formatBytes(RAM_HEADROOM_BYTES)}), this device has ${formatBytes(memory.memTotalBytes)}`,
         );
       }
     }
@@ -702,11 +699,11 @@ export class RolloutRunner {
     if (need > room.free) {
       const limit =
         room.quotaLeft !== null && room.quotaLeft < room.diskFree
-          ? `the models quota (--models-quota ${mib(this.#store.quotaBytes ?? 0)}) leaves ${mib(room.quotaLeft)}`
-          : `${mib(room.diskFree)} free on the disk`;
+          ? `the models quota (--models-quota ${formatBytes(this.#store.quotaBytes ?? 0)}) leaves ${formatBytes(room.quotaLeft)}`
+          : `${formatBytes(room.diskFree)} free on the disk`;
       throw new StepFailure(
         "disk_full",
-        `not enough room for the model: it needs ${mib(need)} more (${mib(total)} in all, ${mib(present)} already here) while keeping the active and previous models, and ${limit}`,
+        `not enough room for the model: it needs ${formatBytes(need)} more (${formatBytes(total)} in all, ${formatBytes(present)} already here) while keeping the active and previous models, and ${limit}`,
       );
     }
     return false;

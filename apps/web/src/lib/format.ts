@@ -4,20 +4,8 @@
  * becomes 0 (callers show NotAvailable instead).
  */
 
-const UNITS = ["B", "KB", "MB", "GB", "TB"] as const;
-
-/** 1536 → "1.5 KB" (powers of 1024, as free(1) and the Pi's own tools show memory). */
-export function formatBytes(bytes: number, digits = 1): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return "?";
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const fixed = unit === 0 || value >= 100 ? value.toFixed(0) : value.toFixed(digits);
-  return `${fixed} ${UNITS[unit]}`;
-}
+/** Sizes: one formatter for the dashboard, the CLI and the server's messages (binary units: "4.6 GiB"). */
+export { formatByteRate, formatBytes } from "@orchard/format";
 
 export function formatPercent(value: number): string {
   return `${value < 10 ? value.toFixed(1) : value.toFixed(0)}%`;

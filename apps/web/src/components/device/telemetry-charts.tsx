@@ -46,11 +46,11 @@ const tempRange: YRange = (min, max) => [Math.min(30, (min ?? 30) - 5), Math.max
 const fromZero =
   (softMax: number): YRange =>
   (_min, max) => [0, Math.max(softMax, (max ?? 0) * 1.15)];
-/** Axis labels for bytes: "512 MB", "2 GB", "1.5 GB". */
-const bytes = (v: number) => (v === 0 ? "0" : formatBytes(v, 1).replace(/\.0 /, " "));
+/** Axis labels for bytes: "512 MiB", "2 GiB", "1.5 GiB". */
+const bytes = (v: number) => (v === 0 ? "0" : formatBytes(v, { trimZero: true }));
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
-/** Power-of-two tick steps, so memory axes read 2 GB, 4 GB, 6 GB rather than 2.3 GB, 4.7 GB. */
+/** Power-of-two tick steps, so memory axes read 2 GiB, 4 GiB, 6 GiB rather than 2.3 GiB, 4.7 GiB. */
 const BYTE_INCRS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512].map((n) => n * MiB).concat([1, 2, 4, 8, 16, 32, 64].map((n) => n * GiB));
 
 interface Columns {

@@ -1,6 +1,6 @@
 /** One file on its way to the server: a progress bar with bytes, rate and ETA, and what went wrong. */
 import { cn } from "@/lib/cn";
-import { formatBytes, formatDuration } from "@/lib/format";
+import { formatByteRate, formatBytes, formatDuration } from "@/lib/format";
 
 export interface FileProgress {
   label: string;
@@ -49,7 +49,7 @@ export function UploadProgress({ files }: { files: FileProgress[] }) {
             </div>
             {f.state === "uploading" && (f.rateBps || f.etaSeconds !== null) ? (
               <p className="text-xs text-muted-foreground tabular-nums" data-testid="upload-rate">
-                {f.rateBps ? `${formatBytes(f.rateBps)}/s` : null}
+                {f.rateBps ? formatByteRate(f.rateBps) : null}
                 {f.etaSeconds !== null ? ` · ${formatDuration(f.etaSeconds * 1000)} left` : null}
               </p>
             ) : null}

@@ -10,7 +10,7 @@ import type { RolloutCounts, RolloutDeviceDto, RolloutDto } from "@orchard/contr
 import { Badge } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";
 import { cn } from "@/lib/cn";
-import { formatBytes, formatDuration } from "@/lib/format";
+import { formatByteRate, formatBytes, formatDuration } from "@/lib/format";
 import { DeviceRolloutStateBadge } from "./rollout-badges";
 
 export function RolloutCountsText({ counts }: { counts: RolloutCounts }) {
@@ -40,11 +40,11 @@ function progressOf(d: RolloutDeviceDto): number {
   return Math.min(100, (d.bytesDone / d.bytesTotal) * 100);
 }
 
-/** "12.0 MB of 64.0 MB · 8.0 MB/s · 7 s left" while downloading; what it waits for otherwise. */
+/** "12.0 MiB of 64.0 MiB · 8.0 MiB/s · 7 s left" while downloading; what it waits for otherwise. */
 function detailOf(d: RolloutDeviceDto, rollout: Pick<RolloutDto, "state">): string {
   if (d.state === "downloading") {
     const parts = [`${formatBytes(d.bytesDone)} of ${formatBytes(d.bytesTotal)}`];
-    if (d.rateBps !== null) parts.push(`${formatBytes(d.rateBps)}/s`);
+    if (d.rateBps !== null) parts.push(formatByteRate(d.rateBps));
     if (d.etaSeconds !== null) parts.push(`${formatDuration(d.etaSeconds * 1000)} left`);
     return parts.join(" · ");
   }

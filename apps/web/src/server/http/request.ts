@@ -1,6 +1,7 @@
 /** Small helpers for plain Node HTTP handlers: credentials, origin and same-origin checks, JSON bodies and replies. */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type ApiError } from "@orchard/contracts";
+import { formatBytes } from "@orchard/format";
 import { AppError, HTTP_STATUS } from "../errors.ts";
 import { SESSION_COOKIE, parseCookies } from "./cookies.ts";
 
@@ -86,7 +87,7 @@ export function originOf(req: IncomingMessage): string {
 export function bodyTooLarge(maxBytes: number): AppError {
   return new AppError(
     "payload_too_large",
-    `The request body is over the ${formatBytes(maxBytes)} limit (${maxBytes} bytes); nothing was changed.`,
+    `The request body is over the ${formatBytes(maxBytes, { trimZero: true })} limit (${maxBytes} bytes); nothing was changed.`,
   );
 }
 
@@ -110,10 +111,6 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   } catch {
     throw new AppError("bad_request", "Request body is not valid JSON.");
   }
-}
-
-function formatBytes(n: number): string {
-  return n >= 1024 * 1024 ? `${n / (1024 * 1024)} MiB` : n >= 1024 ? `${n / 1024} KiB` : `${n} bytes`;
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

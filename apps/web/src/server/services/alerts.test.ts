@@ -188,7 +188,7 @@ describe.each(DB_KINDS)("alerts on %s", (kind) => {
   it("opens disk_low below the free share and clears it 2 points above", async () => {
     connect("pi-a");
     report("pi-a", { diskTotalBytes: 100 * GiB, diskFreeBytes: 9.5 * GiB });
-    expect(alerts.active()[0]).toMatchObject({ kind: "disk_low", message: "Disk 9.5% free: 9.5 GB of 100.0 GB (threshold 10%)." });
+    expect(alerts.active()[0]).toMatchObject({ kind: "disk_low", message: "Disk 9.5% free: 9.5 GiB of 100 GiB (threshold 10%)." });
     // 11 % is not enough to clear.
     report("pi-a", { diskFreeBytes: 11 * GiB }, 1000);
     report("pi-a", { diskFreeBytes: 11 * GiB }, HOLD * 2);

@@ -24,6 +24,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
+import { formatBytes } from "@orchard/format";
 import { ALERT_KINDS, AlertKind, type AlertDto, type DeviceStatus, type DeviceSummary, type TelemetrySample } from "@orchard/contracts";
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
@@ -337,7 +338,7 @@ export class AlertService extends EventEmitter<AlertEvents> {
         if (free < o.diskFreePercent) {
           return {
             kind: "fire",
-            message: `Disk ${free.toFixed(1)}% free: ${formatGB(s.diskFreeBytes)} of ${formatGB(s.diskTotalBytes)} (threshold ${o.diskFreePercent}%).`,
+            message: `Disk ${free.toFixed(1)}% free: ${formatBytes(s.diskFreeBytes)} of ${formatBytes(s.diskTotalBytes)} (threshold ${o.diskFreePercent}%).`,
           };
         }
         return free >= o.diskFreePercent + o.diskHysteresisPercent ? { kind: "ok" } : { kind: "band" };
@@ -455,8 +456,4 @@ function parseCursor(cursor: string): { startedAt: number; id: string } {
 
 function formatSeconds(ms: number): string {
   return `${Math.max(0, Math.round(ms / 1000))} s`;
-}
-
-function formatGB(bytes: number): string {
-  return `${(bytes / 2 ** 30).toFixed(1)} GB`;
 }

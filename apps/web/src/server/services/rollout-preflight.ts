@@ -19,21 +19,15 @@ import {
   type DeviceSummary,
   type RolloutDeviceFit,
 } from "@orchard/contracts";
+import { formatBytes } from "@orchard/format";
 
 export type FitDevice = Pick<DeviceSummary, "id" | "name" | "online" | "runtimes" | "activeModel" | "previousModel"> & {
   telemetry: Pick<NonNullable<DeviceSummary["telemetry"]>, "memTotalBytes" | "diskFreeBytes"> | null;
 };
 
-/** 1.5 GiB, 512 MiB: binary units, as the agent's own messages. */
+/** 1.5 GiB, 512 MiB: the one byte formatter (@orchard/format), as the agent's own messages and the dashboard. */
 export function binaryBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 || value >= 100 ? value.toFixed(0) : value.toFixed(1)} ${units[unit]}`;
+  return formatBytes(bytes);
 }
 
 /**
