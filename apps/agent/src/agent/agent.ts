@@ -21,7 +21,7 @@ import type { RestartPolicyOptions } from "../runner/restart-policy.js";
 import { defaultLlamaRunner } from "../runner/programs.js";
 import { type RunnerLaunch, RunnerSupervisor } from "../runner/supervisor.js";
 import { deviceAuthorization, fetchArtifactKey } from "../rollout/artifact-key.js";
-import { CombinedCapabilities, probeCapabilities } from "../rollout/capabilities.js";
+import { askUntilComplete, CombinedCapabilities, probeCapabilities } from "../rollout/capabilities.js";
 import { SupervisorModelHost, canRun } from "../rollout/model-host.js";
 import { ModelStore } from "../rollout/model-store.js";
 import { RolloutRunner, type RolloutRunnerOptions } from "../rollout/rollout-runner.js";
@@ -93,6 +93,8 @@ export class Agent {
   readonly #hostname: string;
   readonly #arch: string;
   #tickTimer: NodeJS.Timeout | null = null;
+  /** Stops asking runners whose capabilities are still unknown. */
+  #stopAskingCapabilities: (() => void) | null = null;
   #nextTickAt = 0;
   #lastSampleAt: number | null = null;
   #closing: Promise<void> | null = null;
@@ -193,9 +195,14 @@ export class Agent {
     this.capabilities = new CombinedCapabilities(
       [
         { name: "orchard-runner", probe: () => probeCapabilities(runnerCommand) },
-        { name: "orchard-llama-runner", probe: () => probeCapabilities(llamaRunner.command, llamaRunner.args, 30_000) },
+        { name: "orchard-llama-runner", probe: () => probeCapabilities(llamaRunner.command, llamaRunner.args) },
       ],
-      (name, error) => this.#log.warn(`${name} does not say what it can load; its runtimes are refused`, { error: error.message }),
+      (name, error) =>
+        (error as { reason?: string }).reason === "timeout"
+          ? this.#log.warn(`${name}: capabilities unknown (probe timed out); its runtimes are refused until it answers`, {
+              error: error.message,
+            })
+          : this.#log.warn(`${name} does not say what it can load; its runtimes are refused`, { error: error.message }),
     );
     this.rollout = new RolloutRunner({
       store: new ModelStore({ dataDir: options.dataDir, quotaBytes: options.modelsQuotaBytes ?? null, logger: options.logger }),
@@ -345,16 +352,20 @@ export class Agent {
     this.supervisor.setLaunch(launch);
     if (canRun(launch)) this.supervisor.start();
     else this.#log.warn("no model to run: --runner executorch or llamacpp without --model waits for a rollout to activate one");
-    void this.capabilities.get().then(
-      (caps) => {
-        this.#runtimes = Object.keys(caps.runtimes).sort().slice(0, 16);
+    // Asked until every runner answered: a probe that timed out on a busy machine is asked again later.
+    this.#stopAskingCapabilities = askUntilComplete(this.capabilities, {
+      onUnion: (caps) => {
+        const runtimes = Object.keys(caps.runtimes).sort().slice(0, 16);
+        if (this.#runtimes !== null && runtimes.join() === this.#runtimes.join()) return;
+        this.#runtimes = runtimes;
         this.#log.info("runner capabilities", { runnerVersion: caps.version, runtimes: this.#runtimes });
         // The server refuses rollouts of runtimes this device cannot load before they start.
         void this.link.publishStatus();
       },
-      (error: unknown) =>
-        this.#log.warn("the runner does not say what it can load; rollouts will be refused", { error: (error as Error).message }),
-    );
+      onError: (error) => this.#log.warn("the runner does not say what it can load; rollouts will be refused", { error: error.message }),
+      onRetry: (missing, delayMs) =>
+        this.#log.info("asking the runners again for what they can load", { missing, inSeconds: Math.round(delayMs / 1000) }),
+    });
     if (!this.#enrollment.artifactPublicKey) {
       void this.#artifactKey().catch((error: unknown) =>
         this.#log.warn("could not fetch the server's artifact key yet; tried again at the next rollout", {
@@ -484,6 +495,7 @@ export class Agent {
       this.#log.info("agent shutting down", { reason });
       if (this.#tickTimer) clearTimeout(this.#tickTimer);
       this.#tickTimer = null;
+      this.#stopAskingCapabilities?.();
       // A download stops at once (its partial file stays for the resume); the rollout's state stays on disk.
       await this.rollout.shutdown();
       // While the link is still up, so every chat's last message reaches the server.

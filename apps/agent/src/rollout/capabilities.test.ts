@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { REPO_RUNNER_PATH } from "../config/cli.js";
 import { LLAMA_RUNNER_SCRIPT } from "../runner/programs.js";
 import {
+  askUntilComplete,
   CapabilitiesError,
   CapabilityCache,
   CombinedCapabilities,
@@ -54,10 +55,51 @@ describe("orchard-runner --capabilities", () => {
       await expect(probeCapabilities(old.file)).rejects.toThrow(
         /--capabilities failed .*: orchard-runner: unknown argument .*predates rollouts/,
       );
+      await expect(probeCapabilities(old.file)).rejects.toMatchObject({ reason: "predates" });
       await expect(probeCapabilities(garbage.file)).rejects.toThrow(/printed no valid capabilities line/);
     } finally {
       await old.done();
       await garbage.done();
+    }
+  });
+
+  it("a probe that times out under load is asked again and gives the real capabilities, never 'predates rollouts'", async () => {
+    // The first run hangs (a runner starting on a loaded machine) until the probe's timeout kills it; the second answers.
+    const dir = await mkdtemp(path.join(os.tmpdir(), "orchard-caps-slow-"));
+    const runs = path.join(dir, "runs");
+    const slow = await script(
+      `n=$(($(cat '${runs}' 2>/dev/null || echo 0) + 1)); echo $n > '${runs}'\n` +
+        `[ "$1" = "--capabilities" ] || exit 2\n` +
+        `[ $n -eq 1 ] && exec sleep 60\n` +
+        `echo '${JSON.stringify(CAPS)}'`,
+    );
+    try {
+      const caps = await probeCapabilities(slow.file, [], 1_000, { attempts: 3, retryDelayMs: 10 }).catch((error: Error) => error);
+      expect(caps, "a timed-out probe must be retried, not reported as a runner that predates rollouts").toEqual(CAPS);
+      expect(readFileSync(runs, "utf8").trim()).toBe("2");
+    } finally {
+      await slow.done();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a probe that never answers says capabilities unknown (timed out), not 'predates rollouts'", async () => {
+    const hangs = await script("exec sleep 60");
+    const crashes = await script("echo 'Error: cannot load node-llama-cpp' >&2; exit 1");
+    try {
+      const error = await probeCapabilities(hangs.file, [], 500, { attempts: 2, retryDelayMs: 10 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CapabilitiesError);
+      expect((error as CapabilitiesError).reason).toBe("timeout");
+      expect((error as Error).message).toMatch(/capabilities unknown \(probe timed out: 2 tries of 0\.5 s\)/);
+      expect((error as Error).message).not.toMatch(/predates/);
+      // A runner that answers with a failure is not a timeout, and not an old runner either.
+      const crash = await probeCapabilities(crashes.file).catch((e: unknown) => e);
+      expect((crash as CapabilitiesError).reason).toBe("failed");
+      expect((crash as Error).message).toMatch(/exit code 1.*cannot load node-llama-cpp/);
+      expect((crash as Error).message).not.toMatch(/predates/);
+    } finally {
+      await hangs.done();
+      await crashes.done();
     }
   });
 
@@ -164,5 +206,40 @@ describe("the union of orchard-runner and orchard-llama-runner", () => {
       { name: "b", probe: async () => Promise.reject(new Error("b is broken")) },
     ]);
     await expect(none.get()).rejects.toThrow("a is broken; b is broken");
+  });
+
+  it("asks again later until every runner has answered, and hands over each new union", async () => {
+    let llamaCalls = 0;
+    const combined = new CombinedCapabilities([
+      { name: "orchard-runner", probe: async () => CAPS },
+      {
+        name: "orchard-llama-runner",
+        probe: async () => {
+          llamaCalls += 1;
+          if (llamaCalls < 3) throw new CapabilitiesError("orchard-llama-runner: capabilities unknown (probe timed out)", "timeout");
+          return LLAMA;
+        },
+      },
+    ]);
+    const unions: string[][] = [];
+    const retries: number[] = [];
+    await new Promise<void>((resolve) => {
+      askUntilComplete(combined, {
+        backoff: { initialMs: 5, maxMs: 20 },
+        onUnion: (caps) => {
+          unions.push(Object.keys(caps.runtimes).sort());
+          if (caps.runtimes["llama.cpp"]) resolve();
+        },
+        onRetry: (missing, delayMs) => retries.push(delayMs) && expect(missing).toEqual(["orchard-llama-runner"]),
+      });
+    });
+    expect(unions).toEqual([
+      ["executorch", "sim"],
+      ["executorch", "sim"],
+      ["executorch", "llama.cpp", "sim"],
+    ]);
+    expect(retries).toEqual([5, 10]);
+    expect(combined.missing()).toEqual([]);
+    expect(llamaCalls).toBe(3);
   });
 });

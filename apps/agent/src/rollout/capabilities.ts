@@ -9,6 +9,8 @@
 import { execFile } from "node:child_process";
 import type { ArtifactManifest } from "@orchard/contracts";
 import { z } from "zod";
+import { type BackoffOptions, backoffDelay } from "../lib/backoff.js";
+import { sleep } from "../lib/clock.js";
 
 const RuntimeSupport = z.object({
   versions: z.array(z.string().min(1).max(64)).max(64),
@@ -22,35 +24,111 @@ export const RunnerCapabilities = z.object({
 });
 export type RunnerCapabilities = z.infer<typeof RunnerCapabilities>;
 
+/**
+ * Why a probe gave no capabilities. Only `predates` means the runner cannot say what it
+ * loads (it refused the flag); `timeout` and `killed` mean it gave no answer (a machine
+ * under load), so the capabilities are unknown and asked again later.
+ */
+export type CapabilitiesFailure = "predates" | "failed" | "invalid" | "timeout" | "killed" | "not_runnable";
+
 export class CapabilitiesError extends Error {
   override readonly name = "CapabilitiesError";
+  constructor(
+    message: string,
+    readonly reason: CapabilitiesFailure = "failed",
+  ) {
+    super(message);
+  }
 }
 
-/** Runs `<runner> [args…] --capabilities` and parses its line. */
-export function probeCapabilities(command: string, args: readonly string[] = [], timeoutMs = 10_000): Promise<RunnerCapabilities> {
+/** A runner starting on a busy 2-core machine or a Pi (Node loading node-llama-cpp) can take many seconds. */
+export const CAPABILITIES_TIMEOUT_MS = 30_000;
+
+export interface ProbeRetryOptions {
+  /** Tries in all when the runner gives no answer in time (default 3); an answer, even a failure, is not asked again. */
+  attempts?: number;
+  /** Wait before the second try, doubled for each further one (default 2 s). */
+  retryDelayMs?: number;
+}
+
+/** Asked with --capabilities, these words on stderr (or usage exit code 2) mean the runner does not know the flag. */
+const UNKNOWN_FLAG = /unknown (argument|option|flag)|unrecognized (argument|option)/i;
+
+function probeOnce(command: string, args: readonly string[], timeoutMs: number): Promise<RunnerCapabilities> {
   return new Promise((resolve, reject) => {
-    execFile(command, [...args, "--capabilities"], { timeout: timeoutMs, maxBuffer: 64 * 1024 }, (error, stdout, stderr) => {
-      if (error) {
-        const why = stderr.trim().split("\n")[0] ?? "";
-        reject(
-          new CapabilitiesError(
-            `${command} --capabilities failed (${error.message.split("\n")[0]})${why ? `: ${why.slice(0, 300)}` : ""}; an orchard-runner that predates rollouts cannot say what it loads — update it`,
-          ),
-        );
-        return;
-      }
-      const line = stdout.split("\n").find((l) => l.trim() !== "");
-      try {
-        resolve(RunnerCapabilities.parse(JSON.parse(line ?? "")));
-      } catch (parseError) {
-        reject(
-          new CapabilitiesError(
-            `${command} --capabilities printed no valid capabilities line: ${(parseError as Error).message.slice(0, 300)}`,
-          ),
-        );
-      }
-    });
+    execFile(
+      command,
+      [...args, "--capabilities"],
+      // SIGKILL: a runner stuck starting up must not outlive its probe.
+      { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 * 1024 },
+      (error, stdout, stderr) => {
+        if (error) {
+          const why = stderr.trim().split("\n")[0]?.slice(0, 300) ?? "";
+          const e = error as NodeJS.ErrnoException & { killed?: boolean; signal?: NodeJS.Signals | null; code?: unknown };
+          if (typeof e.code === "string") {
+            reject(new CapabilitiesError(`cannot run ${command} --capabilities: ${e.code} (${e.message.split("\n")[0]})`, "not_runnable"));
+          } else if (e.killed) {
+            reject(new CapabilitiesError(`${command} --capabilities gave no answer within ${timeoutMs / 1000} s`, "timeout"));
+          } else if (e.signal) {
+            reject(new CapabilitiesError(`${command} --capabilities was killed by ${e.signal} before it answered`, "killed"));
+          } else if (e.code === 2 || UNKNOWN_FLAG.test(stderr)) {
+            reject(
+              new CapabilitiesError(
+                `${command} --capabilities failed (exit code ${String(e.code)})${why ? `: ${why}` : ""}; an orchard-runner that predates rollouts cannot say what it loads — update it`,
+                "predates",
+              ),
+            );
+          } else {
+            reject(
+              new CapabilitiesError(`${command} --capabilities failed (exit code ${String(e.code)})${why ? `: ${why}` : ""}`, "failed"),
+            );
+          }
+          return;
+        }
+        const line = stdout.split("\n").find((l) => l.trim() !== "");
+        try {
+          resolve(RunnerCapabilities.parse(JSON.parse(line ?? "")));
+        } catch (parseError) {
+          reject(
+            new CapabilitiesError(
+              `${command} --capabilities printed no valid capabilities line: ${(parseError as Error).message.slice(0, 300)}`,
+              "invalid",
+            ),
+          );
+        }
+      },
+    );
   });
+}
+
+/**
+ * Runs `<runner> [args…] --capabilities` and parses its line. A run that gives no answer
+ * within `timeoutMs` (or is killed) is tried again after a pause, up to `attempts` tries;
+ * when none answers the error says "capabilities unknown (probe timed out …)" — never
+ * that the runner predates rollouts, which only a runner refusing the flag says.
+ */
+export async function probeCapabilities(
+  command: string,
+  args: readonly string[] = [],
+  timeoutMs = CAPABILITIES_TIMEOUT_MS,
+  retry: ProbeRetryOptions = {},
+): Promise<RunnerCapabilities> {
+  const attempts = Math.max(1, retry.attempts ?? 3);
+  const delayMs = retry.retryDelayMs ?? 2_000;
+  let last: CapabilitiesError | null = null;
+  for (let attempt = 0; attempt < attempts; attempt++) {
+    if (attempt > 0) await sleep(delayMs * 2 ** (attempt - 1));
+    try {
+      return await probeOnce(command, args, timeoutMs);
+    } catch (error) {
+      if (!(error instanceof CapabilitiesError) || (error.reason !== "timeout" && error.reason !== "killed")) throw error;
+      last = error;
+    }
+  }
+  throw new CapabilitiesError(
+    `${command}: capabilities unknown (probe timed out: ${attempts} ${attempts === 1 ? "try" : "tries"} of ${timeoutMs / 1000} s)${last!.reason === "killed" ? `; last: ${last!.message}` : ""}; asked again later`,
+    "timeout",
+  );
 }
 
 /** Asks the runner once; a failure is not cached, so a fixed binary is picked up by the next rollout. */
@@ -150,6 +228,53 @@ export class CombinedCapabilities {
   cached(): RunnerCapabilities | null {
     return this.#value;
   }
+
+  /** The sources that have not answered yet (their runtimes are missing from the union). */
+  missing(): string[] {
+    return this.#parts.filter((p) => p.cache.cached() === null).map((p) => p.name);
+  }
+}
+
+/** Asking again for runners whose capabilities are unknown: 30 s, 1 min, 2 min … at most every 10 min. */
+export const CAPABILITIES_RETRY_BACKOFF: BackoffOptions = { initialMs: 30_000, maxMs: 600_000, factor: 2, jitter: 0.2 };
+
+/**
+ * Asks `caps` now and, while a source has not answered (a probe that timed out on a
+ * busy machine), again after each backoff delay until every source has; each union
+ * computed goes to `onUnion` (so the agent republishes its runtimes). Returns a stop function.
+ */
+export function askUntilComplete(
+  caps: CombinedCapabilities,
+  opts: {
+    backoff?: BackoffOptions;
+    onUnion: (caps: RunnerCapabilities) => void;
+    onError?: (error: Error) => void;
+    onRetry?: (missing: string[], delayMs: number) => void;
+  },
+): () => void {
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let attempt = 0;
+  const ask = async () => {
+    timer = null;
+    try {
+      const union = await caps.get();
+      if (!stopped) opts.onUnion(union);
+    } catch (error) {
+      if (!stopped) opts.onError?.(error instanceof Error ? error : new Error(String(error)));
+    }
+    const missing = caps.missing();
+    if (stopped || missing.length === 0) return;
+    const delayMs = backoffDelay(attempt++, opts.backoff ?? CAPABILITIES_RETRY_BACKOFF);
+    opts.onRetry?.(missing, delayMs);
+    timer = setTimeout(() => void ask(), delayMs);
+    timer.unref?.();
+  };
+  void ask();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
 }
 
 /** How the reasons below name the runners: orchard-runner's plain version, or a merged list of programs. */
