@@ -369,8 +369,11 @@ export async function startOrchard(env: Env): Promise<OrchardServer> {
         `\n  Sign in at ${url}/login as "${ADMIN_USERNAME}" with password: ${admin.generatedPassword}\n` +
           `  (shown only now; set ORCHARD_ADMIN_PASSWORD to choose your own)\n\n`,
       );
+    } else if (env.ORCHARD_ADMIN_PASSWORD !== undefined) {
+      log.info(`sign in at ${url}/login as "${ADMIN_USERNAME}" with the password in ORCHARD_ADMIN_PASSWORD`);
     } else {
-      log.info(`sign in at ${url}/login as "${ADMIN_USERNAME}"`);
+      // The password was printed on the first start only: say how to get a new one.
+      log.info(`sign in at ${url}/login as "${ADMIN_USERNAME}" (password lost? stop the server and run \`npm run reset-admin-password\`)`);
     }
 
     return { url, mqttUrl: broker ? `mqtt://127.0.0.1:${broker.port}` : brokerUrl, services, close: closeAll };

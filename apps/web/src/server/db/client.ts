@@ -11,6 +11,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import { PrismaPGlite } from "pglite-prisma-adapter";
 import pg from "pg";
 import { PrismaClient } from "./generated/client.ts";
+import { lockEmbeddedDatabase } from "./lock.ts";
 import { migrate, readMigrations, type MigrationResult, type SqlConnection } from "./migrate.ts";
 
 export type Prisma = InstanceType<typeof PrismaClient>;
@@ -60,11 +61,18 @@ export async function openDatabase(opts: { databaseUrl?: string; dataDir: string
   // PGlite neither creates parent folders nor allows a second process on the same folder.
   const dir = opts.dataDir === null ? null : path.join(opts.dataDir, "db");
   if (dir) await mkdir(dir, { recursive: true });
+  // PGlite does not refuse a second process on the folder itself (db/lock.ts).
+  const unlock = opts.dataDir === null ? () => undefined : lockEmbeddedDatabase(opts.dataDir);
   const pglite = dir ? new PGlite(dir) : new PGlite();
   await pglite.waitReady.catch((err: Error) => {
-    throw new Error(`cannot open the embedded database in ${dir} (is another Orchard server using it?): ${err.message}`);
+    unlock();
+    throw new Error(`cannot open the embedded database in ${dir}: ${err.message}`);
   });
-  const migration = await migrate(pgliteConnection(pglite), migrations, { advisoryLock: false });
+  const migration = await migrate(pgliteConnection(pglite), migrations, { advisoryLock: false }).catch(async (err: unknown) => {
+    await pglite.close().catch(() => undefined);
+    unlock();
+    throw err;
+  });
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
   return {
     prisma,
@@ -78,6 +86,7 @@ export async function openDatabase(opts: { databaseUrl?: string; dataDir: string
     close: async () => {
       await prisma.$disconnect();
       await pglite.close();
+      unlock();
     },
   };
 }

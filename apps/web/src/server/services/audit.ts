@@ -14,8 +14,11 @@ import { AUDIT_ACTIONS, type AuditAction } from "../../lib/audit-actions.ts";
 
 export { AUDIT_ACTIONS, type AuditAction };
 
-/** Who acted: a signed-in principal, or a caller that is not a user (a device with an enrollment token, a failed sign-in). */
-export type AuditActor = Pick<Principal, "userId" | "username"> & { via: Principal["via"] | "enrollment_token" | "login" };
+/**
+ * Who acted: a signed-in principal, or a caller that is not a user (a device with an enrollment token, a failed sign-in,
+ * an operator at the server's console: npm run reset-admin-password).
+ */
+export type AuditActor = Pick<Principal, "userId" | "username"> & { via: Principal["via"] | "enrollment_token" | "login" | "console" };
 
 export const AuditEventDto = z.object({
   id: z.string(),
