@@ -123,8 +123,17 @@ describe("account sessions", () => {
     expect(ended.data.count).toBe(before - 1);
     expect((await query("auth.me", there)).status).toBe(401);
     expect((await query<Session[]>("account.sessions", here)).data.map((s) => s.userAgent)).toEqual(["here"]);
-    // With an API key there is no "this session" to keep.
-    await expect(server.client.account.revokeOtherSessions.mutate()).rejects.toThrow(/Sign in with a browser/);
+    // With an API key there is no "this session" to keep: refused, and nothing ends.
+    const key = await mutate<{ key: string }>("apiKeys.create", here, { name: "bob's script" });
+    const withKey = await fetch(`${server.url}/api/trpc/account.revokeOtherSessions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key.data.key}`, "content-type": "application/json" },
+    });
+    expect(withKey.status).toBe(400);
+    expect(((await withKey.json()) as { error: { message: string } }).error.message).toBe(
+      "Sign in with a browser to end your other sessions: an API key is no session, so it has no others.",
+    );
+    expect((await query("auth.me", here)).status).toBe(200);
   });
 
   it("changing your password keeps ending your other sessions", async () => {
