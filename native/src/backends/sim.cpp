@@ -1,5 +1,7 @@
 #include "orchard/backends/sim.h"
 
+#include <algorithm>
+#include <limits>
 #include <thread>
 
 namespace orchard::sim {
@@ -9,7 +11,9 @@ constexpr std::int32_t kSpace = ' ';
 constexpr std::int32_t kPeriod = '.';
 constexpr float kFavouredLogit = 9.0f;
 constexpr float kNoiseRange = 4.0f;    // letters and space: noise in [0, 4)
-constexpr float kUnlikelyLogit = -10.0f;
+// Every other byte and control token is never sampled (a sampled control byte or a stray
+// byte >= 0x80 would be unprintable text); only the favoured token, letters and space are.
+constexpr float kNeverLogit = -std::numeric_limits<float>::infinity();
 
 std::uint64_t fnv1a(const std::int32_t* ids, std::size_t count) {
   std::uint64_t hash = 1469598103934665603ull;
@@ -172,6 +176,16 @@ std::int32_t SimModel::favoured_token() const {
 }
 
 void SimModel::compute_logits() {
+  const std::int32_t favoured = favoured_token();
+  // Inside a multi-byte character (the favoured byte continues one) nothing else may be
+  // sampled: a letter there would make invalid UTF-8, shown as U+FFFD (a missing-glyph
+  // box). Sampling still wanders between characters, as before.
+  const std::int32_t plain = unshift(favoured);
+  if (plain >= 0x80 && plain <= 0xBF) {
+    std::fill(logits_.begin(), logits_.end(), kNeverLogit);
+    logits_[static_cast<std::size_t>(favoured)] = kFavouredLogit;
+    return;
+  }
   const std::uint64_t history_hash = fnv1a(history_.data(), history_.size());
   for (std::size_t id = 0; id < kVocabSize; ++id) {
     const auto token = static_cast<std::int32_t>(id);
@@ -180,10 +194,10 @@ void SimModel::compute_logits() {
                           (1.0 / 9007199254740992.0);
       logits_[id] = static_cast<float>(unit) * kNoiseRange;
     } else {
-      logits_[id] = kUnlikelyLogit;
+      logits_[id] = kNeverLogit;
     }
   }
-  logits_[static_cast<std::size_t>(favoured_token())] = kFavouredLogit;
+  logits_[static_cast<std::size_t>(favoured)] = kFavouredLogit;
 }
 
 }  // namespace orchard::sim
