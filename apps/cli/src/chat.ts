@@ -4,6 +4,7 @@
  * DEVICE is a device id or name. Stats go to stderr so stdout is only the answer.
  */
 import type { DeviceSummary } from "@orchard/contracts";
+import { TerminalText } from "./terminal-text.ts";
 
 export interface ChatOptions {
   url: string;
@@ -61,7 +62,10 @@ export async function chat(o: ChatOptions): Promise<string> {
   let firstTokenAt: number | null = null;
   let usage: Usage | null = null;
   let buffer = "";
+  // Bytes become text once, here, with a streaming decoder (a character split across network chunks stays whole);
+  // TerminalText holds a piece's trailing half surrogate pair and writes control characters as U+FFFD.
   const decoder = new TextDecoder();
+  const terminal = new TerminalText();
   for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
     buffer += decoder.decode(chunk, { stream: true });
     let sep: number;
@@ -78,13 +82,14 @@ export async function chat(o: ChatOptions): Promise<string> {
         if (piece) {
           firstTokenAt ??= Date.now();
           text += piece;
-          o.out(piece);
+          const shown = terminal.push(piece);
+          if (shown) o.out(shown);
         }
         if (msg.usage) usage = msg.usage;
       }
     }
   }
-  o.out("\n");
+  o.out(`${terminal.end()}\n`);
   if (usage) {
     const decodeS = firstTokenAt ? (Date.now() - firstTokenAt) / 1000 : 0;
     const rate = decodeS > 0 && usage.completion_tokens > 1 ? ((usage.completion_tokens - 1) / decodeS).toFixed(1) : "—";
