@@ -5,12 +5,14 @@
  */
 import os from "node:os";
 import { benchChatRelay } from "./chat-relay.ts";
+import { benchCliStartup } from "./cli-startup.ts";
 import { benchFleetIngest } from "./fleet-ingest.ts";
 import { benchRolloutDownload } from "./rollout-download.ts";
 import { benchRunnerExecuTorch } from "./runner-executorch.ts";
 
 const benches: Record<string, () => Promise<string[]>> = {
   "chat-relay": () => benchChatRelay({ concurrency: [1, 50], durationS: Number(process.env.BENCH_DURATION_S ?? 20) }),
+  "cli-startup": () => benchCliStartup({ runs: Number(process.env.BENCH_RUNS ?? 10) }),
   "fleet-ingest": () =>
     benchFleetIngest({
       devices: Number(process.env.BENCH_DEVICES ?? 10_000),
