@@ -20,8 +20,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   bundleEntry,
+  DASHBOARD_INPUTS,
+  dashboardInputSkip,
   fingerprint,
   formatElapsed,
+  NATIVE_INPUTS,
   nativeFailureReason,
   parseCompileProgress,
   parseNextPhase,
@@ -115,9 +118,7 @@ async function nativeRunner() {
   const plan = planNativeConfigure({ root, executorchCmake: findExecuTorchCmakeDir(), tests });
   const withTests = plan.args.includes("-DORCHARD_BUILD_TESTS=ON");
   const stampFile = path.join(root, "native/build/orchard-build-stamp.json");
-  const inputs = fingerprint(root, ["native/CMakeLists.txt", "native/src", "native/include", "native/tools", "native/tests"], {
-    extra: plan.args,
-  });
+  const inputs = fingerprint(root, NATIVE_INPUTS, { extra: plan.args });
   const outputs = ["orchard-runner", "orchard-tokenize", ...(withTests ? ["orchard_tests"] : [])];
   const built = outputs.every((f) => existsSync(path.join(root, "native/build", f)));
   if (!plan.configure && built && readStamp(stampFile) === inputs) {
@@ -184,22 +185,8 @@ async function dashboard() {
   }
   const webDir = path.join(root, "apps/web");
   const stampFile = path.join(webDir, ".next/orchard-build-stamp.json");
-  const skip = (p) => p.includes(`${path.sep}generated`) || p.endsWith(".test.ts") || p.endsWith(".test.tsx");
-  const inputs = fingerprint(
-    root,
-    [
-      "apps/web/src",
-      "apps/web/next.config.ts",
-      "apps/web/postcss.config.mjs",
-      "apps/web/public",
-      "apps/web/tsconfig.json",
-      "apps/web/package.json",
-      "packages/contracts/src",
-      "prisma/schema.prisma",
-      "package-lock.json",
-    ],
-    { skip },
-  );
+  const skip = dashboardInputSkip;
+  const inputs = fingerprint(root, DASHBOARD_INPUTS, { skip });
   const buildId = path.join(webDir, ".next/BUILD_ID");
   // A build from before these stamps counts when it is newer than every source (the rule before them).
   const legacyFresh = () =>
@@ -214,6 +201,7 @@ async function dashboard() {
     reporter.line("dashboard is up to date");
     return;
   }
+  rmSync(stampFile, { force: true });
   const r = await step("dashboard (next build)", bin("next"), ["build", "apps/web"], parseNextPhase);
   if (!r.ok) fail("the dashboard could not be built");
   writeStamp(stampFile, inputs);

@@ -38,3 +38,6 @@ export declare function runStep(opts: {
 }): Promise<StepResult>;
 export declare function reportFailure(reporter: Reporter, title: string, result: StepResult, logFile: string): void;
 export declare function bundleEntry(opts: { root: string; entry: string; bundle: string }): Promise<{ inputs: number }>;
+export declare const NATIVE_INPUTS: string[];
+export declare const DASHBOARD_INPUTS: string[];
+export declare function dashboardInputSkip(p: string): boolean;

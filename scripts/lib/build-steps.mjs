@@ -42,6 +42,24 @@ export function parseNextPhase(line) {
   return null;
 }
 
+/** What the native runner's build fingerprint covers (with the configure options), relative to the root. */
+export const NATIVE_INPUTS = ["native/CMakeLists.txt", "native/src", "native/include", "native/tools", "native/tests"];
+
+/** What the dashboard's build fingerprint covers, relative to the root, less dashboardInputSkip. */
+export const DASHBOARD_INPUTS = [
+  "apps/web/src",
+  "apps/web/next.config.ts",
+  "apps/web/postcss.config.mjs",
+  "apps/web/public",
+  "apps/web/tsconfig.json",
+  "apps/web/package.json",
+  "packages/contracts/src",
+  "prisma/schema.prisma",
+  "package-lock.json",
+];
+/** The generated Prisma client (made from the schema, which is covered) and tests are not the dashboard's inputs. */
+export const dashboardInputSkip = (p) => p.includes(`${path.sep}generated`) || p.endsWith(".test.ts") || p.endsWith(".test.tsx");
+
 /** The Debian packages the native runner needs to build (README "What you need"). */
 export const NATIVE_PACKAGES = ["cmake", "g++", "nlohmann-json3-dev"];
 

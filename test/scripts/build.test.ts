@@ -9,10 +9,11 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { appendFile, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { appendFile, cp, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DASHBOARD_INPUTS, dashboardInputSkip, fingerprint } from "../../scripts/lib/build-steps.mjs";
 import { ROOT } from "../support/harness.ts";
 
 let copy: string;
@@ -110,5 +111,25 @@ describe("scripts/build.mjs without nlohmann-json", () => {
     expect(rebuilt.out, "only the CLI's bundle is rebuilt").toMatch(/\[build\] CLI \(esbuild → apps\/cli\/dist\) … \d/);
     const after = await run(process.execPath, [cli, "--help"], { ORCHARD_LAUNCH_DEBUG: "1" });
     expect(after.err).toContain("launch: orchard from dist/orchard.mjs");
+  });
+
+  it("skips next build while the dashboard's inputs match the last build's stamp, and builds (here: fails, with its last lines) once one changed", async () => {
+    const next = path.join(copy, "apps/web/.next");
+    await mkdir(next, { recursive: true });
+    await writeFile(path.join(next, "BUILD_ID"), "test");
+    // Older than every source: only the stamp can say the build is current.
+    await utimes(path.join(next, "BUILD_ID"), new Date(2000, 0, 1), new Date(2000, 0, 1));
+    const stamp = fingerprint(copy, DASHBOARD_INPUTS, { skip: dashboardInputSkip });
+    await writeFile(path.join(next, "orchard-build-stamp.json"), JSON.stringify({ inputs: stamp }));
+    const same = await run(process.execPath, ["scripts/build.mjs", "--start"], { ORCHARD_SKIP_UI_BUILD: "" });
+    expect(same.code, same.err).toBe(0);
+    expect(same.out).toContain("[build] dashboard is up to date");
+
+    await appendFile(path.join(copy, "apps/web/next.config.ts"), "\nthis is not TypeScript (\n");
+    const changed = await run(process.execPath, ["scripts/build.mjs", "--start"], { ORCHARD_SKIP_UI_BUILD: "" });
+    expect(changed.code).toBe(1);
+    expect(changed.err).toMatch(/\[build\] dashboard \(next build\) failed \(exit \d+\) after \d/);
+    expect(changed.err).toContain(`the whole output is in ${path.join(copy, ".orchard/build.log")}`);
+    expect(changed.err).toContain("[build] the dashboard could not be built");
   });
 });
