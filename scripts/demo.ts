@@ -17,7 +17,10 @@
  * `npm run executorch:setup` and a build after it; the first start exports it, about
  * 2–3 minutes on 2 cores, into $ORCHARD_DATA/demo-models). Its folder is also a model
  * to push: `orchard artifact push DIR`.
- * Ctrl-C stops everything.
+ * Ctrl-C stops everything: the agents first (each says goodbye to the server), then the
+ * server, with one line before and one after, exit code 0. The children run in their own
+ * process groups so that the terminal's SIGINT reaches only the demo, which signals each
+ * child once; further Ctrl-Cs while it stops are ignored.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -31,7 +34,6 @@ import { TINY_GGUF_NAME, writeTinyGguf } from "./tiny-gguf.ts";
 import { executorchUnavailable, tinyModel } from "./tiny-pte.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const tsx = path.join(root, "node_modules/.bin/tsx");
 const agentBin = path.join(root, "apps/agent/bin/orchard-agent.mjs");
 const llamaRunnerBin = path.join(root, "apps/agent/bin/orchard-llama-runner.mjs");
 
@@ -86,8 +88,11 @@ const DEMO_QUESTIONS = [
   "Write a haiku about apples.",
 ];
 
-const children: ChildProcess[] = [];
+const children: { label: string; child: ChildProcess }[] = [];
 let stopping = false;
+
+/** While stopping, the children's own goodbye lines (INFO) are not shown; warnings and errors still are. */
+const QUIET_WHEN_STOPPING = /^\S+ (INFO|DEBUG) |^received SIG[A-Z]+, shutting down$|^\{"level":"(info|debug)"/;
 
 function prefixed(child: ChildProcess, label: string): void {
   for (const stream of [child.stdout, child.stderr]) {
@@ -96,17 +101,21 @@ function prefixed(child: ChildProcess, label: string): void {
       buf += chunk.toString("utf8");
       let nl: number;
       while ((nl = buf.indexOf("\n")) >= 0) {
-        process.stdout.write(`[${label}] ${buf.slice(0, nl)}\n`);
+        const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
+        if (stopping && QUIET_WHEN_STOPPING.test(line)) continue;
+        process.stdout.write(`[${label}] ${line}\n`);
       }
     });
   }
 }
 
 function start(label: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  // detached: a process group of its own, so the terminal's Ctrl-C (SIGINT to the foreground group) reaches only
+  // the demo, which stops each child once and in order; otherwise every agent got SIGINT and then SIGTERM.
+  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   prefixed(child, label);
-  children.push(child);
+  children.push({ label, child });
   return child;
 }
 
@@ -129,17 +138,49 @@ async function waitForHealth(server: ChildProcess): Promise<void> {
   throw new Error("the server did not become healthy within 2 minutes");
 }
 
-async function stopAll(code: number): Promise<never> {
-  stopping = true;
-  for (const child of [...children].reverse()) {
-    if (child.exitCode === null) child.kill("SIGTERM");
-  }
-  await Promise.all(children.filter((c) => c.exitCode === null).map(exited));
-  process.exit(code);
+const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+
+/** SIGTERM to each child still running, then waits for them; one that takes longer than `graceMs` is killed. */
+async function stopChildren(list: ChildProcess[], graceMs: number): Promise<void> {
+  const left = list.filter(running);
+  for (const child of left) child.kill("SIGTERM");
+  await Promise.all(
+    left.map(async (child) => {
+      const kill = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      await exited(child);
+      clearTimeout(kill);
+    }),
+  );
+}
+
+let stopped: Promise<never> | null = null;
+
+/** Stops the agents (and enrollments), then the server, once; later calls (another Ctrl-C) wait for the same stop. */
+function stopAll(code: number): Promise<never> {
+  stopped ??= (async () => {
+    stopping = true;
+    process.stdout.write("demo: stopping the agents and the server…\n");
+    // The agents first: each publishes its offline status to the server's broker on the way out.
+    await stopChildren(
+      children.filter((c) => c.label !== "server").map((c) => c.child),
+      30_000,
+    );
+    await stopChildren(
+      children.filter((c) => c.label === "server").map((c) => c.child),
+      15_000,
+    );
+    process.stdout.write("demo: stopped\n");
+    process.exit(code);
+  })();
+  return stopped;
 }
 
 process.on("SIGINT", () => void stopAll(0));
 process.on("SIGTERM", () => void stopAll(0));
+// Children in their own process groups outlive the demo unless it stops them: if it exits another way, kill them.
+process.on("exit", () => {
+  for (const { child } of children) if (running(child)) child.kill("SIGKILL");
+});
 
 /** Asks one device a short question now and then, so its tokens/s charts move. Failures (busy, restarting) are skipped quietly. */
 function demoTraffic(deviceId: string, index: number): void {
@@ -221,7 +262,8 @@ async function main(): Promise<void> {
     process.stdout.write("demo: exporting the tiny Gemma 4 .pte with tools/export if it is not there yet (2–3 min the first time)…\n");
     pte = tinyModel("gemma4-e2b-extcache", path.join(dataDir, "demo-models"));
   }
-  const server = start("server", [tsx, path.join(root, "apps/web/server.ts")], { ...process.env, ORCHARD_API_KEY: apiKey });
+  // node --import tsx rather than the tsx CLI: one process (the CLI runs the script in a child and relays signals).
+  const server = start("server", ["--import", "tsx", path.join(root, "apps/web/server.ts")], { ...process.env, ORCHARD_API_KEY: apiKey });
   server.once("exit", (code) => {
     if (!stopping) {
       process.stderr.write(`demo: the server exited (code ${code}); stopping the agents\n`);
