@@ -52,6 +52,7 @@ afterAll(async () => {
   if (copy) await rm(copy, { recursive: true, force: true });
 });
 
+// The tests run in order on one copy: each starts from what the one before left.
 describe("scripts/build.mjs without nlohmann-json", () => {
   it("npm install's build (--install) succeeds without the runner and says why in one sentence", async () => {
     const r = await run(process.execPath, ["scripts/build.mjs", "--install"]);
@@ -83,6 +84,9 @@ describe("scripts/build.mjs without nlohmann-json", () => {
   it("npm run build (no flag) fails with the same sentence", async () => {
     const r = await run(process.execPath, ["scripts/build.mjs"]);
     expect(r.code).toBe(1);
+    expect(r.out, "the failed configure is tried again, from a clean cache").toContain(
+      "[build] native runner: configuring native/build (the last configure did not finish (no Makefile or build.ninja))",
+    );
     expect(r.err).toMatch(/\[build\] orchard-runner was not built: nlohmann-json3-dev is not installed; /);
   });
 
