@@ -63,7 +63,7 @@ describe("dashboard in Chromium", () => {
     expect(await charts.getAttribute("data-source")).toBe("raw");
     // uPlot draws into a canvas; the headline shows the newest memory reading.
     await page.locator('[data-testid="chart-memory"] canvas').first().waitFor();
-    expect(await page.locator('[data-testid="chart-memory"]').textContent()).toMatch(/\d+(\.\d+)? [KMG]B/);
+    expect(await page.locator('[data-testid="chart-memory"]').textContent()).toMatch(/\d+(\.\d+)? [KMG]i?B/);
     // Rename it from its page; the new name shows at once.
     await page.getByTestId("rename-device").click();
     await page.locator("#device-new-name").fill("browser-pi-renamed");

@@ -9,3 +9,4 @@ export * from "./bench.ts";
 export * from "./artifact.ts";
 export * from "./rollout.ts";
 export * from "./runtime-comparison.ts";
+export * from "./throughput.ts";

@@ -37,6 +37,11 @@ export const DeviceSummary = z.object({
   previousModel: ActiveModel.nullable().default(null),
   /** The runtimes the device can load (from its status); null when it has not said. */
   runtimes: z.array(z.string()).nullable().default(null),
+  /**
+   * "Generating now" (throughput.ts): tokens/s the device streamed over its last telemetry interval, computed by the
+   * server from its newest two samples; 0 while idle, null before its first sample.
+   */
+  generatingTokensPerSecond: z.number().nonnegative().nullable().default(null),
 });
 export type DeviceSummary = z.infer<typeof DeviceSummary>;
 
@@ -112,7 +117,7 @@ export const FleetTotals = z.object({
   ts: z.number(),
   devicesTotal: z.number().int().nonnegative(),
   devicesOnline: z.number().int().nonnegative(),
-  /** Sum over online devices of the tokens they generated per second in their latest samples. */
+  /** "Generating now (whole fleet)": the sum over online devices of their `generatingTokensPerSecond`. */
   tokensPerSecond: z.number().nonnegative(),
   /** Generations held by devices (running + queued), from their latest samples. */
   activeGenerations: z.number().int().nonnegative(),

@@ -1,6 +1,6 @@
 /**
  * What the fleet overview shows besides the live totals: fleet tokens/s over a
- * time range (from the per-minute rollups) and a decode tokens/s sparkline per
+ * time range (from the per-minute rollups) and a "generating now" sparkline per
  * device. Shared by the server (services/fleet-throughput.ts) and the fleet page;
  * no React, no Prisma.
  */
@@ -32,9 +32,10 @@ export const FleetSparklines = z.object({
   /** Start of the first minute; value i is the minute starting at fromMs + i minutes. */
   fromMs: z.number(),
   /**
-   * Per device id: SPARKLINE_MINUTES values, each the average decode tokens/s of the
-   * samples in that minute that reported one (null: nothing generated that minute). Devices
-   * that generated nothing in the whole window are absent.
+   * Per device id: SPARKLINE_MINUTES values, each the device's "generating now" over that
+   * minute: its generatedTokens ÷ the minute's seconds (the minute in progress: its seconds
+   * so far); null where no sample of the minute reported a count. Devices that generated
+   * nothing in the whole window are absent.
    */
   devices: z.record(z.string(), z.array(z.number().nullable())),
 });

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { ALERT_KINDS, decodeThrottle, type DeviceSummary } from "@orchard/contracts";
+import { ALERT_KINDS, DECODE_SPEED, GENERATING_NOW, decodeThrottle, type DeviceSummary } from "@orchard/contracts";
 import { Metrics } from "./metrics.ts";
 
 const root = (p: string) => fileURLToPath(new URL(`../../../../${p}`, import.meta.url));
@@ -24,6 +24,7 @@ const device: DeviceSummary = {
   activeModel: null,
   previousModel: null,
   runtimes: null,
+  generatingTokensPerSecond: 1.25,
   tags: [],
   runner: {
     state: "ready",
@@ -82,6 +83,13 @@ describe("/metrics", () => {
       expect(text, name).toMatch(new RegExp(`^# HELP ${name} \\S`, "m"));
       if (type === "gauge") expect(text, name).toMatch(new RegExp(`^${name}(\\{[^}]*\\})? \\S+$`, "m"));
     }
+  });
+
+  it("names the two token rates as the dashboard and the CLI do, each with its own value", () => {
+    expect(text).toContain(`# HELP orchard_generating_tokens_per_second ${GENERATING_NOW.label}, tok/s: ${GENERATING_NOW.help}`);
+    expect(text).toContain(`# HELP orchard_decode_tokens_per_second ${DECODE_SPEED.label}, tok/s: ${DECODE_SPEED.help}`);
+    expect(text).toMatch(/^orchard_generating_tokens_per_second\{device="pi-abc123"\} 1\.25$/m);
+    expect(text).toMatch(/^orchard_decode_tokens_per_second\{device="pi-abc123"\} 6\.5$/m);
   });
 
   it("documents every metric with its type in docs/metrics.md", () => {

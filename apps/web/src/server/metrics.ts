@@ -4,7 +4,7 @@
  * messages, tokens generated and chat requests per device). No client library: the
  * format is a few lines of text. docs/metrics.md lists every metric.
  */
-import { ALERT_KINDS, type AlertKind, type DeviceSummary, type TelemetrySample } from "@orchard/contracts";
+import { ALERT_KINDS, DECODE_SPEED, GENERATING_NOW, type AlertKind, type DeviceSummary, type TelemetrySample } from "@orchard/contracts";
 import type { FleetService } from "./services/fleet.ts";
 
 type Labels = Record<string, string>;
@@ -105,8 +105,13 @@ export class Metrics {
         devices.map((d) => [{ device: d.id }, d.online ? 1 : 0]),
       ),
       gauge(
+        "orchard_generating_tokens_per_second",
+        `${GENERATING_NOW.label}, tok/s: ${GENERATING_NOW.help} sum() of it is the dashboard's "${GENERATING_NOW.fleetLabel}".`,
+        devices.flatMap((d) => (d.online && d.generatingTokensPerSecond !== null ? [[{ device: d.id }, d.generatingTokensPerSecond]] : [])),
+      ),
+      gauge(
         "orchard_decode_tokens_per_second",
-        "Decode tokens/s the device reported in its newest telemetry window.",
+        `${DECODE_SPEED.label}, tok/s: ${DECODE_SPEED.help}`,
         devices.flatMap((d) => (d.online && d.telemetry?.tokensPerSecond != null ? [[{ device: d.id }, d.telemetry.tokensPerSecond]] : [])),
       ),
       gauge(

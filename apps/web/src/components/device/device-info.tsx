@@ -1,7 +1,7 @@
 "use client";
 /** The device's identity, runner and current readings, in compact labelled grids. */
 import type { ReactNode } from "react";
-import type { DeviceSummary } from "@orchard/contracts";
+import { DECODE_SPEED, GENERATING_NOW, type DeviceSummary } from "@orchard/contracts";
 import { LastSeen } from "@/components/fleet/last-seen";
 import { CpuValue, DiskFreeValue, MemoryValue, TempValue } from "@/components/fleet/metrics";
 import { NotAvailable } from "@/components/fleet/not-available";
@@ -9,7 +9,7 @@ import { BackendBadge, RunnerStateBadge, SIM_HELP } from "@/components/fleet/run
 import { ThrottleBadge } from "@/components/fleet/throttle-badge";
 import { Alert } from "@/components/ui/alert";
 import { Card, CardContent, CardHeader, CardTitle } from "@/components/ui/card";
-import { formatBytes, formatDateTime, formatDuration, formatLoad } from "@/lib/format";
+import { formatBytes, formatDateTime, formatDuration, formatLoad, formatTokS } from "@/lib/format";
 
 function Item({ label, children, mono = false }: { label: string; children: ReactNode; mono?: boolean }) {
   return (
@@ -132,11 +132,22 @@ export function CurrentReadings({ device }: { device: DeviceSummary }) {
                   {formatLoad(t.load1)} / {formatLoad(t.load5)} / {formatLoad(t.load15)}
                 </span>
               </Item>
-              <Item label="Decode speed">
-                {t.tokensPerSecond !== null ? (
-                  <span className="tabular-nums">{t.tokensPerSecond.toFixed(1)} tokens/s</span>
+              <Item label={GENERATING_NOW.label}>
+                {device.generatingTokensPerSecond !== null ? (
+                  <span className="tabular-nums" title={GENERATING_NOW.help} data-testid="device-generating">
+                    {formatTokS(device.generatingTokensPerSecond)}
+                  </span>
                 ) : (
-                  <NotAvailable reason="nothing generated in the last window" />
+                  <NotAvailable reason="no telemetry since the server started" />
+                )}
+              </Item>
+              <Item label={DECODE_SPEED.label}>
+                {t.tokensPerSecond !== null ? (
+                  <span className="tabular-nums" title={DECODE_SPEED.help}>
+                    {formatTokS(t.tokensPerSecond)}
+                  </span>
+                ) : (
+                  <NotAvailable reason="no answer finished in the last minute" />
                 )}
               </Item>
               <Item label="Sampled">{formatDateTime(t.ts)}</Item>

@@ -53,8 +53,11 @@ export function TelemetryChart({
   windowMs,
   testId,
   className,
+  help,
 }: {
   title: string;
+  /** What the chart measures, as a tooltip on its title (e.g. the token rates' definitions). */
+  help?: string;
   icon: LucideIcon;
   /** The newest value, formatted, for the card header. */
   current: string | null;
@@ -168,7 +171,7 @@ export function TelemetryChart({
   return (
     <Card className={cn("min-w-0", className)} data-testid={testId}>
       <div className="flex items-baseline justify-between gap-3 px-4 pt-3.5 pb-1">
-        <h3 className="flex items-center gap-1.5 text-sm font-medium">
+        <h3 className="flex items-center gap-1.5 text-sm font-medium" title={help}>
           <Icon className="size-4 text-muted-foreground" aria-hidden />
           {title}
         </h3>

@@ -10,6 +10,7 @@
  */
 import { Activity, Cpu, Gauge, HardDrive, MemoryStick, Plug, Thermometer, Timer, TriangleAlert, Zap } from "lucide-react";
 import { useMemo, useState } from "react";
+import { DECODE_SPEED, TOKEN_RATE_UNIT } from "@orchard/contracts";
 import { Alert } from "@/components/ui/alert";
 import { LoadingBlock } from "@/components/ui/spinner";
 import { cn } from "@/lib/cn";
@@ -257,7 +258,8 @@ export function TelemetryCharts({ deviceId }: { deviceId: string }) {
       {header}
       <div className="grid gap-4 md:grid-cols-2" data-testid="telemetry-charts" data-range={range} data-source={source}>
         <TelemetryChart
-          title="Decode tokens/s"
+          title={`${DECODE_SPEED.label} (${TOKEN_RATE_UNIT})`}
+          help={DECODE_SPEED.help}
           icon={Zap}
           testId="chart-tokens"
           current={last?.tokensPerSecond != null ? formatTokS(last.tokensPerSecond) : "—"}

@@ -2,7 +2,7 @@
 /** One device in the fleet table (a card on small screens). Values from an offline device are dimmed: they are its last report. */
 import Link from "next/link";
 import { memo } from "react";
-import type { DeviceSummary } from "@orchard/contracts";
+import { DECODE_SPEED, GENERATING_NOW, TOKEN_RATE_UNIT, type DeviceSummary } from "@orchard/contracts";
 import { ChatButton } from "@/components/chat/chat-button";
 import { TableCell, TableRow } from "@/components/ui/table";
 import { cn } from "@/lib/cn";
@@ -15,16 +15,20 @@ import { ModelName, RunnerSummary } from "./runner-status";
 import { Sparkline } from "./sparkline";
 import { ThrottleBadge } from "./throttle-badge";
 
-/** Decode tokens/s now: only an online device that is generating has one. */
+/** "Generating now" (docs/metrics.md, Token rates): an online device that has reported has one; 0 while idle. */
 export function tokensNow(device: DeviceSummary): number | null {
-  return device.online ? (device.telemetry?.tokensPerSecond ?? null) : null;
+  return device.online ? device.generatingTokensPerSecond : null;
 }
+
+/** Sticky columns on a wide screen (the table scrolls sideways under them): the device's name and its Chat button. */
+export const STICKY_NAME = "lg:sticky lg:left-0 lg:z-[1] lg:bg-card lg:shadow-[inset_-1px_0_0_var(--color-border)]";
+export const STICKY_ACTIONS = "lg:sticky lg:right-0 lg:z-[1] lg:bg-card lg:shadow-[inset_1px_0_0_var(--color-border)]";
 
 function sparklineLabel(values: readonly (number | null)[]): string {
   const v = values.filter((x): x is number => x !== null);
   if (v.length === 0) return "Nothing generated in the last 30 minutes";
   const avg = v.reduce((a, b) => a + b, 0) / v.length;
-  return `Decode tokens/s per minute over the last 30 minutes: average ${formatTokS(avg)}, lowest ${formatTokS(Math.min(...v))}, highest ${formatTokS(Math.max(...v))}`;
+  return `${GENERATING_NOW.label} per minute over the last 30 minutes: average ${formatTokS(avg)}, lowest ${formatTokS(Math.min(...v))}, highest ${formatTokS(Math.max(...v))}`;
 }
 
 function TokensCell({
@@ -37,22 +41,28 @@ function TokensCell({
   sparkMax: number;
 }) {
   const now = tokensNow(device);
+  const decode = device.online ? (device.telemetry?.tokensPerSecond ?? null) : null;
   return (
     <span className="inline-flex items-center gap-2">
-      <span
-        className="w-11 text-right tabular-nums whitespace-nowrap lg:text-left"
-        data-testid="device-tokens"
-        data-value={now ?? undefined}
-      >
-        {now !== null ? (
-          formatTokS(now).replace(" tok/s", "")
-        ) : device.online ? (
-          <span className="text-muted-foreground" title="Not generating now">
-            idle
+      <span className="flex w-[4.75rem] flex-col text-right whitespace-nowrap lg:text-left">
+        <span
+          className={cn("tabular-nums", now === 0 && "text-muted-foreground")}
+          data-testid="device-tokens"
+          data-value={now ?? undefined}
+          title={`${GENERATING_NOW.label}: ${GENERATING_NOW.help}`}
+        >
+          {now !== null ? formatTokS(now) : device.online ? <NotAvailable reason="no telemetry yet" /> : <NotAvailable reason="offline" />}
+        </span>
+        {decode !== null ? (
+          <span
+            className="text-[11px] text-muted-foreground tabular-nums"
+            data-testid="device-decode"
+            data-value={decode}
+            title={`${DECODE_SPEED.label}: ${DECODE_SPEED.help}`}
+          >
+            decode {formatTokS(decode).replace(` ${TOKEN_RATE_UNIT}`, "")}
           </span>
-        ) : (
-          <NotAvailable reason="offline" />
-        )}
+        ) : null}
       </span>
       {sparkline ? (
         <Sparkline values={sparkline} max={sparkMax} label={sparklineLabel(sparkline)} width={64} />
@@ -92,7 +102,7 @@ export const DeviceRow = memo(function DeviceRow({
       aria-rowindex={index + 2}
       className="lg:h-[57px]"
     >
-      <TableCell className="mb-1 border-b pb-2 lg:mb-0 lg:border-0 lg:pb-2.5">
+      <TableCell className={cn("mb-1 border-b pb-2 lg:mb-0 lg:border-0 lg:pb-2.5", STICKY_NAME)}>
         <Link
           href={`/devices/${encodeURIComponent(device.id)}`}
           data-testid="device-name"
@@ -124,7 +134,7 @@ export const DeviceRow = memo(function DeviceRow({
       <TableCell label="Model" className={cn("lg:max-w-48", dim)}>
         <ModelName model={device.activeModel?.name ?? null} runner={device.runner} />
       </TableCell>
-      <TableCell label="Tokens/s">
+      <TableCell label={`${GENERATING_NOW.label} (${TOKEN_RATE_UNIT})`}>
         <TokensCell device={device} sparkline={sparkline} sparkMax={sparkMax} />
       </TableCell>
       <TableCell label="CPU" className={dim} title={staleTitle}>
@@ -142,7 +152,7 @@ export const DeviceRow = memo(function DeviceRow({
       <TableCell label="Disk free" className={dim} title={staleTitle}>
         <DiskFreeValue sample={t} />
       </TableCell>
-      <TableCell className="mt-1 border-t pt-2 lg:mt-0 lg:border-0 lg:pt-2.5 lg:text-right">
+      <TableCell className={cn("mt-1 border-t pt-2 lg:mt-0 lg:border-0 lg:pt-2.5 lg:text-right", STICKY_ACTIONS)}>
         <ChatButton device={device} testId="device-chat" className="max-lg:w-full" />
       </TableCell>
     </TableRow>

@@ -4,11 +4,13 @@
  * header and renders only the rows in view (plus overscan; useVirtualRows), so
  * 1,000 devices scroll smoothly; aria-rowcount/aria-rowindex keep the full size
  * known to screen readers. On a phone the rows are cards, all rendered. Sortable by
- * name or by decode tokens/s now (slowest first: which Pi is slow is one click).
+ * name or by "generating now" (slowest first: which Pi is slow is one click). Wider
+ * than the screen (1280 px with the sidebar), it scrolls sideways with the device's
+ * name and its Chat button kept in view and a shadow at the edge hiding columns.
  */
 import { ArrowDown, ArrowUp, ArrowUpDown } from "lucide-react";
 import { memo, useMemo, useRef, useState } from "react";
-import type { DeviceSummary } from "@orchard/contracts";
+import { GENERATING_NOW, TOKEN_RATE_UNIT, type DeviceSummary } from "@orchard/contracts";
 import { Table, TableBody, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import type { FleetSparklines } from "@/lib/fleet-overview";
 import { cn } from "@/lib/cn";
@@ -22,14 +24,15 @@ interface Sort {
 }
 
 /** Widths for the fixed layout (wide screens), so columns do not shift as rows scroll in and out. */
-const COLUMNS: { label: string; width: number; sort?: SortKey }[] = [
+const TOKENS_LABEL = `${GENERATING_NOW.label} (${TOKEN_RATE_UNIT})`;
+const COLUMNS: { label: string; width: number; sort?: SortKey; help?: string }[] = [
   { label: "Device", width: 170, sort: "name" },
   { label: "Status", width: 92 },
   { label: "Last seen", width: 88 },
   { label: "Agent", width: 84 },
   { label: "Runner", width: 168 },
   { label: "Model", width: 116 },
-  { label: "Tokens/s", width: 140, sort: "tokens" },
+  { label: TOKENS_LABEL, width: 170, sort: "tokens", help: GENERATING_NOW.help },
   { label: "CPU", width: 60 },
   { label: "SoC temp", width: 80 },
   { label: "Throttling", width: 100 },
@@ -46,10 +49,14 @@ const byName = (a: DeviceSummary, b: DeviceSummary) => a.name.localeCompare(b.na
 function sortDevices(devices: DeviceSummary[], sort: Sort): DeviceSummary[] {
   const sign = sort.dir === "ascending" ? 1 : -1;
   if (sort.key === "name") return sort.dir === "ascending" ? devices : [...devices].sort((a, b) => -byName(a, b));
-  // Devices not generating (idle or offline) go last either way.
+  // Devices not generating (idle, offline, not reported yet) go last either way.
+  const generating = (d: DeviceSummary) => {
+    const v = tokensNow(d);
+    return v !== null && v > 0 ? v : null;
+  };
   return [...devices].sort((a, b) => {
-    const x = tokensNow(a);
-    const y = tokensNow(b);
+    const x = generating(a);
+    const y = generating(b);
     if (x === null || y === null) return x === y ? byName(a, b) : x === null ? 1 : -1;
     return sign * (x - y) || byName(a, b);
   });
@@ -68,7 +75,7 @@ function SortHeader({ label, sortKey, sort, onSort }: { label: string; sortKey: 
         "focus-visible:ring-2 focus-visible:ring-ring focus-visible:outline-none",
         active && "text-foreground",
       )}
-      title={sortKey === "tokens" ? "Sort by decode tokens/s now (slowest first, then fastest first)" : "Sort by name"}
+      title={sortKey === "tokens" ? `Sort by ${GENERATING_NOW.label.toLowerCase()} (slowest first, then fastest first)` : "Sort by name"}
     >
       {label}
       <Icon className="size-3" aria-hidden />
@@ -132,16 +139,18 @@ export const FleetTable = memo(function FleetTable({
       </colgroup>
       <TableHeader>
         <TableRow aria-rowindex={1}>
-          {COLUMNS.map((c) => (
+          {COLUMNS.map((c, i) => (
             <TableHead
               key={c.label}
-              className="sticky top-0 z-10 bg-card shadow-[inset_0_-1px_0_var(--color-border)]"
+              // The device column also stays at the left edge while the table scrolls sideways.
+              className={cn("sticky top-0 bg-card shadow-[inset_0_-1px_0_var(--color-border)]", i === 0 ? "left-0 z-20" : "z-10")}
               aria-sort={c.sort && sort.key === c.sort ? sort.dir : undefined}
+              title={c.help}
             >
               {c.sort ? <SortHeader label={c.label} sortKey={c.sort} sort={sort} onSort={onSort} /> : c.label}
             </TableHead>
           ))}
-          <TableHead className="sticky top-0 z-10 bg-card shadow-[inset_0_-1px_0_var(--color-border)]">
+          <TableHead className="sticky top-0 right-0 z-20 bg-card shadow-[inset_0_-1px_0_var(--color-border)]">
             <span className="sr-only">Actions</span>
           </TableHead>
         </TableRow>

@@ -1,11 +1,12 @@
 "use client";
 /**
- * Fleet tokens/s over a chosen range (15 min to 30 days) and the devices reporting
+ * "Generating, whole fleet" (tok/s; docs/metrics.md, Token rates) over a chosen range (15 min to 30 days) and the devices reporting
  * beside it: per-minute rollups grouped into buckets, then the live totals pushed
  * every 2 s appended after them.
  */
 import { Server, Zap } from "lucide-react";
 import { useMemo } from "react";
+import { GENERATING_NOW, TOKEN_RATE_UNIT } from "@orchard/contracts";
 import { RangeSelector } from "@/components/device/telemetry-charts";
 import { TelemetryChart, type ChartSeries, type YRange } from "@/components/device/telemetry-chart";
 import { Alert } from "@/components/ui/alert";
@@ -91,7 +92,8 @@ export function FleetThroughputChart({
       ) : (
         <div className="grid gap-4 lg:grid-cols-3" data-testid="fleet-chart" data-points={points.length} data-range={range}>
           <TelemetryChart
-            title="Fleet tokens/s"
+            title={`Generating, whole fleet (${TOKEN_RATE_UNIT})`}
+            help={`${GENERATING_NOW.fleetLabel} over time: per bucket, the tokens the fleet generated in it ÷ its seconds. ${GENERATING_NOW.help}`}
             icon={Zap}
             testId="chart-fleet-tokens"
             className="lg:col-span-2"

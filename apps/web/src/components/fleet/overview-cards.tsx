@@ -1,9 +1,9 @@
 "use client";
-/** The fleet at a glance: devices online, fleet tokens/s now, generations held, active alerts (a link to them). */
+/** The fleet at a glance: devices online, generating now (whole fleet), generations held, active alerts (a link to them). */
 import { Activity, BellRing, Server, Zap, type LucideIcon } from "lucide-react";
 import Link from "next/link";
 import type { ReactNode } from "react";
-import type { FleetTotals } from "@orchard/contracts";
+import { GENERATING_NOW, type FleetTotals } from "@orchard/contracts";
 import { Card } from "@/components/ui/card";
 import { cn } from "@/lib/cn";
 import { formatTokS } from "@/lib/format";
@@ -64,8 +64,8 @@ export function OverviewCards({ totals }: { totals: FleetTotals | null }) {
       </StatCard>
       <StatCard
         icon={Zap}
-        title="Fleet tokens/s now"
-        help="Tokens the online devices generate per second, from their newest telemetry (see docs/metrics.md)."
+        title={GENERATING_NOW.fleetLabel!}
+        help={`${GENERATING_NOW.help} It is the sum of the table's "${GENERATING_NOW.label}" column.`}
         testId="overview-tokens"
         value={totals?.tokensPerSecond}
       >

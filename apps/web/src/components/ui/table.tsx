@@ -3,9 +3,15 @@
  * Table primitives. A `stack` table turns into a grid of cards below the `lg`
  * breakpoint: each row becomes a card and each labelled cell a "label: value"
  * line, so a wide table stays readable on a phone without duplicating markup.
+ * A table wider than its box scrolls sideways inside it, with a shadow at the edge
+ * while columns are hidden (ScrollX); put the first column's cells in STICKY_FIRST
+ * to keep it in view.
  */
 import { createContext, useContext, type ComponentProps } from "react";
 import { cn } from "@/lib/cn";
+import { ScrollX } from "./scroll-x";
+
+export { STICKY_FIRST, STICKY_LAST } from "./scroll-x";
 
 const StackContext = createContext(false);
 
@@ -18,9 +24,9 @@ export function Table({
 }: ComponentProps<"table"> & { stack?: boolean; container?: ComponentProps<"div"> }) {
   return (
     <StackContext value={stack}>
-      <div {...container} className={cn("w-full", stack ? "lg:overflow-x-auto" : "overflow-x-auto", container?.className)}>
+      <ScrollX {...container} className={cn("w-full", container?.className)}>
         <table className={cn("w-full caption-bottom text-sm", stack && "block lg:table", className)} {...props} />
-      </div>
+      </ScrollX>
     </StackContext>
   );
 }

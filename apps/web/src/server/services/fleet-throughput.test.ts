@@ -133,6 +133,9 @@ describe.each(DB_KINDS)("fleet throughput on %s", (kind) => {
     fleet.applyStatus("pi-f", { state: "offline", reason: "lost" });
     alerts = 3;
 
+    // Each device's own "generating now" (its row), and the card is exactly their sum over the online ones.
+    const rowRate = (id: string) => fleet.get(id)!.generatingTokensPerSecond;
+    expect(["pi-a", "pi-b", "pi-c", "pi-d", "pi-e", "pi-f"].map(rowRate)).toEqual([4, 2.5, 7, 0, 2, 10]);
     expect(throughput.totals()).toEqual({
       ts: T0,
       devicesTotal: 6,
@@ -145,11 +148,13 @@ describe.each(DB_KINDS)("fleet throughput on %s", (kind) => {
     // A late, older sample does not replace the newest one.
     fleet.applyTelemetry("pi-a", [sample(T0 - 1000, { generatedTokens: 100, activeGenerations: 5 })]);
     expect(throughput.totals()).toMatchObject({ tokensPerSecond: 15.5, activeGenerations: 4 });
+    expect(rowRate("pi-a")).toBe(4);
 
     // The next sample of c has an interval: 3 tokens in 1.5 s.
     now = T0 + 1500;
     fleet.applyTelemetry("pi-c", [sample(T0 + 1500, { generatedTokens: 3, activeGenerations: 1, tokensPerSecond: 7 })]);
     expect(throughput.totals()).toMatchObject({ ts: T0 + 1500, tokensPerSecond: 4 + 2.5 + 2 + 0 + 2, activeGenerations: 3 });
+    expect(rowRate("pi-c")).toBe(2);
 
     // A deleted device no longer counts.
     fleet.removed("pi-a");
@@ -249,14 +254,17 @@ describe.each(DB_KINDS)("fleet throughput on %s", (kind) => {
     expect((await throughput.overview("7d")).points[0]).toMatchObject({ ts: base, tokens: 1800, devicesReporting: 3 });
   });
 
-  it("reads every device's sparkline in one pass: decode tokens/s per minute over the last 30 minutes", async () => {
+  it("reads every device's sparkline in one pass: generating now (tokens ÷ seconds) per minute over the last 30 minutes", async () => {
     await insertMinutes([
-      { deviceId: "pi-a", minute: MINUTE0, tokensPerSecondAvg: 4.5 },
-      { deviceId: "pi-a", minute: MINUTE0 - 2 * MIN, tokensPerSecondAvg: 3 },
-      { deviceId: "pi-a", minute: MINUTE0 - 29 * MIN, tokensPerSecondAvg: 1 },
-      { deviceId: "pi-a", minute: MINUTE0 - 30 * MIN, tokensPerSecondAvg: 99 }, // too old
-      { deviceId: "pi-b", minute: MINUTE0 - MIN, tokensPerSecondAvg: null }, // reported, generated nothing
-      { deviceId: "pi-c", minute: MINUTE0 - 10 * MIN, tokensPerSecondAvg: 0.8 },
+      // The minute in progress: 15 tokens in its first 30 s (T0 is 30 s into it).
+      { deviceId: "pi-a", minute: MINUTE0, generatedTokens: 15, tokensPerSecondAvg: 20 },
+      { deviceId: "pi-a", minute: MINUTE0 - 2 * MIN, generatedTokens: 180, tokensPerSecondAvg: 20 },
+      { deviceId: "pi-a", minute: MINUTE0 - 3 * MIN, generatedTokens: 0 }, // reported, idle: a 0, not a gap
+      { deviceId: "pi-a", minute: MINUTE0 - 29 * MIN, generatedTokens: 60 },
+      { deviceId: "pi-a", minute: MINUTE0 - 30 * MIN, generatedTokens: 999 }, // too old
+      { deviceId: "pi-b", minute: MINUTE0 - MIN, generatedTokens: 0 }, // reported, generated nothing in the window
+      { deviceId: "pi-c", minute: MINUTE0 - 10 * MIN, generatedTokens: 48 },
+      { deviceId: "pi-d", minute: MINUTE0 - 10 * MIN, generatedTokens: null, tokensPerSecondAvg: 5 }, // an agent without counts
     ]);
     const { fromMs, devices } = await throughput.sparklines();
     expect(fromMs).toBe(MINUTE0 - 29 * MIN);
@@ -264,9 +272,10 @@ describe.each(DB_KINDS)("fleet throughput on %s", (kind) => {
     const a = devices["pi-a"]!;
     expect(a).toHaveLength(SPARKLINE_MINUTES);
     expect(a[0]).toBe(1);
+    expect(a[26]).toBe(0);
     expect(a[27]).toBe(3);
-    expect(a[29]).toBe(4.5);
-    expect(a.filter((v) => v !== null)).toHaveLength(3);
+    expect(a[29]).toBe(0.5);
+    expect(a.filter((v) => v !== null)).toHaveLength(4);
     expect(devices["pi-c"]![19]).toBe(0.8);
   });
 
@@ -278,8 +287,8 @@ describe.each(DB_KINDS)("fleet throughput on %s", (kind) => {
     await db.prisma.$executeRaw`
       INSERT INTO "TelemetryMinute" ("deviceId", minute, samples, "memTotalBytes", "memUsedMin", "memUsedAvg", "memUsedMax",
         "swapTotalBytes", "swapUsedMin", "swapUsedAvg", "swapUsedMax", "load1Avg", "load5Avg", "load15Avg", "load1Max",
-        "tokensPerSecondAvg")
-      SELECT d.id, g, 60, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (extract(epoch FROM g) / 60)::bigint % 10
+        "generatedTokens")
+      SELECT d.id, g, 60, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ((extract(epoch FROM g) / 60)::bigint % 10) * 60 + 60
       FROM "Device" d CROSS JOIN generate_series(${from}::timestamp, ${to}::timestamp, interval '1 minute') AS g
       WHERE d.id LIKE 'pi-load-%'`;
     const queries: string[] = [];
@@ -302,7 +311,11 @@ describe.each(DB_KINDS)("fleet throughput on %s", (kind) => {
     reader.close();
     expect(queries).toEqual(["$queryRaw"]);
     expect(Object.keys(devices)).toHaveLength(1000);
-    const expected = Array.from({ length: SPARKLINE_MINUTES }, (_, i) => ((MINUTE0 - 29 * MIN + i * MIN) / MIN) % 10);
+    // tokens ÷ 60 s per minute; the minute in progress (30 s so far) ÷ 30 s.
+    const expected = Array.from({ length: SPARKLINE_MINUTES }, (_, i) => {
+      const tokens = (((MINUTE0 - 29 * MIN + i * MIN) / MIN) % 10) * 60 + 60;
+      return i === SPARKLINE_MINUTES - 1 ? tokens / 30 : tokens / 60;
+    });
     expect(devices["pi-load-999"]).toEqual(expected);
   });
 

@@ -4,8 +4,11 @@
  * history (fleet tokens/s over a range, per-device sparklines) from the per-minute
  * rollups.
  *
- * Fleet tokens/s *now* is the sum over online devices of each device's generation
- * rate in its newest sample:
+ * Names and units are in @orchard/contracts (throughput.ts); docs/metrics.md, "Token rates".
+ *
+ * "Generating now" of a device (`DeviceSummary.generatingTokensPerSecond`, computed by
+ * FleetService.applyTelemetry with advanceGeneratingRate below, shown in the fleet
+ * table's row) is its generation rate in its newest sample:
  *  - `generatedTokens / interval`, where the interval is the time between that sample
  *    and the device's previous one (both stamped by the device's clock), when the
  *    sample reports generatedTokens and the previous sample is at most
@@ -15,8 +18,10 @@
  *    (`activeGenerations > 0`, or, from an agent that does not report it, a non-null
  *    tokensPerSecond): older agents, and the first sample after a (re)connect;
  *  - otherwise 0.
- * The first is what the fleet actually produces (idle time, queueing and prefill
+ * The first is what the device actually produces (idle time, queueing and prefill
  * included); the second is the decode speed while generating, an upper bound of it.
+ * "Generating now (whole fleet)" (`FleetTotals.tokensPerSecond`, the overview card) is
+ * exactly the sum of the online devices' own figures: one source, one window.
  *
  * Fleet tokens/s *over time* is, per bucket, the sum over devices of the rollups'
  * generatedTokens divided by the bucket's seconds (the bucket in progress: its seconds
@@ -43,14 +48,6 @@ const MINUTE_MS = 60_000;
 const sqlTime = (ms: number) => new Date(ms).toISOString();
 const floorTo = (ms: number, step: number) => Math.floor(ms / step) * step;
 
-/** What the newest sample of a device says about its generation. */
-interface DeviceRate {
-  /** Device clock of the newest sample. */
-  ts: number;
-  tokensPerSecond: number;
-  activeGenerations: number;
-}
-
 /** One bucket's sums, as read from the rollups. */
 interface BucketSums {
   tokens: number;
@@ -75,8 +72,29 @@ export function sampleRate(sample: TelemetrySample, intervalMs: number | null): 
   return generating ? (sample.tokensPerSecond ?? 0) : 0;
 }
 
+/** A device's "generating now": the device clock of the newest sample it is computed from (null: none yet) and its value. */
+export interface GeneratingRate {
+  ts: number | null;
+  tokensPerSecond: number | null;
+}
+
+/**
+ * The rate after `samples` arrive (usually one; after a reconnect, the buffered ones, in any order): each one's
+ * interval is to the one before it. A sample not newer than the newest one seen (a late duplicate) says nothing
+ * about now and is skipped.
+ */
+export function advanceGeneratingRate(state: GeneratingRate, samples: readonly TelemetrySample[]): GeneratingRate {
+  const sorted = samples.length === 1 ? samples : [...samples].sort((a, b) => a.ts - b.ts);
+  let { ts, tokensPerSecond } = state;
+  for (const s of sorted) {
+    if (ts !== null && s.ts <= ts) continue;
+    tokensPerSecond = sampleRate(s, ts === null ? null : s.ts - ts);
+    ts = s.ts;
+  }
+  return { ts, tokensPerSecond };
+}
+
 export class FleetThroughput {
-  private readonly rates = new Map<string, DeviceRate>();
   private readonly caches = new Map<number, BucketCache>();
 
   constructor(
@@ -86,46 +104,20 @@ export class FleetThroughput {
     /** Active alerts right now (services/alerts.ts); 0 until one is injected. */
     private readonly alertsActive: () => number = () => 0,
     private readonly now: () => number = Date.now,
-  ) {
-    fleet.on("telemetry", this.onTelemetry);
-    fleet.on("removed", this.onRemoved);
-  }
+  ) {}
 
-  /** Stops following the fleet. */
-  close(): void {
-    this.fleet.off("telemetry", this.onTelemetry);
-    this.fleet.off("removed", this.onRemoved);
-  }
+  /** Nothing to stop: the figures are read from the fleet when asked for (kept for the callers). */
+  close(): void {}
 
-  private readonly onTelemetry = (deviceId: string, samples: TelemetrySample[]): void => {
-    // Usually one sample; after a reconnect, the buffered ones in order. Each one's interval is to the one before it.
-    const sorted = samples.length === 1 ? samples : [...samples].sort((a, b) => a.ts - b.ts);
-    let state = this.rates.get(deviceId);
-    for (const s of sorted) {
-      // A sample older than the newest one seen (a late duplicate) says nothing about now.
-      if (state && s.ts <= state.ts) continue;
-      state = {
-        ts: s.ts,
-        tokensPerSecond: sampleRate(s, state ? s.ts - state.ts : null),
-        activeGenerations: s.activeGenerations ?? 0,
-      };
-    }
-    if (state) this.rates.set(deviceId, state);
-  };
-
-  private readonly onRemoved = (deviceId: string): void => {
-    this.rates.delete(deviceId);
-  };
-
-  /** The fleet right now: O(devices), from memory only. */
+  /** The fleet right now: O(devices), from memory only; tokens/s is the sum of the online rows' "generating now". */
   totals(): FleetTotals {
     const { total, online } = this.fleet.counts();
     let tokensPerSecond = 0;
     let activeGenerations = 0;
-    for (const [id, rate] of this.rates) {
-      if (!this.fleet.get(id)?.online) continue;
-      tokensPerSecond += rate.tokensPerSecond;
-      activeGenerations += rate.activeGenerations;
+    for (const d of this.fleet.list()) {
+      if (!d.online) continue;
+      tokensPerSecond += d.generatingTokensPerSecond ?? 0;
+      activeGenerations += d.telemetry?.activeGenerations ?? 0;
     }
     return {
       ts: this.now(),
@@ -201,26 +193,31 @@ export class FleetThroughput {
   }
 
   /**
-   * Every device's average decode tokens/s per minute over the last SPARKLINE_MINUTES
-   * minutes (the current one included), in one query over the rollups' minute index:
-   * one row per device that generated anything, its minutes and values as arrays.
+   * Every device's "generating now" per minute over the last SPARKLINE_MINUTES minutes (the
+   * current one included): the minute's generatedTokens ÷ its seconds (the minute in
+   * progress: its seconds so far), the per-device version of the fleet chart. One query over
+   * the rollups' minute index: one row per device that generated anything in the window,
+   * its minutes and tokens as arrays; a minute whose samples reported no count is a gap.
    */
   async sparklines(toMs = this.now()): Promise<FleetSparklines> {
     const fromMs = floorTo(toMs, MINUTE_MS) - (SPARKLINE_MINUTES - 1) * MINUTE_MS;
-    const rows = await this.prisma.$queryRaw<{ deviceId: string; minutes: number[]; tps: number[] }[]>`
+    const rows = await this.prisma.$queryRaw<{ deviceId: string; minutes: number[]; tokens: number[] }[]>`
       SELECT "deviceId",
         array_agg((extract(epoch FROM minute) * 1000)::float8 ORDER BY minute) AS minutes,
-        array_agg("tokensPerSecondAvg"::float8 ORDER BY minute) AS tps
+        array_agg("generatedTokens"::float8 ORDER BY minute) AS tokens
       FROM "TelemetryMinute"
       WHERE minute >= ${sqlTime(fromMs)}::timestamp AND minute <= ${sqlTime(toMs)}::timestamp
-        AND "tokensPerSecondAvg" IS NOT NULL
-      GROUP BY "deviceId"`;
+        AND "generatedTokens" IS NOT NULL
+      GROUP BY "deviceId"
+      HAVING sum("generatedTokens") > 0`;
     const devices: Record<string, (number | null)[]> = {};
     for (const row of rows) {
       const values = new Array<number | null>(SPARKLINE_MINUTES).fill(null);
       row.minutes.forEach((minute, i) => {
-        const slot = Math.round((Number(minute) - fromMs) / MINUTE_MS);
-        if (slot >= 0 && slot < SPARKLINE_MINUTES) values[slot] = Number(row.tps[i]);
+        const start = Number(minute);
+        const slot = Math.round((start - fromMs) / MINUTE_MS);
+        const seconds = (Math.min(start + MINUTE_MS, toMs) - start) / 1000;
+        if (slot >= 0 && slot < SPARKLINE_MINUTES && seconds > 0) values[slot] = Number(row.tokens[i]) / seconds;
       });
       devices[row.deviceId] = values;
     }

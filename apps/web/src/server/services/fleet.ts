@@ -13,6 +13,7 @@ import { ActiveModel, type DeviceEvent, RunnerStatus, TelemetrySample, type Devi
 import type { Prisma } from "../db/client.ts";
 import { throttled, type Logger } from "../log.ts";
 import { secretMatches } from "../auth/secrets.ts";
+import { advanceGeneratingRate } from "./fleet-throughput.ts";
 
 interface DeviceRecord {
   summary: DeviceSummary;
@@ -24,6 +25,8 @@ interface DeviceRecord {
   /** When lastSeen/lastTelemetry were last written; they are written at most every DEVICE_TOUCH_MS. */
   touchedAt: number;
   touchPending: boolean;
+  /** Device clock of the newest sample received since this server started (null: none yet), for "generating now". */
+  rateTs: number | null;
 }
 
 export interface FleetEvents {
@@ -88,12 +91,14 @@ export class FleetService extends EventEmitter<FleetEvents> {
           // Not stored: the device's retained status brings them back right after a restart.
           previousModel: null,
           runtimes: null,
+          generatingTokensPerSecond: null,
         },
         mqttPasswordHash: row.mqttPasswordHash,
         mqttPendingPasswordHash: row.mqttPendingPasswordHash,
         dirty: row.online, // the database said online; correct it
         touchedAt: this.now(),
         touchPending: false,
+        rateTs: null,
       });
     }
   }
@@ -160,6 +165,7 @@ export class FleetService extends EventEmitter<FleetEvents> {
       tags: [],
       previousModel: null,
       runtimes: null,
+      generatingTokensPerSecond: null,
     };
     this.devices.set(row.id, {
       summary,
@@ -168,6 +174,7 @@ export class FleetService extends EventEmitter<FleetEvents> {
       dirty: false,
       touchedAt: this.now(),
       touchPending: false,
+      rateTs: null,
     });
     this.emit("device", summary);
   }
@@ -232,8 +239,11 @@ export class FleetService extends EventEmitter<FleetEvents> {
     const newest = samples.reduce((a, b) => (b.ts > a.ts ? b : a));
     const now = this.now();
     const wasOnline = d.summary.online;
+    const rate = advanceGeneratingRate({ ts: d.rateTs, tokensPerSecond: d.summary.generatingTokensPerSecond }, samples);
+    d.rateTs = rate.ts;
     d.summary = {
       ...d.summary,
+      generatingTokensPerSecond: rate.tokensPerSecond,
       // Telemetry proves the device is up even if its retained status was lost.
       online: true,
       lastSeenAt: now,
