@@ -5,11 +5,13 @@
  * board state before and after, shown once), one row per prompt with its speed and
  * cost. The columns and their formatting are the contract's (BENCH_COLUMNS), the
  * same as the CSV and Markdown exports; a value the device could not read is a dash
- * with the reason, never 0.
+ * with the reason, never 0. Wider than the screen, it scrolls sideways inside its box
+ * with the device column kept in view and a shadow at the edge while columns are hidden.
  */
 import { Fragment } from "react";
 import { BENCH_COLUMNS, benchTableRows, type BenchRunDto, type BenchTableRow } from "@orchard/contracts";
 import { NotAvailable } from "@/components/fleet/not-available";
+import { ScrollX, STICKY_FIRST } from "@/components/ui/scroll-x";
 import { BENCH_COLUMN_GROUPS, BENCH_DEVICE_KEYS, formatBenchCell } from "@/lib/bench";
 import { cn } from "@/lib/cn";
 
@@ -27,6 +29,9 @@ const NULL_REASONS: Partial<Record<Key, string>> = {
   throttleAfter: "vcgencmd is not available on this device",
 };
 
+/** The line at the right of the sticky device column (a border would scroll away with the cells). */
+const FIRST_EDGE = "shadow-[inset_-1px_0_0_var(--color-border)]";
+
 /** The contract's columns in group order; a group's first column draws the group's left border. */
 const columns = BENCH_COLUMN_GROUPS.flatMap((g, gi) =>
   g.keys.map((key, i) => {
@@ -42,23 +47,36 @@ export function BenchResultsTable({ run }: { run: BenchRunDto }) {
       : [],
   );
   return (
-    <div className="overflow-x-auto">
+    <ScrollX data-testid="bench-results-scroll" tabIndex={0} role="region" aria-label="Benchmark results (scrolls sideways)">
       <table className="w-full text-sm" data-testid="bench-results" aria-label="Benchmark results">
         <thead>
           <tr className="border-b">
+            {/* The device column stands alone (it stays in view while the rest scrolls sideways). */}
+            <th
+              rowSpan={2}
+              scope="col"
+              data-key={columns[0]!.key}
+              className={cn(
+                "h-9 px-3 text-left align-bottom text-xs font-medium whitespace-nowrap text-muted-foreground",
+                STICKY_FIRST,
+                FIRST_EDGE,
+              )}
+            >
+              {columns[0]!.title}
+            </th>
             {BENCH_COLUMN_GROUPS.map((g, i) => (
               <th
                 key={g.title}
-                colSpan={g.keys.length}
+                colSpan={i === 0 ? g.keys.length - 1 : g.keys.length}
                 scope="colgroup"
                 className={cn("h-8 px-3 text-left text-xs font-semibold whitespace-nowrap", i > 0 && "border-l")}
               >
-                {g.title}
+                {i === 0 ? "Runtime" : g.title}
               </th>
             ))}
           </tr>
           <tr className="border-b">
-            {columns.map((c) => (
+            {columns.slice(1).map((c) => (
               <th
                 key={c.key}
                 scope="col"
@@ -95,11 +113,14 @@ export function BenchResultsTable({ run }: { run: BenchRunDto }) {
                         data-key={c.key}
                         title={c.key === "prompt" ? `Answer: ${previews[ri] ?? ""}` : undefined}
                         className={cn(
-                          "px-3 py-2 whitespace-nowrap",
+                          "px-3 py-2",
+                          c.key !== "device" && "whitespace-nowrap",
                           perDevice && "align-top",
                           c.numeric && "text-right tabular-nums",
                           c.groupStart && "border-l",
-                          c.key === "device" && "font-medium",
+                          // On a phone a long name wraps, so the sticky column leaves room for the rest.
+                          c.key === "device" &&
+                            cn("max-w-32 font-medium break-words sm:max-w-none sm:whitespace-nowrap", STICKY_FIRST, FIRST_EDGE),
                           (c.key === "modelSha256" || c.key === "prompt") && "font-mono text-xs",
                         )}
                       >
@@ -113,7 +134,7 @@ export function BenchResultsTable({ run }: { run: BenchRunDto }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </ScrollX>
   );
 }
 
