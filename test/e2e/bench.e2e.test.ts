@@ -67,6 +67,48 @@ describe("benchmarks in Chromium", () => {
     expect(new Set(headers)).toEqual(new Set(BENCH_COLUMNS.map((c) => c.key).filter((k) => k !== "run")));
   });
 
+  it("charts decode and prompt-feed tok/s per device with the table's numbers", async () => {
+    const charts = page.getByTestId("bench-charts");
+    await charts.waitFor();
+    // Per device: the mean of the table's per-prompt cells (shown with 2 decimals, so each is off by ≤ 0.005).
+    const tableMeans = async (key: string) => {
+      const means = new Map<string, number>();
+      for (const agent of agents) {
+        const cells = await page
+          .locator(`[data-testid="bench-result-row"][data-device-id="${agent.deviceId}"] td[data-key="${key}"]`)
+          .allTextContents();
+        expect(cells).toHaveLength(BENCH_STANDARD_PROMPTS.length);
+        means.set(agent.deviceId, cells.map(Number).reduce((a, b) => a + b, 0) / cells.length);
+      }
+      return means;
+    };
+    for (const [metric, title] of [
+      ["decodeTokS", "Decode"],
+      ["prefillTokS", "Prompt feed"],
+    ] as const) {
+      const chart = charts.locator(`[data-testid="bench-chart"][data-metric="${metric}"]`);
+      expect((await chart.locator("figcaption").textContent())?.trim()).toBe(`${title} (tok/s)`);
+      expect(await chart.locator("svg title").first().textContent()).toBe(`${title} (tok/s) per device`);
+      const bars = chart.getByTestId("bench-chart-bar");
+      await expect(bars.count()).resolves.toBe(agents.length);
+      const means = await tableMeans(metric);
+      for (const agent of agents) {
+        const bar = chart.locator(`[data-testid="bench-chart-bar"][data-device-id="${agent.deviceId}"]`);
+        const shown = Number(await bar.getByTestId("bench-chart-value").textContent());
+        expect(shown, `${metric} bar of ${agent.name}`).toBeGreaterThan(0);
+        expect(
+          Math.abs(shown - means.get(agent.deviceId)!),
+          `${metric} bar of ${agent.name}: ${shown} vs the table's mean`,
+        ).toBeLessThanOrEqual(0.0101);
+        // The bar's width is its value on the chart's scale: a faster device has a longer bar.
+        expect(Number.parseFloat((await bar.locator("rect").getAttribute("width")) ?? "")).toBeGreaterThan(0);
+      }
+    }
+    // The sim devices read no board power: energy per token is said to be unmeasured, not charted as 0.
+    await expect(charts.locator('[data-testid="bench-chart"][data-metric="energyJPerToken"]').count()).resolves.toBe(0);
+    expect(await page.getByTestId("bench-chart-no-energy").textContent()).toMatch(/not measured/);
+  });
+
   it("downloads the results as CSV", async () => {
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("bench-export-csv").click()]);
     expect(download.suggestedFilename()).toMatch(new RegExp(`-${runId}\\.csv$`));

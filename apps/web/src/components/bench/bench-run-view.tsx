@@ -19,6 +19,7 @@ import { formatDateTime } from "@/lib/format";
 import { errorCode, errorMessage, useTRPC } from "@/lib/trpc";
 import { useCan } from "@/lib/use-role";
 import { RunStateBadge } from "./bench-badges";
+import { BenchChart } from "./bench-chart";
 import { BenchCompare } from "./bench-compare";
 import { BenchProgress } from "./bench-progress";
 import { BenchResultsTable } from "./bench-results-table";
@@ -144,12 +145,16 @@ export function BenchRunView({ id }: { id: string }) {
         <CardHeader>
           <CardTitle>Results</CardTitle>
           <CardDescription>
-            One row per device and prompt; columns as in the CSV and Markdown exports. A dash means the device cannot read that value.
+            Per device, the mean over its prompts; below, one row per device and prompt, columns as in the CSV and Markdown exports. A dash
+            means the device cannot read that value.
           </CardDescription>
         </CardHeader>
         <CardContent>
           {rowCount > 0 ? (
-            <BenchResultsTable run={r} />
+            <div className="flex flex-col gap-6">
+              <BenchChart run={r} />
+              <BenchResultsTable run={r} />
+            </div>
           ) : (
             <EmptyState icon={Gauge} title={r.state === "running" ? "No results yet" : "No results"}>
               {r.state === "running" ? "Each device reports its results when it has run every prompt." : "No device finished any prompt."}
