@@ -137,6 +137,7 @@ describe("layout at 1280×720 and 390×844 in Chromium", () => {
         ["users", () => "/users", "main h1"],
         ["api-keys", () => "/settings/api-keys", "main h1"],
         ["enroll", () => "/enroll", "main h1"],
+        ["account", () => "/account", "main h1"],
       ];
       for (const [name, pathname, ready] of pages) {
         it(`${name}: the page does not scroll sideways`, async () => {
@@ -204,6 +205,8 @@ describe("layout at 1280×720 and 390×844 in Chromium", () => {
         ["run-benchmark", () => "/benchmarks", "bench-new", "bench-start"],
         ["compare-runtimes", () => "/benchmarks", "compare-runtimes", "compare-start"],
         ["rename-device", () => `/devices/${agents[0]!.deviceId}`, "rename-device", "rename-submit"],
+        ["edit-tags", () => `/devices/${agents[0]!.deviceId}`, "device-tags-edit", "device-tags-save"],
+        ["delete-device", () => `/devices/${agents[0]!.deviceId}`, "delete-device", "delete-confirm"],
       ];
       for (const [name, pathname, opener, submit] of dialogs) {
         it(`${name} dialog: fits the screen, submit in view, every field reachable`, async () => {
