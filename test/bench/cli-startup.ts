@@ -2,7 +2,7 @@
  * CLI and agent start-up: wall time of whole processes, from spawn to exit, as a user
  * waits for them. `orchard artifact list` against a real server on 127.0.0.1 (PGlite,
  * no models: it answers `[]`-sized output, so the time is start-up plus one request)
- * and `orchard-agent --version` (start-up alone), each run RUNS times:
+ * and `orchard --help` and `orchard-agent --version` (start-up alone), each run RUNS times:
  *   dist   — the bin entry with the compiled bundle (apps/*\/dist, scripts/build.mjs), as installed;
  *   source — ORCHARD_FROM_SOURCE=1: the TypeScript sources through tsx, with tsx's transform cache warm
  *            (what every start cost before the bundles, after the first);
@@ -46,22 +46,30 @@ export async function benchCliStartup(opts: { runs: number }): Promise<string[]>
     ["source", { ORCHARD_FROM_SOURCE: "1" }],
     ["source, cold cache", { ORCHARD_FROM_SOURCE: "1", TSX_DISABLE_CACHE: "1" }],
   ];
+  const commands: [string, string[], NodeJS.ProcessEnv][] = [
+    ["orchard --help", [CLI, "--help"], {}],
+    ["orchard artifact list", [CLI, "artifact", "list"], cliEnv],
+    ["orchard-agent --version", [AGENT, "--version"], {}],
+  ];
   const lines = [
-    `method: wall time from spawn to exit, ${opts.runs} runs each (BENCH_RUNS), one at a time; server on 127.0.0.1 with PGlite, idle`,
+    `method: wall time from spawn to exit, ${opts.runs} runs each (BENCH_RUNS), one process at a time, the variants taking turns ` +
+      "(so a passing load affects each alike) after 3 unmeasured rounds (the server's first requests, the page cache, tsx's cache); " +
+      "server on 127.0.0.1 with PGlite, idle",
     "",
     "| command | how it runs | p50 | p90 | max |",
     "|---|---|---|---|---|",
   ];
   try {
-    for (const [label, args, env] of [
-      ["orchard artifact list", [CLI, "artifact", "list"], cliEnv],
-      ["orchard-agent --version", [AGENT, "--version"], {}],
-    ] as const) {
-      for (const [how, variantEnv] of variants) {
-        await timed([...args], { ...env, ...variantEnv }); // one unmeasured run: the page cache and tsx's cache as a user's second start has them
-        const times: number[] = [];
-        for (let i = 0; i < opts.runs; i++) times.push(await timed([...args], { ...env, ...variantEnv }));
-        const s = summarize(times);
+    for (const [label, args, env] of commands) {
+      const times = variants.map(() => [] as number[]);
+      for (let round = 0; round < opts.runs + 3; round++) {
+        for (const [i, [, variantEnv]] of variants.entries()) {
+          const ms = await timed(args, { ...env, ...variantEnv });
+          if (round >= 3) times[i]!.push(ms);
+        }
+      }
+      for (const [i, [how]] of variants.entries()) {
+        const s = summarize(times[i]!);
         lines.push(
           `| ${label} | ${how} | ${(s.p50 / 1000).toFixed(2)} s | ${(s.p90 / 1000).toFixed(2)} s | ${(s.max / 1000).toFixed(2)} s |`,
         );
