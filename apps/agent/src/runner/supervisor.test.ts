@@ -238,6 +238,9 @@ describe("RunnerSupervisor with the real sim runner", () => {
     s.start();
     await until("crashed", () => s.status().state === "crashed");
     expect(s.status().lastError).toMatch(/^cannot start \/nonexistent\/orchard-runner: .*ENOENT.*--runner-bin/);
+    expect(s.status().lastError, "what to install and run").toContain(
+      "`npm run build`, which needs `sudo apt-get install cmake g++ nlohmann-json3-dev`",
+    );
   });
 });
 

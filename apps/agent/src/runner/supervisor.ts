@@ -529,7 +529,7 @@ export class RunnerSupervisor extends EventEmitter<RunnerSupervisorEvents> {
       const errno = (spawnError as NodeJS.ErrnoException).code;
       const hint =
         errno === "ENOENT"
-          ? " (not found: build native/ with cmake, or pass --runner-bin / ORCHARD_RUNNER_BIN)"
+          ? " (not found: build it with `npm run build`, which needs `sudo apt-get install cmake g++ nlohmann-json3-dev`, or pass --runner-bin / ORCHARD_RUNNER_BIN)"
           : errno === "EACCES"
             ? " (not executable)"
             : "";
