@@ -74,6 +74,14 @@ describe("scripts/build.mjs without nlohmann-json", () => {
     }
   });
 
+  it("without cmake on the PATH the sentence says so", async () => {
+    const r = await run(process.execPath, ["scripts/build.mjs", "--install"], { PATH: path.join(copy, ".no-packages") });
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(
+      /\[build\] orchard-runner was not built: cmake is not installed; .*sudo apt-get install cmake g\+\+ nlohmann-json3-dev/,
+    );
+  });
+
   it("npm run demo says the sim agents need the runner and how to get it (or to use llama.cpp)", async () => {
     const r = await run(process.execPath, ["--import", "tsx", "scripts/demo.ts"], { ORCHARD_DEMO_RUNNER: "" });
     expect(r.code).toBe(2);
