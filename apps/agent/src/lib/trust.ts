@@ -7,7 +7,7 @@
 import { X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import tls from "node:tls";
-import { Agent, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
 
 export interface Trust {
   /** The extra CA file, or null for the system's CAs only. */
@@ -56,6 +56,8 @@ export async function loadTrust(caFile: string | null): Promise<Trust> {
   if (caFile === null) return SYSTEM_TRUST;
   const ca = [...tls.rootCertificates, ...(await readCaFile(caFile))];
   // Node's fetch is undici; this package is pinned to the version Node 20 bundles, so its dispatcher fits.
+  // Imported only here: an agent without its own CA (the common case) never loads it (about 10 MiB of RSS).
+  const { Agent } = await import("undici");
   const dispatcher: Dispatcher = new Agent({ connect: { ca } });
   return {
     caFile,
