@@ -54,6 +54,7 @@ export const DASHBOARD_INPUTS = [
   "apps/web/tsconfig.json",
   "apps/web/package.json",
   "packages/contracts/src",
+  "packages/format/src",
   "prisma/schema.prisma",
   "package-lock.json",
 ];

@@ -616,7 +616,7 @@ describe("orchard artifact", () => {
     expect(pushed.code, pushed.err).toBe(0);
     expect(proxy.cuts()).toBe(1);
     expect(pushed.err).toMatch(/retrying in \d+ s/);
-    expect(pushed.err).toContain(`sim-model.bin: 24 MiB / 24 MiB (100%)  sha256 ${written.sha256}`);
+    expect(pushed.err).toContain(`sim-model.bin: 24.0 MiB / 24.0 MiB (100%)  sha256 ${written.sha256}`);
     const created = JSON.parse(pushed.out) as ArtifactDto;
     expect(created).toMatchObject({
       name: "cli-sim",
@@ -637,7 +637,7 @@ describe("orchard artifact", () => {
 
     const listed = await cli(["artifact", "list"]);
     expect(listed.code, listed.err).toBe(0);
-    expect(listed.out).toMatch(new RegExp(`^${created.id.slice(0, 12)}\\s+cli-sim\\s+1\\s+sim \\(simulated\\)\\s+24 MiB\\s+2\\s+—`, "m"));
+    expect(listed.out).toMatch(new RegExp(`^${created.id.slice(0, 12)}\\s+cli-sim\\s+1\\s+sim \\(simulated\\)\\s+24.0 MiB\\s+2\\s+—`, "m"));
 
     const removed = await cli(["artifact", "rm", created.id.slice(0, 10)]);
     expect(removed.code, removed.err).toBe(0);
