@@ -55,6 +55,7 @@ export const DASHBOARD_INPUTS = [
   "apps/web/package.json",
   "packages/contracts/src",
   "packages/format/src",
+  "packages/client/src",
   "prisma/schema.prisma",
   "package-lock.json",
 ];

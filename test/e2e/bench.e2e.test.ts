@@ -7,7 +7,8 @@
 import { readFile } from "node:fs/promises";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BENCH_COLUMNS, BENCH_STANDARD_PROMPTS } from "@orchard/contracts";
+import { BENCH_STANDARD_PROMPTS } from "@orchard/contracts";
+import { BENCH_COLUMNS } from "@orchard/client";
 import { launchBrowser, type TestBrowser, signIn } from "../support/browser.ts";
 import { parseCsv } from "../support/csv.ts";
 import { enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";

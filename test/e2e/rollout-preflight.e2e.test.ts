@@ -12,7 +12,7 @@ import path from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planPush, push } from "../../apps/cli/src/artifact.ts";
-import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
+import type { ArtifactDto } from "@orchard/client";
 import { writeSimModel } from "../../scripts/sim-model.ts";
 import { launchBrowser, type TestBrowser, signIn } from "../support/browser.ts";
 import { RUNNER_BIN, enrollAgent, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";

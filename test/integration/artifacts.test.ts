@@ -13,7 +13,7 @@ import path from "node:path";
 import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ARTIFACT_RUNTIMES, ArtifactKeyResponse, EnrollResponse, topics, type DeviceStatus, type RunnerStatus } from "@orchard/contracts";
-import type { ArtifactDto, UploadDto } from "../../apps/web/src/lib/artifacts.ts";
+import type { ArtifactDto, UploadDto } from "@orchard/client";
 import { writeSimModel } from "../../scripts/sim-model.ts";
 import { writeTinyGguf } from "../../scripts/tiny-gguf.ts";
 import { executorchUnavailable, tinyModel } from "../../scripts/tiny-pte.ts";

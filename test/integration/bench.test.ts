@@ -7,7 +7,8 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BENCH_COLUMNS, BENCH_STANDARD_PROMPTS, type BenchRunDto } from "@orchard/contracts";
+import { BENCH_STANDARD_PROMPTS, type BenchRunDto } from "@orchard/contracts";
+import { BENCH_COLUMNS } from "@orchard/client";
 import { parseCsv } from "../support/csv.ts";
 import {
   ROOT,

@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RuntimeComparisonDetail } from "@orchard/contracts";
-import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
+import type { ArtifactDto } from "@orchard/client";
 import { simReferenceIds, writeSimModel } from "../../scripts/sim-model.ts";
 import { writeTinyGguf } from "../../scripts/tiny-gguf.ts";
 import {

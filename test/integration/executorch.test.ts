@@ -13,7 +13,7 @@ import path from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RolloutDto } from "@orchard/contracts";
-import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
+import type { ArtifactDto } from "@orchard/client";
 import { executorchUnavailable, tinyModel, type ExportedModel } from "../../scripts/tiny-pte.ts";
 import { enrollAgent, runCli, removeDir, startServer, waitFor, type TestAgent, type TestServer } from "../support/harness.ts";
 

@@ -31,7 +31,7 @@ import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ConversationMessageDto, RolloutDeviceDto, RolloutDto, RolloutStrategy } from "@orchard/contracts";
 import { planPush, push } from "../../apps/cli/src/artifact.ts";
-import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
+import type { ArtifactDto } from "@orchard/client";
 import { REFERENCE_PROMPT, simReferenceIds, writeSimModel, type SimModelHeader } from "../../scripts/sim-model.ts";
 import {
   RUNNER_BIN,

@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RolloutDto } from "@orchard/contracts";
-import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
+import type { ArtifactDto } from "@orchard/client";
 import { simReferenceIds, writeSimModel, type SimModelHeader } from "../../scripts/sim-model.ts";
 import {
   RUNNER_BIN,

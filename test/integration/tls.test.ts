@@ -12,7 +12,7 @@ import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ArtifactDto } from "../../apps/web/src/lib/artifacts.ts";
+import type { ArtifactDto } from "@orchard/client";
 import { REFERENCE_PROMPT, simReferenceIds, writeSimModel } from "../../scripts/sim-model.ts";
 import { createPostgresDatabase } from "../../apps/web/test/db.ts";
 import {

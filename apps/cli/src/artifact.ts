@@ -12,9 +12,9 @@ import {
   ExportedModelManifest,
   type ArtifactRuntime,
 } from "@orchard/contracts";
-import type { ArtifactDto } from "../../web/src/lib/artifacts.ts";
-import { parseTokenIds, roleForFileName } from "../../web/src/lib/artifacts.ts";
-import { uploadFile, type UploadProgress, type UploadSource } from "../../web/src/lib/upload.ts";
+import type { ArtifactDto } from "@orchard/client";
+import { parseTokenIds, roleForFileName } from "@orchard/client";
+import { uploadFile, type UploadProgress, type UploadSource } from "@orchard/client";
 import type { OrchardClient } from "./client.ts";
 import { ago, bytes, formatByteRate, table } from "./format.ts";
 

@@ -4,20 +4,15 @@
  * the CSV/Markdown are byte for byte what the dashboard downloads.
  */
 import {
-  BENCH_COLUMNS,
   SIDE_BY_SIDE_METRICS,
   benchTableRows,
-  benchToCsv,
-  benchToMarkdown,
-  comparisonMarkdown,
   comparisonTableRows,
-  formatSideBySideValue,
-  formatSpeedup,
   type BenchRunDto,
   type RuntimeComparisonDetail,
   type BenchTableRow,
   type DeviceSummary,
 } from "@orchard/contracts";
+import { BENCH_COLUMNS, benchToCsv, benchToMarkdown, comparisonMarkdown, formatSideBySideValue, formatSpeedup } from "@orchard/client";
 import { resolveDevice } from "./chat.ts";
 import type { OrchardClient } from "./client.ts";
 import { ago, table } from "./format.ts";

@@ -3,7 +3,7 @@
  * The CLI and the demo launcher use it; the type comes from the server's router.
  */
 import { createTRPCClient, httpBatchLink, TRPCClientError } from "@trpc/client";
-import type { AppRouter } from "../../web/src/server/trpc/root.ts";
+import type { AppRouter } from "@orchard/web/router";
 
 export type OrchardClient = ReturnType<typeof createOrchardClient>;
 

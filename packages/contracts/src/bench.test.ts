@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BENCH_COLUMNS, BENCH_STANDARD_PROMPTS, benchTableRows, benchToCsv, benchToMarkdown, type BenchDeviceResult } from "./bench.ts";
-import { parseCsv } from "../../../test/support/csv.ts";
+import { BENCH_STANDARD_PROMPTS, benchTableRows, type BenchDeviceResult } from "./bench.ts";
 import { DeviceCommand, DeviceEvent } from "./device.ts";
 
 const result: BenchDeviceResult = {
@@ -72,29 +71,5 @@ describe("results table", () => {
       tempAfterC: 63,
       throttleAfter: 0x50005,
     });
-  });
-
-  it("writes CSV that parses back to the same values, with empty cells for unreadable ones", () => {
-    const csv = benchToCsv(rows);
-    const parsed = parseCsv(csv);
-    expect(parsed[0]).toEqual(BENCH_COLUMNS.map((c) => c.key));
-    expect(parsed).toHaveLength(3);
-    const col = (name: string) => parsed[0]!.indexOf(name);
-    expect(parsed[1]![col("model")]).toBe('sim, "quoted"');
-    expect(Number(parsed[1]![col("decodeTokS")])).toBe(0.87);
-    expect(Number(parsed[1]![col("peakRssBytes")])).toBe(5 * 2 ** 30);
-    expect(parsed[1]![col("modelSha256")]).toBe("");
-    expect(parsed[2]![col("energyJPerToken")]).toBe("");
-  });
-
-  it("writes a Markdown table with units and n/a for unreadable values", () => {
-    const md = benchToMarkdown(rows).trim().split("\n");
-    expect(md).toHaveLength(4);
-    expect(md[0]).toContain("| Decode (tok/s) |");
-    expect(md[2]).toContain("| 0.87 |");
-    expect(md[2]).toContain("| 5120 |"); // MiB
-    expect(md[2]).toContain("| 0x50005 |");
-    expect(md[3]).toContain("| n/a |");
-    for (const line of md) expect(line.split(/(?<!\\)\|/).length).toBe(BENCH_COLUMNS.length + 2);
   });
 });

@@ -5,7 +5,7 @@
  * its socket event are in socket.ts.
  */
 import { z } from "zod";
-import { benchTableRows, benchToMarkdown, sideBySide, sideBySideToMarkdown, type BenchTableRow, type SideBySide } from "./bench.ts";
+import { benchTableRows, sideBySide, type BenchTableRow, type SideBySide } from "./bench.ts";
 import { BenchRunDto, RuntimeComparisonDto, type RuntimeComparisonStep } from "./socket.ts";
 
 const PerModel = z.array(z.number().nullable());
@@ -49,14 +49,4 @@ export function comparisonTableRows(c: Pick<RuntimeComparisonDto, "steps">, runs
     const d = runs[i]?.devices[0];
     return d?.result ? benchTableRows(stepLabel(s), d.deviceName, d.result) : [];
   });
-}
-
-/** The Markdown export: a heading, the side-by-side table, then every result row. */
-export function comparisonMarkdown(c: RuntimeComparisonDto, table: SideBySide, rows: readonly BenchTableRow[]): string {
-  const status = `${c.state}${c.error ? `: ${c.error}` : ""}`;
-  return (
-    `# ${c.name}\n\n${c.deviceName}, ${c.promptCount} prompts, up to ${c.maxNewTokens} new tokens each; ${status}\n\n` +
-    `## Side by side (factors: how many times better than ${table.models[0]?.label ?? "the first model"})\n\n` +
-    `${sideBySideToMarkdown(table)}\n## All results\n\n${benchToMarkdown(rows)}`
-  );
 }

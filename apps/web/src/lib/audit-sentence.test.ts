@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { AUDIT_ACTIONS, type AuditAction } from "./audit-actions.ts";
+import { AUDIT_ACTIONS, type AuditAction } from "@orchard/client";
 import { auditSentence } from "./audit-sentence.ts";
 
 /** Each action with the detail its recorder writes (routers/*.ts, http/routes.ts). */

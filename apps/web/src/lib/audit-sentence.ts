@@ -4,7 +4,7 @@
  * in AUDIT_ACTIONS (the Record below makes a missing one a type error); an action this
  * dashboard does not know (a newer server) falls back to the action's name and its detail.
  */
-import { AUDIT_ACTIONS, type AuditAction } from "./audit-actions.ts";
+import { AUDIT_ACTIONS, type AuditAction } from "@orchard/client";
 
 export interface AuditEntryLike {
   actor: { username: string; via: string };

@@ -5,7 +5,7 @@
  * list, comparisons are fetched again, and a reconnect refetches what was missed.
  */
 import { useQueryClient } from "@tanstack/react-query";
-import { summarizeRun } from "./bench";
+import { summarizeRun } from "@orchard/client";
 import { useOnReconnect, useSocketEvent } from "./realtime";
 import { useTRPC } from "./trpc";
 

@@ -11,9 +11,9 @@ import { useEffect, useMemo, useState } from "react";
 import type { TelemetrySample } from "@orchard/contracts";
 import { useDeviceWatch, useOnReconnect, useSocketEvent } from "./realtime";
 import { useTRPC } from "./trpc";
-import { pointFromSample, RAW_MAX_RANGE_MS, TELEMETRY_RANGES, type TelemetryPoint, type TelemetryRange } from "./telemetry-series";
+import { pointFromSample, RAW_MAX_RANGE_MS, TELEMETRY_RANGES, type TelemetryPoint, type TelemetryRange } from "@orchard/client";
 
-export { TELEMETRY_RANGES, type TelemetryPoint, type TelemetryRange } from "./telemetry-series";
+export { TELEMETRY_RANGES, type TelemetryPoint, type TelemetryRange } from "@orchard/client";
 
 /** Live samples are kept this long (the longest range that merges them). */
 const LIVE_KEEP_MS = RAW_MAX_RANGE_MS;

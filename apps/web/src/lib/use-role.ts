@@ -5,7 +5,7 @@
  * meeting buttons that would fail.
  */
 import { useQuery } from "@tanstack/react-query";
-import { roleAtLeast, type Role } from "./roles";
+import { roleAtLeast, type Role } from "@orchard/client";
 import { useTRPC } from "./trpc";
 
 /** The signed-in user (username, role), once known. */

@@ -18,7 +18,7 @@ import { formatDateTime } from "@/lib/format";
 import { errorMessage, useTRPC } from "@/lib/trpc";
 import { useCan, useMe } from "@/lib/use-role";
 
-import { AUDIT_ACTIONS as ACTIONS, type AuditAction as Action } from "@/lib/audit-actions";
+import { AUDIT_ACTIONS as ACTIONS, type AuditAction as Action } from "@orchard/client";
 import { auditSentence } from "@/lib/audit-sentence";
 
 const PAGE = 100;

@@ -7,7 +7,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { Alert } from "@/components/ui/alert";
 import { LoadingBlock } from "@/components/ui/spinner";
-import type { BenchCompareMetric } from "@/lib/bench";
+import type { BenchCompareMetric } from "@orchard/client";
 import { cn } from "@/lib/cn";
 import { errorMessage, useTRPC } from "@/lib/trpc";
 

@@ -9,10 +9,10 @@
  * with the device column kept in view and a shadow at the edge while columns are hidden.
  */
 import { Fragment } from "react";
-import { BENCH_COLUMNS, benchTableRows, type BenchRunDto, type BenchTableRow } from "@orchard/contracts";
+import { benchTableRows, type BenchRunDto, type BenchTableRow } from "@orchard/contracts";
 import { NotAvailable } from "@/components/fleet/not-available";
 import { ScrollX, STICKY_FIRST } from "@/components/ui/scroll-x";
-import { BENCH_COLUMN_GROUPS, BENCH_DEVICE_KEYS, formatBenchCell } from "@/lib/bench";
+import { BENCH_COLUMN_GROUPS, BENCH_DEVICE_KEYS, formatBenchCell, BENCH_COLUMNS } from "@orchard/client";
 import { cn } from "@/lib/cn";
 
 type Key = keyof BenchTableRow;

@@ -14,7 +14,7 @@ import { Card, CardContent, CardDescription, CardHeader, CardTitle } from "@/com
 import { EmptyState } from "@/components/ui/empty-state";
 import { LoadingBlock } from "@/components/ui/spinner";
 import { useBenchSync } from "@/lib/bench-live";
-import { runTableRows } from "@/lib/bench";
+import { runTableRows } from "@orchard/client";
 import { formatDateTime } from "@/lib/format";
 import { errorCode, errorMessage, useTRPC } from "@/lib/trpc";
 import { useCan } from "@/lib/use-role";

@@ -9,15 +9,8 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Download, Square } from "lucide-react";
 import Link from "next/link";
-import {
-  SIDE_BY_SIDE_METRICS,
-  benchToCsv,
-  comparisonMarkdown,
-  comparisonTableRows,
-  formatSideBySideValue,
-  formatSpeedup,
-  type RuntimeComparisonDetail,
-} from "@orchard/contracts";
+import { SIDE_BY_SIDE_METRICS, comparisonTableRows, type RuntimeComparisonDetail } from "@orchard/contracts";
+import { benchToCsv, comparisonMarkdown, formatSideBySideValue, formatSpeedup } from "@orchard/client";
 import { Alert } from "@/components/ui/alert";
 import { Badge, type BadgeTone } from "@/components/ui/badge";
 import { Button } from "@/components/ui/button";

@@ -17,7 +17,7 @@ import { cn } from "@/lib/cn";
 import { formatBytes, formatLoad, formatPercent, formatTemp, formatTokS } from "@/lib/format";
 import { errorMessage } from "@/lib/trpc";
 import { TELEMETRY_RANGES, useTelemetryRange, type TelemetryPoint, type TelemetryRange } from "@/lib/telemetry";
-import { pointFromSample } from "@/lib/telemetry-series";
+import { pointFromSample } from "@orchard/client";
 import { TelemetryChart, type ChartSeries, type YRange } from "./telemetry-chart";
 
 /** Raw samples further apart than this are drawn with a break: the device was not reporting. */

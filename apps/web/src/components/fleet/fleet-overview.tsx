@@ -15,7 +15,7 @@ import { Card } from "@/components/ui/card";
 import { EmptyState } from "@/components/ui/empty-state";
 import { LoadingBlock } from "@/components/ui/spinner";
 import { useLinkState } from "@/lib/realtime";
-import type { TelemetryRange } from "@/lib/telemetry-series";
+import type { TelemetryRange } from "@orchard/client";
 import { errorMessage, useTRPC } from "@/lib/trpc";
 import { useCan } from "@/lib/use-role";
 import { throttleIssuesNow } from "./throttle-badge";

@@ -12,7 +12,7 @@ import { ArrowDown, ArrowUp, ArrowUpDown } from "lucide-react";
 import { memo, useMemo, useRef, useState } from "react";
 import { GENERATING_NOW, TOKEN_RATE_UNIT, type DeviceSummary } from "@orchard/contracts";
 import { Table, TableBody, TableHead, TableHeader, TableRow } from "@/components/ui/table";
-import type { FleetSparklines } from "@/lib/fleet-overview";
+import type { FleetSparklines } from "@orchard/client";
 import { cn } from "@/lib/cn";
 import { useMediaQuery, useVirtualRows } from "@/lib/use-virtual-rows";
 import { DeviceRow, tokensNow } from "./device-row";

@@ -13,7 +13,7 @@ import { Alert } from "@/components/ui/alert";
 import { LoadingBlock } from "@/components/ui/spinner";
 import { formatTokS } from "@/lib/format";
 import { errorMessage } from "@/lib/trpc";
-import { TELEMETRY_RANGES, type TelemetryRange } from "@/lib/telemetry-series";
+import { TELEMETRY_RANGES, type TelemetryRange } from "@orchard/client";
 import type { FleetChartPoint } from "./use-fleet-overview";
 
 const ROSE = "#f43f5e";

@@ -8,7 +8,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import type { FleetTotals } from "@orchard/contracts";
-import type { TelemetryRange } from "@/lib/telemetry-series";
+import type { TelemetryRange } from "@orchard/client";
 import { useOnReconnect, useSocketEvent } from "@/lib/realtime";
 import { useTRPC } from "@/lib/trpc";
 

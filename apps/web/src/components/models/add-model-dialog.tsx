@@ -16,11 +16,11 @@ import { Button } from "@/components/ui/button";
 import { Dialog } from "@/components/ui/dialog";
 import { Field, Input } from "@/components/ui/input";
 import { Spinner } from "@/components/ui/spinner";
-import { parseTokenIds, roleForFileName } from "@/lib/artifacts";
+import { parseTokenIds, roleForFileName } from "@orchard/client";
 import { cn } from "@/lib/cn";
 import { formatBytes } from "@/lib/format";
 import { errorMessage, useTRPC, useTRPCClient } from "@/lib/trpc";
-import { RateMeter, fileFingerprint, registerUrl, resumeStore, uploadFile, type UploadProgress as Progress } from "@/lib/upload";
+import { RateMeter, fileFingerprint, registerUrl, resumeStore, uploadFile, type UploadProgress as Progress } from "@orchard/client";
 import { UploadProgress, type FileProgress } from "./upload-progress";
 
 type Role = (typeof ARTIFACT_FILE_ROLES)[number];

@@ -9,7 +9,7 @@ import { useAlertsSync } from "@/components/alerts/use-alerts";
 import { useChatSync } from "@/lib/chat-live";
 import { cn } from "@/lib/cn";
 import { useFleetSync } from "@/lib/realtime";
-import type { Role } from "@/lib/roles";
+import type { Role } from "@orchard/client";
 import { useCan } from "@/lib/use-role";
 import { ConnectionIndicator } from "./connection-indicator";
 import { SystemFooter } from "./system-footer";

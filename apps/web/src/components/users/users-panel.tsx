@@ -18,7 +18,7 @@ import { QueryList } from "@/components/ui/query-list";
 import { Spinner } from "@/components/ui/spinner";
 import { Table, TableBody, TableCell, TableHead, TableHeader, TableRow } from "@/components/ui/table";
 import { formatDateTime } from "@/lib/format";
-import { ROLES, type Role } from "@/lib/roles";
+import { ROLES, type Role } from "@orchard/client";
 import { errorMessage, useTRPC, type RouterOutputs } from "@/lib/trpc";
 import { useCan, useMe } from "@/lib/use-role";
 

@@ -28,7 +28,7 @@ import {
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { ArtifactDeviceRef, ArtifactDto } from "../../lib/artifacts.ts";
+import type { ArtifactDeviceRef, ArtifactDto } from "@orchard/client";
 import type { ArtifactSigner } from "../artifacts/signing.ts";
 import type { BlobStore } from "../artifacts/store.ts";
 import type { FleetService } from "./fleet.ts";

@@ -10,7 +10,7 @@ import type { Prisma } from "../db/client.ts";
 import type { Logger } from "../log.ts";
 import type { Principal } from "./auth.ts";
 
-import { AUDIT_ACTIONS, type AuditAction } from "../../lib/audit-actions.ts";
+import { AUDIT_ACTIONS, type AuditAction } from "@orchard/client";
 
 export { AUDIT_ACTIONS, type AuditAction };
 

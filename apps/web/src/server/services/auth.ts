@@ -11,7 +11,7 @@ import { hashPassword, newPassword, newSecret, secretMatches, sha256, verifyPass
 import type { Logger } from "../log.ts";
 import { LOGIN_WINDOW_MS, LoginLimiter } from "./login-limiter.ts";
 
-import { ROLES, roleAtLeast, type Role } from "../../lib/roles.ts";
+import { ROLES, roleAtLeast, type Role } from "@orchard/client";
 
 export { ROLES, roleAtLeast, type Role };
 

@@ -6,7 +6,6 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
-  BENCH_COLUMNS,
   BENCH_DEFAULT_MAX_NEW_TOKENS,
   BENCH_STANDARD_PROMPTS,
   type BenchDeviceResult,
@@ -14,6 +13,7 @@ import {
   type DeviceCommand,
   type RunnerStatus,
 } from "@orchard/contracts";
+import { BENCH_COLUMNS } from "@orchard/client";
 import { DB_KINDS, openTestDatabase } from "../../../test/db.ts";
 import type { Database } from "../db/client.ts";
 import { AppError } from "../errors.ts";

@@ -20,8 +20,6 @@ import {
   BenchDeviceResult,
   BenchDeviceState,
   BenchPrompt,
-  benchToCsv,
-  benchToMarkdown,
   type BenchRunDto,
   type DeviceCommand,
   type DeviceEvent,
@@ -30,7 +28,7 @@ import {
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { compareRuns, runTableRows, type BenchComparison, type BenchRunSummary } from "../../lib/bench.ts";
+import { compareRuns, runTableRows, type BenchComparison, type BenchRunSummary, benchToCsv, benchToMarkdown } from "@orchard/client";
 import type { FleetService } from "./fleet.ts";
 import { CoalescedAnnouncer, KeyedSerial } from "./keyed-work.ts";
 

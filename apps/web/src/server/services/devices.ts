@@ -9,7 +9,7 @@ import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import type { FleetService } from "./fleet.ts";
 import { DeviceName, assertNameFree, isUniqueViolation } from "./device-names.ts";
-import type { TelemetrySeries } from "../../lib/telemetry-series.ts";
+import type { TelemetrySeries } from "@orchard/client";
 import type { TelemetryStore } from "./telemetry-store.ts";
 
 export class DeviceService {

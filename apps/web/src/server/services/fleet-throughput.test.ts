@@ -9,7 +9,7 @@ import { decodeThrottle, type DeviceStatus, type TelemetrySample } from "@orchar
 import { DB_KINDS, openTestDatabase } from "../../../test/db.ts";
 import type { Database } from "../db/client.ts";
 import { createLogger } from "../log.ts";
-import { SPARKLINE_MINUTES } from "../../lib/fleet-overview.ts";
+import { SPARKLINE_MINUTES } from "@orchard/client";
 import { FleetService } from "./fleet.ts";
 import { FleetThroughput, MAX_RATE_INTERVAL_MS, sampleRate } from "./fleet-throughput.ts";
 import { TelemetryStore } from "./telemetry-store.ts";

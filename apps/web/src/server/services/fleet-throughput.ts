@@ -32,8 +32,8 @@
  */
 import type { FleetTotals, TelemetrySample } from "@orchard/contracts";
 import type { Prisma } from "../db/client.ts";
-import { chooseResolution, TELEMETRY_RANGES, type TelemetryRange } from "../../lib/telemetry-series.ts";
-import { SPARKLINE_MINUTES, type FleetOverviewData, type FleetSparklines, type FleetThroughputPoint } from "../../lib/fleet-overview.ts";
+import { chooseResolution, TELEMETRY_RANGES, type TelemetryRange } from "@orchard/client";
+import { SPARKLINE_MINUTES, type FleetOverviewData, type FleetSparklines, type FleetThroughputPoint } from "@orchard/client";
 import type { FleetService } from "./fleet.ts";
 import type { TelemetryStore } from "./telemetry-store.ts";
 

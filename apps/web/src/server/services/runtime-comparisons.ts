@@ -26,9 +26,7 @@ import {
   RuntimeComparisonState,
   RuntimeComparisonStep,
   Sha256Hex,
-  benchToCsv,
   runtimeRefusal,
-  comparisonMarkdown,
   comparisonSideBySide,
   comparisonTableRows,
   stepLabel,
@@ -38,6 +36,7 @@ import {
   type RuntimeComparisonDetail,
   type RuntimeComparisonDto,
 } from "@orchard/contracts";
+import { benchToCsv, comparisonMarkdown } from "@orchard/client";
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DB_KINDS, openTestDatabase } from "../../../test/db.ts";
 import type { Database } from "../db/client.ts";
 import { createLogger } from "../log.ts";
-import { chooseResolution, MAX_CHART_POINTS, thin } from "../../lib/telemetry-series.ts";
+import { chooseResolution, MAX_CHART_POINTS, thin } from "@orchard/client";
 import { TelemetryStore } from "./telemetry-store.ts";
 
 const log = createLogger("error");

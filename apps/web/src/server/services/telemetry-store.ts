@@ -13,7 +13,7 @@
  */
 import type { Prisma } from "../db/client.ts";
 import type { Logger } from "../log.ts";
-import { chooseResolution, pointFromSample, thin, type TelemetryPoint, type TelemetrySeries } from "../../lib/telemetry-series.ts";
+import { chooseResolution, pointFromSample, thin, type TelemetryPoint, type TelemetrySeries } from "@orchard/client";
 import { decodeThrottle, type TelemetrySample } from "@orchard/contracts";
 
 export interface TelemetryStoreOptions {

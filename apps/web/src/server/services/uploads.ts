@@ -22,7 +22,7 @@ import { Sha256Hex } from "@orchard/contracts";
 import type { Prisma } from "../db/client.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type UploadDto } from "../../lib/artifacts.ts";
+import { type UploadDto } from "@orchard/client";
 import { type BlobStore, DiskFullError, LimitExceededError, hashFilePrefix, writeFrom } from "../artifacts/store.ts";
 import { RemoteFetch, UrlRefusedError } from "./remote-fetch.ts";
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ArtifactDto, UploadDto } from "../../../lib/artifacts.ts";
+import { ArtifactDto, UploadDto } from "@orchard/client";
 import { CreateArtifactInput } from "../../services/artifacts.ts";
 import { router, operatorProcedure, viewerProcedure } from "../init.ts";
 

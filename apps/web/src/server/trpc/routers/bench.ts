@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { BenchRunDto, RuntimeComparisonDetail, RuntimeComparisonDto } from "@orchard/contracts";
-import { BenchComparison, BenchRunSummary } from "../../../lib/bench.ts";
+import { BenchComparison, BenchRunSummary } from "@orchard/client";
 import { CreateBenchRunInput } from "../../services/benchmarks.ts";
 import { CompareRuntimesInput } from "../../services/runtime-comparisons.ts";
 import { router, operatorProcedure, viewerProcedure } from "../init.ts";

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { DeviceEvent, DeviceSummary, TelemetrySample } from "@orchard/contracts";
 import { AppError } from "../../errors.ts";
-import { TelemetrySeries } from "../../../lib/telemetry-series.ts";
+import { TelemetrySeries } from "@orchard/client";
 import { DeviceName } from "../../services/device-names.ts";
 import { router, adminProcedure, operatorProcedure, viewerProcedure } from "../init.ts";
 

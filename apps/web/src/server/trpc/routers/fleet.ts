@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { FleetTotals } from "@orchard/contracts";
-import { FleetOverviewData, TelemetryRangeName } from "../../../lib/fleet-overview.ts";
+import { FleetOverviewData, TelemetryRangeName } from "@orchard/client";
 import { router, viewerProcedure } from "../init.ts";
 
 export const fleetRouter = router({

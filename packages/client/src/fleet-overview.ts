@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { FleetTotals } from "@orchard/contracts";
-import { TELEMETRY_RANGES, type TelemetryRange } from "./telemetry-series";
+import { TELEMETRY_RANGES, type TelemetryRange } from "./telemetry-series.ts";
 
 /** Minutes of history in each device's sparkline (the newest is the minute in progress). */
 export const SPARKLINE_MINUTES = 30;

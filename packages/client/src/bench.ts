@@ -6,7 +6,8 @@
  * both import them.
  */
 import { z } from "zod";
-import { BENCH_COLUMNS, benchTableRows, type BenchRunDto, type BenchTableRow } from "@orchard/contracts";
+import { benchTableRows, type BenchRunDto, type BenchTableRow } from "@orchard/contracts";
+import { BENCH_COLUMNS } from "./bench-table.ts";
 
 /** Every row of a run: one per device and prompt, for devices that reported results (a failed device may have some). */
 export function runTableRows(run: BenchRunDto): BenchTableRow[] {
