@@ -1,13 +1,13 @@
 /**
  * Commands from the server (`cmd` topic), validated with the contracts'
- * DeviceCommand and dispatched through one lookup table, one handler per type.
+ * DeviceCommand (the `cmd` schema of TOPIC_MAP) and dispatched through one lookup table, one handler per type.
  * Each command is answered with a `command.result` event, unless its handler
  * answers elsewhere (chat commands answer on the request's chat topic). A command
  * id seen recently is ignored (re-delivery must be harmless), and a command that
  * fails validation is answered with ok:false when it carries a usable id (or by
  * the `invalid` hook, when that takes it).
  */
-import { type DeviceCommand, DeviceCommand as DeviceCommandSchema, type DeviceEvent, MAX_DEVICE_PAYLOAD_BYTES } from "@orchard/contracts";
+import { type DeviceCommand, type DeviceEvent, MAX_DEVICE_PAYLOAD_BYTES, decode } from "@orchard/contracts";
 import { type Clock, systemClock } from "../lib/clock.js";
 import type { Logger } from "../lib/logger.js";
 import { RecentIds } from "./recent-ids.js";
@@ -77,7 +77,7 @@ export class CommandDispatcher {
       return;
     }
 
-    const parsed = DeviceCommandSchema.safeParse(json);
+    const parsed = decode("cmd", json);
     if (!parsed.success) {
       const type = typeof json === "object" && json !== null && "type" in json ? (json as { type: unknown }).type : undefined;
       const known = Object.keys(this.#opts.handlers);

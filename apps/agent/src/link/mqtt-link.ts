@@ -1,7 +1,8 @@
 /**
- * The device's MQTT link to the server's broker. Every topic comes from the
- * contracts' `topics` builder and every payload is checked against its zod schema
- * before it is sent; this is the only module that talks to mqtt.js.
+ * The device's MQTT link to the server's broker. Every topic, QoS and retain flag
+ * comes from the contracts' TOPIC_MAP (`topicFor`, `publishOptions`) and every payload
+ * is checked against the map's zod schema before it is sent (`encode`, `decode`); this
+ * is the only module that talks to mqtt.js.
  *
  * Connection handling is the agent's own rather than mqtt.js's fixed-period
  * reconnect: one mqtt.js client per connection attempt, created with
@@ -25,7 +26,18 @@
  * acknowledged before it, so the server never sees `offline` before a chat's `done`.
  */
 import { EventEmitter } from "node:events";
-import { ChatStreamMessage, DeviceEvent, DeviceStatus, MAX_DEVICE_PAYLOAD_BYTES, TelemetryMessage, topics } from "@orchard/contracts";
+import {
+  type ChatStreamMessage,
+  type DeviceEvent,
+  type DeviceStatus,
+  MAX_DEVICE_PAYLOAD_BYTES,
+  type QoS,
+  type TelemetryMessage,
+  decode,
+  encode,
+  publishOptions,
+  topicFor,
+} from "@orchard/contracts";
 import mqtt, { type IClientOptions, type IClientPublishOptions, type MqttClient } from "mqtt";
 import { MQTT_RECONNECT_BACKOFF, type BackoffOptions, backoffDelay } from "../lib/backoff.js";
 import { type Clock, systemClock } from "../lib/clock.js";
@@ -86,7 +98,9 @@ export interface MqttLinkEvents {
 interface ChatOutboxEntry {
   topic: string;
   payload: string;
-  qos: 0 | 1;
+  /** From TOPIC_MAP: per message type (0: a chunk, 1: kept until acknowledged); never retained. */
+  qos: QoS;
+  retain: boolean;
   /** QoS 1: the connection it was last sent on (null: not sent, or sending failed). */
   client: MqttClient | null;
 }
@@ -124,8 +138,8 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     this.#opts = options;
     this.#log = options.logger.child({ component: "mqtt" });
     this.#clock = options.clock ?? systemClock;
-    this.#statusTopic = topics.status(options.deviceId);
-    this.#cmdTopic = topics.cmd(options.deviceId);
+    this.#statusTopic = topicFor("status", options.deviceId);
+    this.#cmdTopic = topicFor("cmd", options.deviceId);
     this.#events = new RingBuffer(options.eventQueueSize ?? 200);
     this.#info = { state: "disconnected", since: this.#clock.now(), lastConnectedAt: null, lastError: null, nextAttemptAt: null };
   }
@@ -155,7 +169,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
 
   #connect(): void {
     const opts = this.#opts;
-    const will = JSON.stringify(DeviceStatus.parse({ state: "offline", reason: "lost" }));
+    const will = encode("status", { state: "offline", reason: "lost" });
     const passwords = opts.passwords?.() ?? [opts.password];
     this.#password = passwords[Math.min(this.#passwordIndex, passwords.length - 1)] ?? opts.password;
     this.#refused = false;
@@ -170,7 +184,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       reconnectPeriod: 0, // reconnects are scheduled here, with backoff
       queueQoSZero: false, // telemetry is buffered by the agent, not by mqtt.js
       resubscribe: false, // subscribed again on every connect below
-      will: { topic: this.#statusTopic, payload: Buffer.from(will), qos: 1, retain: true },
+      will: { topic: this.#statusTopic, payload: Buffer.from(will), ...publishOptions("status") },
       ...(opts.ca ? { ca: opts.ca } : {}),
     };
     this.#setInfo({ state: "connecting", since: this.#clock.now(), nextAttemptAt: null });
@@ -209,7 +223,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       nextAttemptAt: null,
     });
     this.#log.info("connected to broker", { url: this.#opts.url, deviceId: this.#opts.deviceId });
-    client.subscribe(this.#cmdTopic, { qos: 1 }, (error, granted) => {
+    client.subscribe(this.#cmdTopic, { qos: publishOptions("cmd").qos }, (error, granted) => {
       if (error) this.#log.error("could not subscribe to commands", { error, topic: this.#cmdTopic });
       else if (granted?.some((g) => g.qos === 128)) this.#log.error("broker refused the command subscription", { topic: this.#cmdTopic });
     });
@@ -274,19 +288,19 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     if (!this.connected || this.#offlineSent) return Promise.resolve();
     let payload: string;
     try {
-      payload = JSON.stringify(DeviceStatus.parse(this.#opts.onlineStatus()));
+      payload = encode("status", this.#opts.onlineStatus());
     } catch (error) {
       this.#log.error("status does not match the contract; not published", { error });
       return Promise.resolve();
     }
-    return this.#publish(this.#statusTopic, payload, { qos: 1, retain: true }).catch((error: unknown) =>
+    return this.#publish(this.#statusTopic, payload, publishOptions("status")).catch((error: unknown) =>
       this.#log.debug("status publish failed; it is published again on reconnect", { error }),
     );
   }
 
   /** Queues an event (QoS 1); it is published now when connected, else after the next connect. */
   publishEvent(event: DeviceEvent): void {
-    const parsed = DeviceEvent.safeParse(event);
+    const parsed = decode("events", event);
     if (!parsed.success) {
       this.#log.error("event does not match the contract; dropped", { kind: event.kind, issue: parsed.error.issues[0]?.message });
       return;
@@ -300,11 +314,11 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
     if (this.#draining) return;
     this.#draining = true;
     try {
-      const topic = topics.events(this.#opts.deviceId);
+      const topic = topicFor("events", this.#opts.deviceId);
       while (this.#events.size > 0 && this.connected) {
         const [event] = this.#events.peek(1);
         try {
-          await this.#publish(topic, JSON.stringify(event), { qos: 1 });
+          await this.#publish(topic, JSON.stringify(event), publishOptions("events"));
         } catch (error) {
           this.#log.debug("event publish failed; kept for the next connection", { error });
           return;
@@ -321,13 +335,13 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
 
   /**
    * Publishes one message of a chat stream on `chat/{requestId}`, checked against the
-   * contract. QoS 0 for `tokens` and `progress` (dropped while disconnected, queued in the
+   * contract, at the QoS TOPIC_MAP gives its type: QoS 0 for `tokens` and `progress` (dropped while disconnected, queued in the
    * moment between connecting and the online status being acknowledged); QoS 1 for
    * `accepted`, `done` and `error`, kept until acknowledged. Within one request the
    * order is kept: a message waits while an earlier QoS 1 message of it is unacknowledged.
    */
   publishChat(message: ChatStreamMessage): void {
-    const parsed = ChatStreamMessage.safeParse(message);
+    const parsed = decode("chat", message);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       this.#log.error("chat message does not match the contract; dropped", {
@@ -337,14 +351,15 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       });
       return;
     }
-    const topic = topics.chat(this.#opts.deviceId, parsed.data.requestId);
+    const topic = topicFor("chat", this.#opts.deviceId, parsed.data.requestId);
+    const options = publishOptions("chat", parsed.data);
     const payload = JSON.stringify(parsed.data);
     if (Buffer.byteLength(payload) > MAX_DEVICE_PAYLOAD_BYTES) {
       this.#log.error("chat message larger than the broker accepts; dropped", { type: message.type, requestId: message.requestId });
       return;
     }
     const limit = this.#opts.chatQueueSize ?? 200;
-    if (parsed.data.type === "tokens" || parsed.data.type === "progress") {
+    if (options.qos === 0) {
       // Dropped while disconnected. Connected but before the online status is
       // acknowledged (chat not ready yet), queued: #drainChat sends them when it is.
       if (!this.connected || this.#chatOutbox.length >= limit) {
@@ -353,16 +368,16 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       }
       const client = this.#chatReadyClient();
       if (client && !this.#chatOutbox.some((entry) => entry.topic === topic)) {
-        client.publish(topic, payload, { qos: 0 }, (error) => {
+        client.publish(topic, payload, options, (error) => {
           if (error) this.#log.debug("chat chunk not sent", { error });
         });
         return;
       }
-      this.#chatOutbox.push({ topic, payload, qos: 0, client: null });
+      this.#chatOutbox.push({ topic, payload, ...options, client: null });
       this.#drainChat();
       return;
     }
-    this.#chatOutbox.push({ topic, payload, qos: 1, client: null });
+    this.#chatOutbox.push({ topic, payload, ...options, client: null });
     if (this.#chatOutbox.length > limit) {
       // Chunks first: the final messages matter more, and done repeats the text.
       const index = this.#chatOutbox.findIndex((entry) => entry.qos === 0);
@@ -395,7 +410,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       if (blocked.has(entry.topic)) continue;
       if (entry.qos === 0) {
         this.#chatOutbox.splice(this.#chatOutbox.indexOf(entry), 1);
-        client.publish(entry.topic, entry.payload, { qos: 0 }, (error) => {
+        client.publish(entry.topic, entry.payload, { qos: entry.qos, retain: entry.retain }, (error) => {
           if (error) this.#log.debug("chat chunk not sent", { error });
         });
         continue;
@@ -403,7 +418,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       blocked.add(entry.topic);
       if (entry.client === client) continue; // in flight
       entry.client = client;
-      client.publish(entry.topic, entry.payload, { qos: 1 }, (error) => {
+      client.publish(entry.topic, entry.payload, { qos: entry.qos, retain: entry.retain }, (error) => {
         if (entry.client !== client) return; // resent on a newer connection meanwhile
         if (error) {
           entry.client = null; // sent again on the next drain or connection
@@ -456,7 +471,7 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
 
   /** Publishes one telemetry message at QoS 0; rejects when not connected. */
   publishTelemetry(message: TelemetryMessage): Promise<void> {
-    return this.#publish(topics.telemetry(this.#opts.deviceId), JSON.stringify(TelemetryMessage.parse(message)), { qos: 0 });
+    return this.#publish(topicFor("telemetry", this.#opts.deviceId), encode("telemetry", message), publishOptions("telemetry"));
   }
 
   /**
@@ -473,12 +488,12 @@ export class MqttLink extends EventEmitter<MqttLinkEvents> {
       this.#offlineSent = true;
       return false;
     }
-    const payload = JSON.stringify(DeviceStatus.parse({ state: "offline", reason: "shutdown", ts: this.#clock.now() }));
+    const payload = encode("status", { state: "offline", reason: "shutdown", ts: this.#clock.now() });
     this.#offlineSent = true;
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
-        this.#publish(this.#statusTopic, payload, { qos: 1, retain: true }).then(() => true),
+        this.#publish(this.#statusTopic, payload, publishOptions("status")).then(() => true),
         new Promise<boolean>((resolve) => {
           timer = setTimeout(() => resolve(false), timeoutMs);
         }),

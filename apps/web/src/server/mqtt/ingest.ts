@@ -3,7 +3,16 @@
  * rate-limited per device, size-checked, parsed and validated against the contracts
  * before it can touch state; anything else is dropped and counted by reason, never thrown.
  */
-import { ChatStreamMessage, DeviceEvent, DeviceStatus, MAX_DEVICE_PAYLOAD_BYTES, TelemetryMessage, parseTopic } from "@orchard/contracts";
+import {
+  MAX_DEVICE_PAYLOAD_BYTES,
+  decode,
+  isUpTopic,
+  parseTopic,
+  type ParsedTopicOf,
+  type TopicPayload,
+  type UpTopic,
+  type UpTopicKind,
+} from "@orchard/contracts";
 import { throttled, type Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ChatRelay } from "../services/chat-relay.ts";
@@ -88,9 +97,69 @@ export function createIngestor(deps: {
   const invalid = (deviceId: string, topic: string, error: { issues: { path: PropertyKey[]; message: string }[] }): IngestResult =>
     reject(deviceId, "invalid", `${topic}: ${error.issues[0]?.path.join(".")} ${error.issues[0]?.message}`);
 
+  /**
+   * What each kind a device publishes does once its payload matched its schema (TOPIC_MAP, via decode): apply it,
+   * or refuse it for a reason the schema cannot see. One entry per up topic kind; returning a result refuses.
+   */
+  const handlers: {
+    [K in UpTopicKind]: (msg: {
+      deviceId: string;
+      topic: string;
+      parsed: ParsedTopicOf<K>;
+      data: TopicPayload<K>;
+      t: number;
+    }) => IngestResult | void;
+  } = {
+    status: ({ deviceId, data }) => {
+      fleet.applyStatus(deviceId, data);
+    },
+    telemetry: ({ deviceId, topic, data, t }) => {
+      // The whole message is refused, like a message with an impossible value: its samples came from a wrong clock.
+      const bad = data.samples.find((s) => s.ts > t + MAX_TELEMETRY_FUTURE_MS || s.ts < t - MAX_TELEMETRY_AGE_MS);
+      if (bad) {
+        return reject(
+          deviceId,
+          "bad_timestamp",
+          `${topic}: sample at ${bad.ts} is ${Math.round((bad.ts - t) / 1000)} s from the server's clock`,
+        );
+      }
+      fleet.applyTelemetry(deviceId, data.samples);
+    },
+    events: ({ deviceId, data }) => {
+      fleet.applyEvent(deviceId, data);
+    },
+    chat: ({ deviceId, topic, parsed, data: m }) => {
+      if (m.requestId !== parsed.requestId) return reject(deviceId, "invalid", `${topic}: requestId differs from the topic`);
+      // Counted once per request, at its end; token chunks pay nothing here.
+      if (m.type === "done") {
+        metrics.generatedTokens.inc({ device: deviceId }, m.stats.generatedTokens);
+        metrics.chatRequests.inc({ device: deviceId, outcome: m.stats.finishReason });
+      } else if (m.type === "error" && m.code !== "duplicate") {
+        metrics.chatRequests.inc({ device: deviceId, outcome: "error" });
+      }
+      chat.handle(deviceId, m);
+    },
+  };
+
+  /** Decodes one message with its kind's schema (TOPIC_MAP) and hands it to that kind's handler. */
+  const dispatch = (parsed: UpTopic, topic: string, json: unknown, t: number) => {
+    const r = decode(parsed.kind, json);
+    if (!r.success) return invalid(parsed.deviceId, topic, r.error);
+    // The handler of parsed.kind takes exactly what decode(parsed.kind) returned; TypeScript cannot pair the two unions.
+    const handler = handlers[parsed.kind] as (msg: {
+      deviceId: string;
+      topic: string;
+      parsed: unknown;
+      data: unknown;
+      t: number;
+    }) => IngestResult | void;
+    return handler({ deviceId: parsed.deviceId, topic, parsed, data: r.data, t });
+  };
+
   return function ingest(topic: string, payload: Buffer): IngestResult {
     const parsed = parseTopic(topic);
-    if (!parsed || parsed.kind === "cmd") return reject(null, "unknown_topic", topic);
+    // Only what devices publish is ingested (TOPIC_MAP's device→server kinds); a command echoed back is not.
+    if (!parsed || !isUpTopic(parsed)) return reject(null, "unknown_topic", topic);
     const { deviceId } = parsed;
     if (!fleet.has(deviceId)) return reject(deviceId, "unknown_device", topic);
     // Before any parsing, so a flood costs a map lookup per message.
@@ -114,50 +183,8 @@ export function createIngestor(deps: {
     } catch {
       return reject(deviceId, "malformed", `not JSON on ${topic}`);
     }
-    switch (parsed.kind) {
-      case "status": {
-        const r = DeviceStatus.safeParse(json);
-        if (!r.success) return invalid(deviceId, topic, r.error);
-        fleet.applyStatus(deviceId, r.data);
-        break;
-      }
-      case "telemetry": {
-        const r = TelemetryMessage.safeParse(json);
-        if (!r.success) return invalid(deviceId, topic, r.error);
-        // The whole message is refused, like a message with an impossible value: its samples came from a wrong clock.
-        const bad = r.data.samples.find((s) => s.ts > t + MAX_TELEMETRY_FUTURE_MS || s.ts < t - MAX_TELEMETRY_AGE_MS);
-        if (bad) {
-          return reject(
-            deviceId,
-            "bad_timestamp",
-            `${topic}: sample at ${bad.ts} is ${Math.round((bad.ts - t) / 1000)} s from the server's clock`,
-          );
-        }
-        fleet.applyTelemetry(deviceId, r.data.samples);
-        break;
-      }
-      case "events": {
-        const r = DeviceEvent.safeParse(json);
-        if (!r.success) return invalid(deviceId, topic, r.error);
-        fleet.applyEvent(deviceId, r.data);
-        break;
-      }
-      case "chat": {
-        const r = ChatStreamMessage.safeParse(json);
-        if (!r.success) return invalid(deviceId, topic, r.error);
-        const m = r.data;
-        if (m.requestId !== parsed.requestId) return reject(deviceId, "invalid", `${topic}: requestId differs from the topic`);
-        // Counted once per request, at its end; token chunks pay nothing here.
-        if (m.type === "done") {
-          metrics.generatedTokens.inc({ device: deviceId }, m.stats.generatedTokens);
-          metrics.chatRequests.inc({ device: deviceId, outcome: m.stats.finishReason });
-        } else if (m.type === "error" && m.code !== "duplicate") {
-          metrics.chatRequests.inc({ device: deviceId, outcome: "error" });
-        }
-        chat.handle(deviceId, m);
-        break;
-      }
-    }
+    const refused = dispatch(parsed, topic, json, t);
+    if (refused) return refused;
     metrics.mqttMessages.inc({ kind: parsed.kind });
     return { ok: true };
   };

@@ -2,9 +2,10 @@
  * The server's own MQTT connection, to the embedded broker or to MQTT_URL. It
  * subscribes to every device's status, telemetry, events and chat topics and hands
  * each message to the ingestor; it publishes commands to one device at a time.
+ * Topics, QoS and retain flags come from the contracts' TOPIC_MAP.
  */
 import mqtt, { type MqttClient } from "mqtt";
-import { MAX_DEVICE_PAYLOAD_BYTES, topics, type DeviceCommand } from "@orchard/contracts";
+import { MAX_DEVICE_PAYLOAD_BYTES, SERVER_SUBSCRIPTIONS, publishOptions, topicFor, type DeviceCommand } from "@orchard/contracts";
 import type { Logger } from "../log.ts";
 
 export interface ServerLink {
@@ -33,7 +34,9 @@ export async function connectServerLink(opts: {
     reconnectPeriod: 2000,
     connectTimeout: 10_000,
   });
-  const subscriptions = [topics.allDevices("status"), topics.allDevices("telemetry"), topics.allDevices("events"), topics.allChat()];
+  // Every device's up topics (TOPIC_MAP's device→server kinds). Subscribed at QoS 1, the highest any of them is
+  // published with: each message then arrives at the QoS its sender chose.
+  const subscriptions = [...SERVER_SUBSCRIPTIONS];
 
   client.on("message", (topic, payload) => {
     try {
@@ -72,10 +75,10 @@ export async function connectServerLink(opts: {
       if (bytes > MAX_DEVICE_PAYLOAD_BYTES) {
         throw new Error(`the ${command.type} command is ${bytes} bytes, over the ${MAX_DEVICE_PAYLOAD_BYTES} a device accepts; not sent`);
       }
-      await client.publishAsync(topics.cmd(deviceId), payload, { qos: 1 });
+      await client.publishAsync(topicFor("cmd", deviceId), payload, publishOptions("cmd"));
     },
     clearRetained: async (deviceId) => {
-      await client.publishAsync(topics.status(deviceId), Buffer.alloc(0), { qos: 1, retain: true });
+      await client.publishAsync(topicFor("status", deviceId), Buffer.alloc(0), publishOptions("status"));
     },
     close: () => client.endAsync(),
   };
