@@ -16,7 +16,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 
 function sources(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {
-    if (name === "node_modules" || name === "generated" || name.startsWith(".")) continue;
+    if (name === "node_modules" || name === "generated" || name === "dist" || name.startsWith(".")) continue;
     const file = path.join(dir, name);
     if (statSync(file).isDirectory()) sources(file, out);
     else if (/\.(ts|tsx|mts|mjs)$/.test(name) && !/\.test\.tsx?$/.test(name)) out.push(file);
