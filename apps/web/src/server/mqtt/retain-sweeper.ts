@@ -11,7 +11,7 @@
  * nothing to the ingestor.
  */
 import mqtt, { type MqttClient } from "mqtt";
-import { isRetainedByProtocol, parseTopic, topics } from "@orchard/contracts";
+import { DEVICE_TOPIC_KINDS, TOPIC_MAP, isRetainedByProtocol, parseTopic, topicFilter } from "@orchard/contracts";
 import { throttled, type Logger } from "../log.ts";
 
 export interface RetainSweeper {
@@ -40,7 +40,10 @@ export function startRetainSweeper(opts: {
     reconnectPeriod: 2000,
     connectTimeout: 10_000,
   });
-  const filters = [topics.allDevices("telemetry"), topics.allDevices("events"), topics.allChat()];
+  // Every device→server kind TOPIC_MAP does not retain (telemetry, events, chat).
+  const filters = DEVICE_TOPIC_KINDS.filter((k) => TOPIC_MAP[k].direction === "device→server" && !TOPIC_MAP[k].retain).map((k) =>
+    topicFilter(k),
+  );
   client.on("connect", () => {
     client.subscribe(filters, { qos: 0, rap: true }, (err, granted) => {
       if (err || granted?.some((g) => g.qos >= 128)) {
