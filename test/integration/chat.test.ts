@@ -70,10 +70,12 @@ afterAll(async () => {
 
 describe("chat through the dashboard API", () => {
   it("streams tokens complete and in order, and keeps the conversation", async () => {
+    // A second browser on the same conversation sees the same answer. It signs in before the question
+    // is sent: signing in after it raced the fast sim's answer (a finished answer is not replayed to a
+    // socket that starts watching after its `done`).
+    const second = await connectSocket(server, await login(server));
     const sent = await server.client.chat.send.mutate({ deviceId: fast.deviceId, content: "Tell me about apples." });
     const w = watch(socket, sent.conversationId);
-    // A second browser on the same conversation sees the same answer.
-    const second = await connectSocket(server, await login(server));
     const w2 = watch(second, sent.conversationId);
     await waitFor("the answer", () => w.done.length === 1);
     await waitFor("the answer in the second browser", () => w2.done.length === 1);
